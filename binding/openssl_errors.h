@@ -1,0 +1,37 @@
+// The one place where OpenSSL's error queue becomes a JavaScript error.
+#ifndef TLS_SESSION_OPENSSL_ERRORS_H_
+#define TLS_SESSION_OPENSSL_ERRORS_H_
+
+#include <napi.h>
+
+#include <string>
+
+namespace tls_session {
+
+// The JavaScript error classes (lib/errors.ts) that native code throws.
+enum class ErrorKind { kDecode, kFreed, kViewExpired, kOpenSSL, kInvalidArgument };
+
+// Clears this thread's OpenSSL error queue on every return, so no path leaves a stale error
+// behind for the next call to misreport. Only this addon uses the system libcrypto's queue
+// (Node's bundled copy has its own), so clearing on exit keeps it empty on entry.
+class ClearErrorOnReturn {
+ public:
+  ClearErrorOnReturn();
+  ~ClearErrorOnReturn();
+  ClearErrorOnReturn(const ClearErrorOnReturn&) = delete;
+  ClearErrorOnReturn& operator=(const ClearErrorOnReturn&) = delete;
+};
+
+// Drains the queue and returns OpenSSL's reason for the earliest error ("" when empty).
+std::string TakeOpenSSLReason();
+
+// Builds the JavaScript error of `kind` (instance of the registered class). `reason` is
+// OpenSSL's text, kept in `opensslReason` and appended to the message.
+Napi::Error MakeError(Napi::Env env, ErrorKind kind, const std::string& message, const std::string& reason = "");
+
+// Throws MakeError(kind, message, TakeOpenSSLReason()).
+[[noreturn]] void ThrowOpenSSLError(Napi::Env env, ErrorKind kind, const std::string& message);
+
+}  // namespace tls_session
+
+#endif  // TLS_SESSION_OPENSSL_ERRORS_H_

@@ -1,0 +1,269 @@
+#include "session_functions.h"
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "addon_data.h"
+#include "openssl_errors.h"
+#include "openssl_library.h"
+
+namespace tls_session {
+namespace {
+
+// Hard upper bound; lib/session.ts applies the user's (smaller) cap first.
+constexpr size_t kMaxDerBytes = 16 * 1024 * 1024;
+constexpr size_t kSessionBaseBytes = 1024;
+
+const char* ProtocolName(int version) {
+  switch (version) {
+    case TLS1_3_VERSION: return "TLSv1.3";
+    case TLS1_2_VERSION: return "TLSv1.2";
+    case TLS1_1_VERSION: return "TLSv1.1";
+    case TLS1_VERSION: return "TLSv1";
+    case SSL3_VERSION: return "SSLv3";
+    case DTLS1_BAD_VER: return "DTLSv0.9";
+    case DTLS1_VERSION: return "DTLSv1";
+    case DTLS1_2_VERSION: return "DTLSv1.2";
+    default: return "unknown";
+  }
+}
+
+SessionTable& Sessions(Napi::Env env) { return AddonData::Get(env)->sessions(); }
+
+// Bytes argument: a Uint8Array (Buffer included). lib/session.ts validates first; this check
+// keeps a direct call into the binding from crashing.
+struct Bytes {
+  uint8_t* data;
+  size_t length;
+};
+
+Bytes BytesArgument(const Napi::CallbackInfo& info, size_t index, const char* name) {
+  napi_value value = info[index];
+  bool is_typed_array = false;
+  napi_typedarray_type type = napi_int8_array;
+  void* data = nullptr;
+  size_t length = 0;
+  if (napi_is_typedarray(info.Env(), value, &is_typed_array) != napi_ok || !is_typed_array ||
+      napi_get_typedarray_info(info.Env(), value, &type, &length, &data, nullptr, nullptr) != napi_ok ||
+      type != napi_uint8_array) {
+    throw MakeError(info.Env(), ErrorKind::kInvalidArgument, std::string("The \"") + name + "\" argument must be a Uint8Array");
+  }
+  return Bytes{static_cast<uint8_t*>(data), length};
+}
+
+double NumberArgument(const Napi::CallbackInfo& info, size_t index, const char* name) {
+  if (!info[index].IsNumber()) {
+    throw MakeError(info.Env(), ErrorKind::kInvalidArgument, std::string("The \"") + name + "\" argument must be a number");
+  }
+  return info[index].As<Napi::Number>().DoubleValue();
+}
+
+// d2i_SSL_SESSION over exactly `length` bytes: trailing data is an error, not ignored.
+SSL_SESSION* DecodeExactly(Napi::Env env, const uint8_t* data, size_t length) {
+  const unsigned char* cursor = data;
+  SSL_SESSION* session = ossl().d2i_SSL_SESSION(nullptr, &cursor, static_cast<long>(length));
+  if (session == nullptr) ThrowOpenSSLError(env, ErrorKind::kDecode, "d2i_SSL_SESSION rejected the bytes");
+  if (cursor != data + length) {
+    ossl().SSL_SESSION_free(session);
+    throw MakeError(env, ErrorKind::kDecode,
+                    std::to_string(data + length - cursor) + " trailing byte(s) after the DER-encoded SSL_SESSION");
+  }
+  return session;
+}
+
+Napi::Value Decode(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Bytes bytes = BytesArgument(info, 0, "bytes");
+  size_t length = bytes.length;
+  if (length == 0) throw MakeError(env, ErrorKind::kDecode, "empty input: a DER-encoded SSL_SESSION needs at least one byte");
+  if (length > kMaxDerBytes) throw MakeError(env, ErrorKind::kDecode, "input of " + std::to_string(length) + " bytes is over the limit");
+  ClearErrorOnReturn clear_errors;
+  SSL_SESSION* session = DecodeExactly(env, bytes.data, length);
+  return AdoptSession(env, session, EstimateSessionBytes(session, length));
+}
+
+Napi::Value Encode(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SSL_SESSION* session = SessionArgument(info, 0);
+  ClearErrorOnReturn clear_errors;
+  int length = ossl().i2d_SSL_SESSION(session, nullptr);
+  if (length <= 0) ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "i2d_SSL_SESSION could not encode the session");
+  Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, static_cast<size_t>(length));
+  unsigned char* cursor = out.Data();
+  if (ossl().i2d_SSL_SESSION(session, &cursor) != length) {
+    ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "i2d_SSL_SESSION wrote an unexpected length");
+  }
+  return out;
+}
+
+// i2d_SSL_SESSION into a Buffer that JavaScript allocated (from its pool: much cheaper than
+// a native-backed Buffer per call). Writes only when the length is exactly right; returns
+// the length either way so the caller can retry with the right size.
+Napi::Value EncodeInto(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SSL_SESSION* session = SessionArgument(info, 0);
+  Bytes dest = BytesArgument(info, 1, "dest");
+  ClearErrorOnReturn clear_errors;
+  int length = ossl().i2d_SSL_SESSION(session, nullptr);
+  if (length <= 0) ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "i2d_SSL_SESSION could not encode the session");
+  if (static_cast<size_t>(length) == dest.length) {
+    unsigned char* cursor = dest.data;
+    if (ossl().i2d_SSL_SESSION(session, &cursor) != length) {
+      ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "i2d_SSL_SESSION wrote an unexpected length");
+    }
+  }
+  return Napi::Number::New(env, length);
+}
+
+Napi::Value UpRef(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SSL_SESSION* session = SessionArgument(info, 0);
+  ClearErrorOnReturn clear_errors;
+  if (ossl().SSL_SESSION_up_ref(session) != 1) ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "SSL_SESSION_up_ref failed");
+  return AdoptSession(env, session, EstimateSessionBytes(session, 0));
+}
+
+Napi::Value Release(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double handle = NumberArgument(info, 0, "handle");
+  double reason = NumberArgument(info, 1, "reason");
+  if (reason != 0 && reason != 1) throw MakeError(env, ErrorKind::kInvalidArgument, "unknown release reason");
+  bool released = Sessions(env).Release(handle, reason == 0 ? ReleaseReason::kExplicit : ReleaseReason::kGc);
+  return Napi::Boolean::New(env, released);
+}
+
+Napi::Value Lend(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SSL_SESSION* session = SessionArgument(info, 0);
+  SessionHandle handle = Sessions(env).Lend(session);
+  if (handle == 0) throw MakeError(env, ErrorKind::kOpenSSL, "too many live sessions in this environment");
+  return Napi::Number::New(env, handle);
+}
+
+Napi::Value IsLive(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Napi::Boolean::New(env, Sessions(env).Find(NumberArgument(info, 0, "handle")) != nullptr);
+}
+
+Napi::Value Metadata(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SSL_SESSION* session = SessionArgument(info, 0);
+  ClearErrorOnReturn clear_errors;
+  const auto& api = ossl();
+  Napi::Object out = Napi::Object::New(env);
+
+  unsigned int id_length = 0;
+  const unsigned char* id = api.SSL_SESSION_get_id(session, &id_length);
+  out.Set("id", Napi::Buffer<uint8_t>::Copy(env, id, id_length));
+  unsigned int context_length = 0;
+  const unsigned char* context = api.SSL_SESSION_get0_id_context(session, &context_length);
+  out.Set("idContext", Napi::Buffer<uint8_t>::Copy(env, context, context_length));
+  out.Set("protocol", ProtocolName(api.SSL_SESSION_get_protocol_version(session)));
+  const SSL_CIPHER* cipher = api.SSL_SESSION_get0_cipher(session);
+  const char* cipher_name = cipher != nullptr ? api.SSL_CIPHER_get_name(cipher) : nullptr;
+  out.Set("cipher", cipher_name != nullptr ? Napi::Value(Napi::String::New(env, cipher_name)) : env.Undefined());
+  out.Set("startTime", Napi::Number::New(env, static_cast<double>(api.SSL_SESSION_get_time(session))));
+  out.Set("timeout", Napi::Number::New(env, static_cast<double>(api.SSL_SESSION_get_timeout(session))));
+  out.Set("isResumable", Napi::Boolean::New(env, api.SSL_SESSION_is_resumable(session) == 1));
+  out.Set("hasTicket", Napi::Boolean::New(env, api.SSL_SESSION_has_ticket(session) == 1));
+  out.Set("ticketLifetimeHint", Napi::Number::New(env, static_cast<double>(api.SSL_SESSION_get_ticket_lifetime_hint(session))));
+  out.Set("maxEarlyData", Napi::Number::New(env, static_cast<double>(api.SSL_SESSION_get_max_early_data(session))));
+  const char* hostname = api.SSL_SESSION_get0_hostname(session);
+  if (hostname != nullptr) out.Set("hostname", hostname);
+  const unsigned char* alpn = nullptr;
+  size_t alpn_length = 0;
+  api.SSL_SESSION_get0_alpn_selected(session, &alpn, &alpn_length);
+  if (alpn != nullptr && alpn_length > 0) out.Set("alpnProtocol", std::string(reinterpret_cast<const char*>(alpn), alpn_length));
+  X509* peer = api.SSL_SESSION_get0_peer(session);  // borrowed from the session
+  if (peer != nullptr) {
+    int length = api.i2d_X509(peer, nullptr);
+    if (length > 0) {
+      Napi::Buffer<uint8_t> der = Napi::Buffer<uint8_t>::New(env, static_cast<size_t>(length));
+      unsigned char* cursor = der.Data();
+      api.i2d_X509(peer, &cursor);
+      out.Set("peerCertificate", der);
+    }
+  }
+  return out;
+}
+
+Napi::Value Ledger(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  LedgerSnapshot s = SessionLedger::Snapshot();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("acquired", Napi::Number::New(env, static_cast<double>(s.acquired)));
+  out.Set("explicit", Napi::Number::New(env, static_cast<double>(s.released_explicit)));
+  out.Set("gc", Napi::Number::New(env, static_cast<double>(s.released_gc)));
+  out.Set("teardown", Napi::Number::New(env, static_cast<double>(s.released_teardown)));
+  out.Set("liveInThisEnvironment", Napi::Number::New(env, static_cast<double>(Sessions(env).live_owned())));
+  out.Set("v8ExternalMemory", Napi::Number::New(env, static_cast<double>(Sessions(env).v8_external_memory())));
+  return out;
+}
+
+// d2i + i2d (length, then bytes) + SSL_SESSION_free in a plain C++ loop on the same library:
+// the baseline `npm run bench` compares the JavaScript API against. Returns nanoseconds.
+Napi::Value BenchNativeLoop(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Bytes bytes = BytesArgument(info, 0, "bytes");
+  double iterations = NumberArgument(info, 1, "iterations");
+  if (!(iterations >= 1)) throw MakeError(env, ErrorKind::kInvalidArgument, "iterations must be >= 1");
+  ClearErrorOnReturn clear_errors;
+  const auto& api = ossl();
+  std::vector<unsigned char> out(bytes.length * 2 + 64);
+  auto start = std::chrono::steady_clock::now();
+  for (long i = 0; i < static_cast<long>(iterations); i++) {
+    const unsigned char* in = bytes.data;
+    SSL_SESSION* session = api.d2i_SSL_SESSION(nullptr, &in, static_cast<long>(bytes.length));
+    if (session == nullptr) ThrowOpenSSLError(env, ErrorKind::kDecode, "d2i_SSL_SESSION rejected the benchmark bytes");
+    int length = api.i2d_SSL_SESSION(session, nullptr);
+    if (length > 0 && static_cast<size_t>(length) > out.size()) out.resize(static_cast<size_t>(length));
+    unsigned char* cursor = out.data();
+    api.i2d_SSL_SESSION(session, &cursor);
+    api.SSL_SESSION_free(session);
+  }
+  auto elapsed = std::chrono::steady_clock::now() - start;
+  return Napi::Number::New(env, static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count()));
+}
+
+}  // namespace
+
+size_t EstimateSessionBytes(const SSL_SESSION* session, size_t der_length) {
+  // A decoded session keeps its fields plus, with a peer certificate, the parsed X509
+  // (several times its DER size). Exactness does not matter; the order of magnitude does.
+  size_t bytes = kSessionBaseBytes + der_length * 3;
+  if (der_length == 0 && ossl().SSL_SESSION_get0_peer(const_cast<SSL_SESSION*>(session)) != nullptr) bytes += 4096;
+  return bytes;
+}
+
+Napi::Value AdoptSession(Napi::Env env, SSL_SESSION* session, size_t native_bytes) {
+  SessionHandle handle = Sessions(env).AdoptOwned(session, native_bytes);
+  if (handle == 0) throw MakeError(env, ErrorKind::kOpenSSL, "too many live sessions in this environment");
+  return Napi::Number::New(env, handle);
+}
+
+SSL_SESSION* SessionArgument(const Napi::CallbackInfo& info, size_t index) {
+  double handle = NumberArgument(info, index, "handle");
+  SSL_SESSION* session = Sessions(info.Env()).Find(handle);
+  if (session == nullptr) {
+    throw SessionTable::IsBorrowedHandle(handle)
+        ? MakeError(info.Env(), ErrorKind::kViewExpired, "the borrowed session view is no longer valid: its lending scope has ended")
+        : MakeError(info.Env(), ErrorKind::kFreed, "the session was freed; this Session no longer owns an SSL_SESSION reference");
+  }
+  return session;
+}
+
+void InitSessionFunctions(Napi::Env env, Napi::Object exports) {
+  exports.Set("decode", Napi::Function::New(env, Decode, "decode"));
+  exports.Set("encode", Napi::Function::New(env, Encode, "encode"));
+  exports.Set("encodeInto", Napi::Function::New(env, EncodeInto, "encodeInto"));
+  exports.Set("upRef", Napi::Function::New(env, UpRef, "upRef"));
+  exports.Set("release", Napi::Function::New(env, Release, "release"));
+  exports.Set("lend", Napi::Function::New(env, Lend, "lend"));
+  exports.Set("isLive", Napi::Function::New(env, IsLive, "isLive"));
+  exports.Set("metadata", Napi::Function::New(env, Metadata, "metadata"));
+  exports.Set("ledger", Napi::Function::New(env, Ledger, "ledger"));
+  exports.Set("benchNativeLoop", Napi::Function::New(env, BenchNativeLoop, "benchNativeLoop"));
+}
+
+}  // namespace tls_session

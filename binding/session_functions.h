@@ -1,0 +1,25 @@
+// The JavaScript functions over the session table (lib/binding.ts types them).
+#ifndef TLS_SESSION_SESSION_FUNCTIONS_H_
+#define TLS_SESSION_SESSION_FUNCTIONS_H_
+
+#include <napi.h>
+
+#include "session_table.h"
+
+namespace tls_session {
+
+void InitSessionFunctions(Napi::Env env, Napi::Object exports);
+
+// Hands `session` (one reference the caller owns) to JavaScript; returns its handle.
+Napi::Value AdoptSession(Napi::Env env, SSL_SESSION* session, size_t native_bytes);
+
+// The session behind handle argument `index`, or throws ERR_TLS_SESSION_FREED /
+// ERR_TLS_SESSION_VIEW_EXPIRED.
+SSL_SESSION* SessionArgument(const Napi::CallbackInfo& info, size_t index);
+
+// An estimate of the native memory behind a session, for V8's external-memory accounting.
+size_t EstimateSessionBytes(const SSL_SESSION* session, size_t der_length);
+
+}  // namespace tls_session
+
+#endif  // TLS_SESSION_SESSION_FUNCTIONS_H_

@@ -1,0 +1,97 @@
+/**
+ * Loads the native addon and types its surface. Nothing outside lib/ should import this:
+ * handles are raw numbers and only the classes in session.ts give them meaning.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  OpenSSLError, OpenSSLLoadError, SessionDecodeError, SessionFreedError, SessionViewExpiredError,
+} from './errors';
+import type { NativeTlsBinding } from './tls/native';
+
+/** A session's slot in the native table (see binding/session_table.h). Never 0 when valid. */
+export type NativeHandle = number;
+
+export const enum ReleaseReason { Explicit = 0, Gc = 1 }
+
+export interface NativeMetadata {
+  id: Buffer;
+  idContext: Buffer;
+  protocol: string;
+  cipher: string | undefined;
+  startTime: number;
+  timeout: number;
+  isResumable: boolean;
+  hasTicket: boolean;
+  ticketLifetimeHint: number;
+  maxEarlyData: number;
+  hostname?: string;
+  alpnProtocol?: string;
+  peerCertificate?: Buffer;
+}
+
+export interface NativeOpenSSLInfo {
+  version: string;
+  versionNumber: number;
+  libssl: string;
+  libcrypto: string;
+  deepbind: boolean;
+  headerVersion: string;
+}
+
+export interface SymbolOrigin { symbol: string; library: 'libssl' | 'libcrypto'; file: string; ok: boolean }
+
+export interface NativeBinding extends NativeTlsBinding {
+  openssl: NativeOpenSSLInfo;
+  proveSymbols(): SymbolOrigin[];
+  setErrorClasses(classes: Record<'decode' | 'freed' | 'viewExpired' | 'openssl' | 'invalidArgument', Function>): void;
+  decode(bytes: Uint8Array): NativeHandle;
+  encode(handle: NativeHandle): Buffer;
+  /** Writes the DER into `dest` when its length is exactly right; returns the DER length either way. */
+  encodeInto(handle: NativeHandle, dest: Uint8Array): number;
+  upRef(handle: NativeHandle): NativeHandle;
+  release(handle: NativeHandle, reason: ReleaseReason): boolean;
+  lend(handle: NativeHandle): NativeHandle;
+  isLive(handle: NativeHandle): boolean;
+  metadata(handle: NativeHandle): NativeMetadata;
+  ledger(): { acquired: number; explicit: number; gc: number; teardown: number; liveInThisEnvironment: number; v8ExternalMemory: number };
+  benchNativeLoop(bytes: Uint8Array, iterations: number): number;
+}
+
+/** Where the addon is: TLS_SESSION_ADDON overrides (e.g. the cmake-js build), else node-gyp's output. */
+function addonPath(): string {
+  if (process.env.TLS_SESSION_ADDON) return process.env.TLS_SESSION_ADDON;
+  // lib/ when run from source (tests), dist/lib/ when compiled.
+  const root = existsSync(join(__dirname, '..', 'package.json')) ? join(__dirname, '..') : join(__dirname, '..', '..');
+  return join(root, 'build', 'Release', 'tls_session.node');
+}
+
+class NativeArgumentError extends TypeError {
+  readonly code = 'ERR_INVALID_ARG_TYPE';
+}
+
+function load(): NativeBinding {
+  let binding: NativeBinding;
+  const path = addonPath();
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    binding = require(path) as NativeBinding;
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'ERR_TLS_SESSION_LIBSSL') throw new OpenSSLLoadError(e.message);
+    if (e.code === 'MODULE_NOT_FOUND' || /cannot open shared object file/.test(e.message)) {
+      throw new OpenSSLLoadError(`tls-session: the native addon is not built (${path}). Run \`npm install\` (or \`npm run build\`).`);
+    }
+    throw err;
+  }
+  binding.setErrorClasses({
+    decode: SessionDecodeError,
+    freed: SessionFreedError,
+    viewExpired: SessionViewExpiredError,
+    openssl: OpenSSLError,
+    invalidArgument: NativeArgumentError,
+  });
+  return binding;
+}
+
+export const native: NativeBinding = load();

@@ -1,0 +1,12 @@
+export { Session, SessionView, SessionReader, DEFAULT_MAX_DER_BYTES } from './session';
+export type { FromDEROptions, SessionSummary } from './session';
+export { openssl, proveOpenSSLBinding } from './openssl';
+export type { OpenSSLInfo, SymbolOrigin } from './openssl';
+export { ledger } from './ledger';
+export type { Ledger } from './ledger';
+export { setLeakDetection, getLeakDetection } from './leak-detection';
+export type { LeakDetectionMode } from './leak-detection';
+export {
+  TlsSessionError, SessionDecodeError, SessionFreedError, SessionViewExpiredError, OpenSSLLoadError, OpenSSLError,
+} from './errors';
+export * from './tls';

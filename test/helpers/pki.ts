@@ -1,0 +1,55 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** A throwaway CA, server and client certificate made with the real openssl CLI (EC P-256: fast). */
+export interface Pki {
+  dir: string;
+  caCertPath: string;
+  serverCertPath: string;
+  serverKeyPath: string;
+  clientCertPath: string;
+  clientKeyPath: string;
+  ca: Buffer;
+  serverCert: Buffer;
+  serverKey: Buffer;
+  clientCert: Buffer;
+  clientKey: Buffer;
+}
+
+function openssl(args: string[], cwd: string): void {
+  execFileSync('openssl', args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+function issue(dir: string, name: string, subject: string, ext: string): void {
+  openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+    '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subject], dir);
+  writeFileSync(join(dir, `${name}.ext`), ext);
+  openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial',
+    '-days', '2', '-out', `${name}.crt`, '-extfile', `${name}.ext`], dir);
+}
+
+/** Makes a fresh PKI in a temporary directory: server cert for `localhost`, 127.0.0.1 and `*.test`. */
+export function makePki(): Pki {
+  const dir = mkdtempSync(join(tmpdir(), 'tls-session-pki-'));
+  openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+    '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=tls-session test CA'], dir);
+  issue(dir, 'server', '/CN=localhost',
+    'subjectAltName=DNS:localhost,DNS:*.test,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
+  issue(dir, 'client', '/CN=tls-session test client', 'extendedKeyUsage=clientAuth\n');
+  const p = (f: string) => join(dir, f);
+  return {
+    dir,
+    caCertPath: p('ca.crt'),
+    serverCertPath: p('server.crt'),
+    serverKeyPath: p('server.key'),
+    clientCertPath: p('client.crt'),
+    clientKeyPath: p('client.key'),
+    ca: readFileSync(p('ca.crt')),
+    serverCert: readFileSync(p('server.crt')),
+    serverKey: readFileSync(p('server.key')),
+    clientCert: readFileSync(p('client.crt')),
+    clientKey: readFileSync(p('client.key')),
+  };
+}
