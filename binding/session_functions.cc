@@ -39,13 +39,11 @@ struct Bytes {
 };
 
 Bytes BytesArgument(const Napi::CallbackInfo& info, size_t index, const char* name) {
-  napi_value value = info[index];
-  bool is_typed_array = false;
+  // One N-API call both checks and reads: it fails for anything that is not a typed array.
   napi_typedarray_type type = napi_int8_array;
   void* data = nullptr;
   size_t length = 0;
-  if (napi_is_typedarray(info.Env(), value, &is_typed_array) != napi_ok || !is_typed_array ||
-      napi_get_typedarray_info(info.Env(), value, &type, &length, &data, nullptr, nullptr) != napi_ok ||
+  if (napi_get_typedarray_info(info.Env(), info[index], &type, &length, &data, nullptr, nullptr) != napi_ok ||
       type != napi_uint8_array) {
     throw MakeError(info.Env(), ErrorKind::kInvalidArgument, std::string("The \"") + name + "\" argument must be a Uint8Array");
   }
@@ -53,10 +51,11 @@ Bytes BytesArgument(const Napi::CallbackInfo& info, size_t index, const char* na
 }
 
 double NumberArgument(const Napi::CallbackInfo& info, size_t index, const char* name) {
-  if (!info[index].IsNumber()) {
+  double value = 0;
+  if (napi_get_value_double(info.Env(), info[index], &value) != napi_ok) {
     throw MakeError(info.Env(), ErrorKind::kInvalidArgument, std::string("The \"") + name + "\" argument must be a number");
   }
-  return info[index].As<Napi::Number>().DoubleValue();
+  return value;
 }
 
 // d2i_SSL_SESSION over exactly `length` bytes: trailing data is an error, not ignored.

@@ -1,15 +1,17 @@
 /**
  * The garbage-collection safety net for owned sessions, and what it reports.
  *
- * Every owned Session is registered here. When the GC collects a Session that was never
- * freed, the registry's callback releases its native reference and, depending on the mode,
- * warns with code TLS_SESSION_LEAK.
+ * Every owned Session ends up registered in a FinalizationRegistry; free() unregisters it. When
+ * the GC collects a Session that was never freed, the registry's callback releases its native
+ * reference (the native table makes that idempotent: a reference is never released twice) and,
+ * depending on the mode, warns with code TLS_SESSION_LEAK.
  *
- * free() does not unregister. Registering with an unregister token costs V8 about twice as
- * much as without (measured: ~700 vs ~350 ns, more than the rest of Session.fromDER's own
- * overhead), and it is not needed for safety: native handles are never reused (see
- * binding/session_table.cc), so the callback for a session freed earlier finds its handle
- * retired and releases nothing. The native table has the last word; exactly once holds.
+ * Registration is deferred to the end of the current turn of the event loop (or to every
+ * PENDING_LIMIT sessions): V8 charges ~600 ns per registration, more than the rest of
+ * fromDER + toDER + free together, and most sessions (decode, use, free in one callback) are
+ * freed before then and never need it. Until registered, a session is held by the pending list,
+ * so it cannot be collected unnoticed; one dropped without free() is registered at the flush
+ * and collected later. In 'trace' mode registration is immediate, to keep the creation stack.
  */
 import { native, ReleaseReason, type NativeHandle } from './binding';
 import { TlsSessionError } from './errors';
@@ -56,9 +58,45 @@ export function getLeakDetection(): LeakDetectionMode {
   return mode;
 }
 
-/** Registers `owner` so that its reference is released if it is collected without free(). */
-export function trackOwner(owner: object, handle: NativeHandle): void {
-  // The stack is formatted at once: an unformatted Error keeps its frames' receivers (the
-  // session itself) alive, and the safety net would never fire.
-  registry.register(owner, mode === 'trace' ? { handle, createdAt: new Error('created here').stack ?? '' } : handle);
+/** What the safety net needs to know of an owner. */
+export interface TrackedOwner {
+  readonly freed: boolean;
+}
+
+const PENDING_LIMIT = 4096;
+const pendingOwners: TrackedOwner[] = [];
+const pendingHandles: NativeHandle[] = [];
+let flushScheduled = false;
+
+function flushPending(): void {
+  flushScheduled = false;
+  for (let i = 0; i < pendingOwners.length; i++) {
+    const owner = pendingOwners[i]!;
+    if (!owner.freed) registry.register(owner, pendingHandles[i]!, owner);
+  }
+  pendingOwners.length = 0;
+  pendingHandles.length = 0;
+}
+
+/** Makes sure `owner`'s reference is released if it is collected without free(). */
+export function trackOwner(owner: TrackedOwner, handle: NativeHandle): void {
+  if (mode === 'trace') {
+    // The stack is formatted at once: an unformatted Error keeps its frames' receivers (the
+    // session itself) alive, and the safety net would never fire.
+    registry.register(owner, { handle, createdAt: new Error('created here').stack ?? '' }, owner);
+    return;
+  }
+  pendingOwners.push(owner);
+  pendingHandles.push(handle);
+  if (pendingOwners.length >= PENDING_LIMIT) {
+    flushPending();
+  } else if (!flushScheduled) {
+    flushScheduled = true;
+    setImmediate(flushPending).unref();
+  }
+}
+
+/** free() ran: the registry must not hold the owner any longer. */
+export function untrackOwner(owner: TrackedOwner): void {
+  registry.unregister(owner);
 }

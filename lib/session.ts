@@ -8,7 +8,7 @@ import { X509Certificate } from 'node:crypto';
 import { inspect } from 'node:util';
 import { native, ReleaseReason, type NativeHandle, type NativeMetadata } from './binding';
 import { invalidArgType, outOfRange, SessionDecodeError, SessionFreedError, SessionViewExpiredError } from './errors';
-import { trackOwner } from './leak-detection';
+import { trackOwner, untrackOwner } from './leak-detection';
 
 /** Default cap on the DER passed to Session.fromDER: real sessions are < 8 KiB even with a certificate chain. */
 export const DEFAULT_MAX_DER_BYTES = 64 * 1024;
@@ -195,6 +195,7 @@ export class Session extends SessionReader {
     const handle = this.#handle;
     if (handle === 0) return false;
     this.#handle = 0;
+    untrackOwner(this);
     return native.release(handle, ReleaseReason.Explicit);
   }
 
