@@ -60,6 +60,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   openssl.Set("libssl", library->libssl_path());
   openssl.Set("libcrypto", library->libcrypto_path());
   openssl.Set("deepbind", library->deepbind());
+  openssl.Set("relocationsChecked", library->relocations_checked());
   openssl.Set("headerVersion", OPENSSL_VERSION_TEXT);
   exports.Set("openssl", openssl);
   exports.Set("proveSymbols", Napi::Function::New(env, ProveSymbols, "proveSymbols"));

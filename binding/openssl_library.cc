@@ -1,11 +1,13 @@
 #include "openssl_library.h"
 
 #include <dlfcn.h>
+#include <elf.h>
 #include <link.h>
 #include <limits.h>
 #include <stdlib.h>
 
 #include <cstring>
+#include <utility>
 #include <mutex>
 
 namespace tls_session {
@@ -35,7 +37,109 @@ std::string HandlePath(void* handle) {
 std::string OriginOf(void* fn) {
   Dl_info info;
   if (fn == nullptr || dladdr(fn, &info) == 0 || info.dli_fname == nullptr) return "";
+  // The main program is reported by the name it was started with (e.g. "node").
+  if (strchr(info.dli_fname, '/') == nullptr) return RealPath("/proc/self/exe");
   return RealPath(info.dli_fname);
+}
+
+// Relocation types that bind a symbol to an address, per architecture.
+bool IsSymbolBinding(uint32_t type) {
+#if defined(__x86_64__)
+  return type == R_X86_64_JUMP_SLOT || type == R_X86_64_GLOB_DAT || type == R_X86_64_64;
+#elif defined(__aarch64__)
+  return type == R_AARCH64_JUMP_SLOT || type == R_AARCH64_GLOB_DAT || type == R_AARCH64_ABS64;
+#else
+  return false;  // other architectures: only the dladdr proof of entry points
+#endif
+}
+
+// Proves that the library mapped by `handle` did not have its own references bound to
+// another OpenSSL. The entry points' dladdr proof is not enough: without RTLD_DEEPBIND,
+// d2i_SSL_SESSION is the system's but its internal call to SSL_SESSION_new binds to Node's
+// exported copy (measured). So every symbol relocation of the library (already resolved:
+// RTLD_NOW) is read from its GOT, and one that lands outside libssl/libcrypto while libssl or
+// libcrypto defines that symbol is interposition. Returns the number of relocations checked.
+// Address ranges of the loaded segments of one shared object (to test addresses without
+// dladdr/realpath per relocation: thousands of those cost ~200 ms at load).
+struct MappedRanges {
+  std::vector<std::pair<uintptr_t, uintptr_t>> ranges;
+  bool Contains(const void* address) const {
+    auto a = reinterpret_cast<uintptr_t>(address);
+    for (const auto& r : ranges) {
+      if (a >= r.first && a < r.second) return true;
+    }
+    return false;
+  }
+};
+
+MappedRanges RangesOf(void* handle) {
+  MappedRanges out;
+  struct link_map* map = nullptr;
+  if (dlinfo(handle, RTLD_DI_LINKMAP, &map) != 0 || map == nullptr) return out;
+  struct Search {
+    ElfW(Addr) base;
+    const char* name;
+    MappedRanges* out;
+  } search{map->l_addr, map->l_name, &out};
+  dl_iterate_phdr(
+      [](struct dl_phdr_info* info, size_t, void* data) {
+        auto* s = static_cast<Search*>(data);
+        if (info->dlpi_addr != s->base || info->dlpi_name == nullptr || strcmp(info->dlpi_name, s->name) != 0) return 0;
+        for (int i = 0; i < info->dlpi_phnum; i++) {
+          const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+          if (ph.p_type == PT_LOAD) s->out->ranges.emplace_back(info->dlpi_addr + ph.p_vaddr, info->dlpi_addr + ph.p_vaddr + ph.p_memsz);
+        }
+        return 1;
+      },
+      &search);
+  return out;
+}
+
+int ProveRelocations(void* handle, void* scope_handle, const MappedRanges& pair, std::string* error) {
+  struct link_map* map = nullptr;
+  if (dlinfo(handle, RTLD_DI_LINKMAP, &map) != 0 || map == nullptr) return 0;
+  const ElfW(Addr) base = map->l_addr;
+  auto absolute = [base](ElfW(Addr) ptr) { return ptr < base ? base + ptr : ptr; };
+  const ElfW(Sym)* symtab = nullptr;
+  const char* strtab = nullptr;
+  const ElfW(Rela)* tables[2] = {nullptr, nullptr};
+  size_t sizes[2] = {0, 0};
+  for (const ElfW(Dyn)* dyn = map->l_ld; dyn->d_tag != DT_NULL; ++dyn) {
+    switch (dyn->d_tag) {
+      case DT_SYMTAB: symtab = reinterpret_cast<const ElfW(Sym)*>(absolute(dyn->d_un.d_ptr)); break;
+      case DT_STRTAB: strtab = reinterpret_cast<const char*>(absolute(dyn->d_un.d_ptr)); break;
+      case DT_JMPREL: tables[0] = reinterpret_cast<const ElfW(Rela)*>(absolute(dyn->d_un.d_ptr)); break;
+      case DT_PLTRELSZ: sizes[0] = dyn->d_un.d_val; break;
+      case DT_RELA: tables[1] = reinterpret_cast<const ElfW(Rela)*>(absolute(dyn->d_un.d_ptr)); break;
+      case DT_RELASZ: sizes[1] = dyn->d_un.d_val; break;
+      default: break;
+    }
+  }
+  if (symtab == nullptr || strtab == nullptr) return 0;
+  int checked = 0;
+  for (int t = 0; t < 2; t++) {
+    if (tables[t] == nullptr) continue;
+    for (size_t i = 0; i < sizes[t] / sizeof(ElfW(Rela)); i++) {
+      const ElfW(Rela)& rela = tables[t][i];
+      uint32_t symbol_index = ELF64_R_SYM(rela.r_info);
+      if (symbol_index == 0 || !IsSymbolBinding(ELF64_R_TYPE(rela.r_info))) continue;
+      const char* name = strtab + symtab[symbol_index].st_name;
+      void* bound = *reinterpret_cast<void* const*>(base + rela.r_offset);
+      if (bound == nullptr || name[0] == '\0') continue;
+      checked++;
+      if (pair.Contains(bound)) continue;
+      void* intended = dlsym(scope_handle, name);  // the definition in libssl and its dependencies
+      if (intended != nullptr && pair.Contains(intended)) {
+        std::string bound_file = OriginOf(bound);
+        *error = std::string("tls-session: ") + RealPath(map->l_name) + "'s reference to " + name + " was bound to " +
+                 (bound_file.empty() ? "<unknown>" : bound_file) + " instead of " + OriginOf(intended) +
+                 " (another OpenSSL copy in this process, e.g. Node's bundled one, interposed it). "
+                 "Do not set TLS_SESSION_NO_DEEPBIND, and load tls-session before anything else loads libssl.so.3.";
+        return -1;
+      }
+    }
+  }
+  return checked;
 }
 
 bool EnvFlagSet(const char* name) {
@@ -126,6 +230,19 @@ bool OpenSSLLibrary::LoadImpl(std::string* error) {
 #undef TLS_SESSION_BIND_SSL
 #undef TLS_SESSION_BIND_CRYPTO
   if (!ok) return false;
+
+  MappedRanges pair = RangesOf(libssl_handle_);
+  MappedRanges crypto_ranges = RangesOf(libcrypto_handle_);
+  pair.ranges.insert(pair.ranges.end(), crypto_ranges.ranges.begin(), crypto_ranges.ranges.end());
+  if (pair.ranges.empty()) {
+    *error = "tls-session: cannot find the mapped segments of " + libssl_path_ + " and " + libcrypto_path_ + ".";
+    return false;
+  }
+  for (void* handle : {libssl_handle_, libcrypto_handle_}) {
+    int checked = ProveRelocations(handle, libssl_handle_, pair, error);
+    if (checked < 0) return false;
+    relocations_checked_ += checked;
+  }
 
   version_number_ = api_.OpenSSL_version_num();
   version_text_ = api_.OpenSSL_version(OPENSSL_VERSION);

@@ -38,6 +38,8 @@ class OpenSSLLibrary {
   const std::string& version_text() const { return version_text_; }
   unsigned long version_number() const { return version_number_; }
   bool deepbind() const { return deepbind_; }
+  // Symbol relocations of libssl and libcrypto proven bound inside the pair at load.
+  int relocations_checked() const { return relocations_checked_; }
 
   // Re-runs dladdr on every bound function.
   std::vector<SymbolOrigin> ProveOrigins() const;
@@ -53,6 +55,7 @@ class OpenSSLLibrary {
   std::string version_text_;
   unsigned long version_number_ = 0;
   bool deepbind_ = true;
+  int relocations_checked_ = 0;
 };
 
 // The bound table. Valid only after Load succeeded (the module refuses to initialise otherwise).

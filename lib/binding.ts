@@ -36,6 +36,7 @@ export interface NativeOpenSSLInfo {
   libssl: string;
   libcrypto: string;
   deepbind: boolean;
+  relocationsChecked: number;
   headerVersion: string;
 }
 

@@ -10,6 +10,8 @@ export interface OpenSSLInfo {
   readonly libssl: string;
   /** Absolute path of the libcrypto file that provides the libcrypto functions. */
   readonly libcrypto: string;
+  /** How many of libssl's and libcrypto's own symbol references were proven, at load, to be bound inside the pair (not to Node's copy). */
+  readonly relocationsChecked: number;
 }
 
 export const openssl: OpenSSLInfo = Object.freeze({
@@ -17,6 +19,7 @@ export const openssl: OpenSSLInfo = Object.freeze({
   versionNumber: native.openssl.versionNumber,
   libssl: native.openssl.libssl,
   libcrypto: native.openssl.libcrypto,
+  relocationsChecked: native.openssl.relocationsChecked,
 });
 
 /**

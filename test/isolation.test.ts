@@ -72,6 +72,22 @@ describe('the bound OpenSSL is the system library', () => {
   });
 });
 
+describe('libssl\'s own references are proven bound inside the system pair', () => {
+  test('thousands of relocations of libssl and libcrypto were checked at load', () => {
+    expect(openssl.relocationsChecked).toBeGreaterThan(1000);
+  });
+
+  test('without RTLD_DEEPBIND, Node interposes libssl\'s internal calls, and the load-time proof refuses', () => {
+    // The entry points alone would pass dladdr: it is d2i_SSL_SESSION's own calls (e.g. into
+    // SSL_SESSION_new, OPENSSL_sk_*) that the global scope hands to Node's bundled copy.
+    const r = inChild(`try { ${requireLib}; console.log('{"loaded":true}') } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })) }`,
+      { TLS_SESSION_NO_DEEPBIND: '1' });
+    const error = JSON.parse(r.out);
+    expect(error.code).toBe('ERR_TLS_SESSION_LIBSSL');
+    expect(error.message).toContain(`was bound to ${realpathSync(process.execPath)} instead of ${openssl.libcrypto}`);
+  });
+});
+
 describe('TLS_SESSION_LIBSSL selects another OpenSSL', () => {
   test('a copy of libssl in another directory is the one bound', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tls-session-libssl-'));
