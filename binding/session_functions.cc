@@ -39,12 +39,11 @@ struct Bytes {
 };
 
 Bytes BytesArgument(const Napi::CallbackInfo& info, size_t index, const char* name) {
-  // One N-API call both checks and reads: it fails for anything that is not a typed array.
-  napi_typedarray_type type = napi_int8_array;
+  // napi_get_buffer_info is the cheapest way to the bytes (no backing-store handle); it accepts
+  // any ArrayBufferView and fails for anything else. lib/ has already required a Uint8Array.
   void* data = nullptr;
   size_t length = 0;
-  if (napi_get_typedarray_info(info.Env(), info[index], &type, &length, &data, nullptr, nullptr) != napi_ok ||
-      type != napi_uint8_array) {
+  if (napi_get_buffer_info(info.Env(), info[index], &data, &length) != napi_ok) {
     throw MakeError(info.Env(), ErrorKind::kInvalidArgument, std::string("The \"") + name + "\" argument must be a Uint8Array");
   }
   return Bytes{static_cast<uint8_t*>(data), length};
