@@ -10,3 +10,4 @@ export {
   TlsSessionError, SessionDecodeError, SessionFreedError, SessionViewExpiredError, OpenSSLLoadError, OpenSSLError,
 } from './errors';
 export * from './tls';
+export * from './persist';

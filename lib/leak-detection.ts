@@ -58,9 +58,13 @@ export function getLeakDetection(): LeakDetectionMode {
   return mode;
 }
 
+/** Set on an owner once it is in the registry, so free() unregisters only what was registered. */
+export const kRegistered: unique symbol = Symbol('tls-session.registered');
+
 /** What the safety net needs to know of an owner. */
 export interface TrackedOwner {
   readonly freed: boolean;
+  [kRegistered]: boolean;
 }
 
 const PENDING_LIMIT = 4096;
@@ -72,7 +76,10 @@ function flushPending(): void {
   flushScheduled = false;
   for (let i = 0; i < pendingOwners.length; i++) {
     const owner = pendingOwners[i]!;
-    if (!owner.freed) registry.register(owner, pendingHandles[i]!, owner);
+    if (!owner.freed) {
+      registry.register(owner, pendingHandles[i]!, owner);
+      owner[kRegistered] = true;
+    }
   }
   pendingOwners.length = 0;
   pendingHandles.length = 0;
@@ -84,6 +91,7 @@ export function trackOwner(owner: TrackedOwner, handle: NativeHandle): void {
     // The stack is formatted at once: an unformatted Error keeps its frames' receivers (the
     // session itself) alive, and the safety net would never fire.
     registry.register(owner, { handle, createdAt: new Error('created here').stack ?? '' }, owner);
+    owner[kRegistered] = true;
     return;
   }
   pendingOwners.push(owner);
@@ -98,5 +106,5 @@ export function trackOwner(owner: TrackedOwner, handle: NativeHandle): void {
 
 /** free() ran: the registry must not hold the owner any longer. */
 export function untrackOwner(owner: TrackedOwner): void {
-  registry.unregister(owner);
+  if (owner[kRegistered]) registry.unregister(owner);
 }

@@ -8,7 +8,7 @@ import { X509Certificate } from 'node:crypto';
 import { inspect } from 'node:util';
 import { native, ReleaseReason, type NativeHandle, type NativeMetadata } from './binding';
 import { invalidArgType, outOfRange, SessionDecodeError, SessionFreedError, SessionViewExpiredError } from './errors';
-import { trackOwner, untrackOwner } from './leak-detection';
+import { kRegistered, trackOwner, untrackOwner } from './leak-detection';
 
 /** Default cap on the DER passed to Session.fromDER: real sessions are < 8 KiB even with a certificate chain. */
 export const DEFAULT_MAX_DER_BYTES = 64 * 1024;
@@ -145,6 +145,8 @@ let constructing = false;
 /** Owns exactly one SSL_SESSION reference and releases it exactly once. */
 export class Session extends SessionReader {
   #handle: NativeHandle;
+  /** @internal Whether the GC safety net holds this session (lib/leak-detection.ts). */
+  [kRegistered] = false;
 
   /** Sessions come from factories (fromDER, clone, TLS APIs); the constructor is not public. */
   private constructor(handle: NativeHandle, derLength: number) {
