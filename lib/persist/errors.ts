@@ -1,0 +1,64 @@
+/**
+ * Errors of the persistence layer. Each carries a stable `code`; no message ever includes
+ * key material, sealed bytes or session contents.
+ */
+import { TlsSessionError } from '../errors';
+
+/** Options given to a store, attachSessionStore or TicketKeyRing are invalid (names the option). */
+export class PersistConfigError extends TlsSessionError {
+  constructor(message: string) {
+    super('ERR_TLS_SESSION_PERSIST_CONFIG', message);
+  }
+}
+
+/** A store backend (SQLite, Redis) failed an operation. */
+export class StoreError extends TlsSessionError {
+  constructor(message: string, code = 'ERR_TLS_SESSION_STORE') {
+    super(code, message);
+  }
+}
+
+/** A store operation did not finish within its time budget. */
+export class StoreTimeoutError extends StoreError {
+  constructor(operation: string, budgetMs: number) {
+    super(`session store ${operation} did not finish within ${budgetMs} ms`, 'ERR_TLS_SESSION_STORE_TIMEOUT');
+  }
+}
+
+/** The store was used after close(). */
+export class StoreClosedError extends StoreError {
+  constructor() {
+    super('the session store is closed', 'ERR_TLS_SESSION_STORE_CLOSED');
+  }
+}
+
+/** A stored record is not in this package's record format (truncated, unknown version, random bytes). */
+export class RecordFormatError extends TlsSessionError {
+  constructor(message: string) {
+    super('ERR_TLS_SESSION_RECORD_FORMAT', message);
+  }
+}
+
+/** A sealed record failed authentication: tampered, moved to another key, or sealed with an unknown key id. */
+export class UnsealError extends TlsSessionError {
+  constructor(message: string) {
+    super('ERR_TLS_SESSION_UNSEAL', message);
+  }
+}
+
+/** The default scope could not be derived from the server (no certificate found); pass `scope` explicitly. */
+export class ScopeError extends TlsSessionError {
+  constructor(message: string) {
+    super('ERR_TLS_SESSION_SCOPE', message);
+  }
+}
+
+/** A stored session was refused on resumption (expired, other scope, tampered, undecodable); it is deleted. */
+export class RecordRejectedError extends TlsSessionError {
+  readonly reason: 'expired' | 'rejected';
+  constructor(reason: 'expired' | 'rejected', message: string, cause?: unknown) {
+    super(reason === 'expired' ? 'ERR_TLS_SESSION_RECORD_EXPIRED' : 'ERR_TLS_SESSION_RECORD_REJECTED', message);
+    this.reason = reason;
+    if (cause !== undefined) (this as { cause?: unknown }).cause = cause;
+  }
+}

@@ -1,0 +1,20 @@
+/** Persistence: session stores, attachSessionStore for TLS 1.2 session IDs, TicketKeyRing for tickets. */
+export type { SessionStore } from './store';
+export { MemoryStore } from './memory-store';
+export type { MemoryStoreOptions } from './memory-store';
+export { SqliteStore } from './sqlite-store';
+export type { SqliteStoreOptions } from './sqlite-store';
+export { RedisStore } from './redis-store';
+export type { RedisStoreOptions, RedisStoreUrlOptions, RedisStoreClientOptions } from './redis-store';
+export { attachSessionStore } from './attach';
+export type { AttachSessionStoreOptions, SessionStoreHandle } from './attach';
+export { TicketKeyRing, TICKET_KEY_BYTES } from './ticket-key-ring';
+export type { TicketKeyRingOptions, TicketKeyRingStats } from './ticket-key-ring';
+export { Sealer, DEFAULT_KEY_ID } from './seal';
+export type { Secret, SecretKey, SealPurpose } from './seal';
+export { deriveScope, sessionIdContextFor } from './scope';
+export type { SessionStoreStats, LatencyPercentiles } from './stats';
+export {
+  PersistConfigError, StoreError, StoreTimeoutError, StoreClosedError, RecordFormatError, RecordRejectedError,
+  UnsealError, ScopeError,
+} from './errors';

@@ -1,0 +1,77 @@
+/** An in-process LRU store bounded by entry count and bytes (lru-cache does the bookkeeping). */
+import { LRUCache } from 'lru-cache';
+import { outOfRange } from '../errors';
+import { StoreClosedError } from './errors';
+import { SessionStore, validateKey, validateTtl, validateValue } from './store';
+
+export interface MemoryStoreOptions {
+  /** Most entries kept (default 10 000). */
+  maxEntries?: number;
+  /** Most bytes of keys + values kept (default 32 MiB). */
+  maxBytes?: number;
+}
+
+export class MemoryStore implements SessionStore {
+  readonly #cache: LRUCache<string, Buffer>;
+  #closed = false;
+
+  constructor(options: MemoryStoreOptions = {}) {
+    const maxEntries = options.maxEntries ?? 10_000;
+    const maxBytes = options.maxBytes ?? 32 * 1024 * 1024;
+    if (!Number.isInteger(maxEntries) || maxEntries < 1) throw outOfRange('maxEntries', 'an integer >= 1', maxEntries);
+    if (!Number.isInteger(maxBytes) || maxBytes < 1) throw outOfRange('maxBytes', 'an integer >= 1', maxBytes);
+    this.#cache = new LRUCache<string, Buffer>({
+      max: maxEntries,
+      maxSize: maxBytes,
+      sizeCalculation: (value, key) => value.length + key.length,
+    });
+  }
+
+  /** Entries currently held (expired ones may linger until touched). */
+  get size(): number {
+    return this.#cache.size;
+  }
+
+  /** Bytes currently accounted (keys + values). */
+  get bytes(): number {
+    return this.#cache.calculatedSize;
+  }
+
+  async get(key: string): Promise<Buffer | undefined> {
+    this.#checkOpen();
+    validateKey(key);
+    return this.#cache.get(key);
+  }
+
+  async set(key: string, value: Buffer, ttlSeconds: number): Promise<void> {
+    this.#checkOpen();
+    validateKey(key);
+    validateValue(value);
+    validateTtl(ttlSeconds);
+    // Copy: the caller may reuse its buffer.
+    this.#cache.set(key, Buffer.from(value), { ttl: ttlSeconds * 1000 });
+  }
+
+  async setIfAbsent(key: string, value: Buffer, ttlSeconds: number): Promise<boolean> {
+    this.#checkOpen();
+    validateKey(key);
+    if (this.#cache.has(key)) return false;
+    await this.set(key, value, ttlSeconds);
+    return this.#cache.has(key);
+  }
+
+  async delete(key: string): Promise<void> {
+    this.#checkOpen();
+    validateKey(key);
+    this.#cache.delete(key);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#cache.clear();
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new StoreClosedError();
+  }
+}

@@ -1,0 +1,151 @@
+/**
+ * A fleet-wide store on Redis (ioredis), single node or Cluster. Every command has a time
+ * budget (default 50 ms) and never waits in an offline queue: a slow or dead Redis makes a
+ * call reject quickly (the caller counts a miss and the client gets a full handshake) while
+ * ioredis reconnects in the background.
+ */
+import { Cluster, Redis, RedisOptions } from 'ioredis';
+import { inspect } from 'node:util';
+import { invalidArgType, outOfRange } from '../errors';
+import { withDeadline } from './deadline';
+import { PersistConfigError, StoreClosedError, StoreError } from './errors';
+import { SessionStore, validateKey, validateTtl, validateValue } from './store';
+
+interface RedisStoreCommon {
+  /** Prepended to every key (default 'tls-session:'). */
+  keyPrefix?: string;
+  /** Longest a command may take before it counts as failed (default 50 ms). */
+  budgetMs?: number;
+}
+
+export interface RedisStoreUrlOptions extends RedisStoreCommon {
+  /** redis:// or rediss:// URL; the store owns (and on close() disconnects) the client it makes. */
+  url: string;
+  /** Extra ioredis options for the client the store makes. */
+  redisOptions?: RedisOptions;
+}
+
+export interface RedisStoreClientOptions extends RedisStoreCommon {
+  /** An existing ioredis client or Cluster; the caller keeps ownership (close() leaves it open). */
+  client: Redis | Cluster;
+}
+
+export type RedisStoreOptions = RedisStoreUrlOptions | RedisStoreClientOptions;
+
+export class RedisStore implements SessionStore {
+  readonly keyPrefix: string;
+  readonly budgetMs: number;
+  readonly #client: Redis | Cluster;
+  readonly #ownsClient: boolean;
+  #closed = false;
+  #connectionErrors = 0;
+
+  constructor(options: RedisStoreOptions) {
+    if (options === null || typeof options !== 'object') throw invalidArgType('options', 'an object', options);
+    this.keyPrefix = options.keyPrefix ?? 'tls-session:';
+    this.budgetMs = options.budgetMs ?? 50;
+    if (typeof this.keyPrefix !== 'string') throw invalidArgType('options.keyPrefix', 'of type string', this.keyPrefix);
+    if (!Number.isInteger(this.budgetMs) || this.budgetMs < 1) throw outOfRange('options.budgetMs', 'an integer >= 1', this.budgetMs);
+    if ('client' in options && options.client !== undefined) {
+      if (!(options.client instanceof Redis) && !(options.client instanceof Cluster)) {
+        throw invalidArgType('options.client', 'an ioredis Redis or Cluster instance', options.client);
+      }
+      this.#client = options.client;
+      this.#ownsClient = false;
+    } else if ('url' in options && typeof options.url === 'string' && options.url.length > 0) {
+      this.#client = new Redis(options.url, {
+        // Fail fast instead of queueing while disconnected; reconnect forever with capped backoff.
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 0,
+        retryStrategy: (attempt: number) => Math.min(50 * attempt, 1000),
+        // Our own deadline answers the caller; this one frees commands stuck on a hung server.
+        commandTimeout: Math.max(this.budgetMs * 4, 1000),
+        ...options.redisOptions,
+      });
+      this.#ownsClient = true;
+    } else {
+      throw new PersistConfigError('RedisStore needs either options.url (a redis:// URL) or options.client (an ioredis client)');
+    }
+    // Without a listener ioredis prints every connection error; we count them instead.
+    this.#client.on('error', this.#onConnectionError);
+  }
+
+  readonly #onConnectionError = (): void => {
+    this.#connectionErrors += 1;
+  };
+
+  /** Connection-level errors ioredis reported (refused, reset, ...) since construction. */
+  get connectionErrors(): number {
+    return this.#connectionErrors;
+  }
+
+  /** 'ready' when commands can run; anything else means calls will fail fast. */
+  get status(): string {
+    return this.#client.status;
+  }
+
+  /** Resolves once the client is connected (or rejects after timeoutMs, default 5 s). */
+  ready(timeoutMs = 5000): Promise<void> {
+    if (this.#client.status === 'ready') return Promise.resolve();
+    const waiting = new Promise<void>((resolve) => this.#client.once('ready', () => resolve()));
+    return withDeadline('connect', timeoutMs, waiting);
+  }
+
+  async get(key: string): Promise<Buffer | undefined> {
+    validateKey(key);
+    const value = await this.#command('GET', () => this.#client.getBuffer(this.keyPrefix + key));
+    return value ?? undefined;
+  }
+
+  async set(key: string, value: Buffer, ttlSeconds: number): Promise<void> {
+    validateKey(key);
+    validateValue(value);
+    validateTtl(ttlSeconds);
+    await this.#command('SET', () => this.#client.set(this.keyPrefix + key, value, 'EX', ttlSeconds));
+  }
+
+  async setIfAbsent(key: string, value: Buffer, ttlSeconds: number): Promise<boolean> {
+    validateKey(key);
+    validateValue(value);
+    validateTtl(ttlSeconds);
+    const reply = await this.#command('SET NX', () => this.#client.set(this.keyPrefix + key, value, 'EX', ttlSeconds, 'NX'));
+    return reply === 'OK';
+  }
+
+  async delete(key: string): Promise<void> {
+    validateKey(key);
+    await this.#command('DEL', () => this.#client.del(this.keyPrefix + key));
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#ownsClient) this.#client.disconnect();
+    else this.#client.removeListener('error', this.#onConnectionError);
+  }
+
+  async #command<T>(name: string, run: () => Promise<T>): Promise<T> {
+    if (this.#closed) throw new StoreClosedError();
+    let pending: Promise<T>;
+    try {
+      pending = run();
+    } catch (err) {
+      throw new StoreError(`Redis ${name} failed: ${(err as Error).message}`);
+    }
+    try {
+      return await withDeadline(`Redis ${name}`, this.budgetMs, pending);
+    } catch (err) {
+      if (err instanceof StoreError) throw err;
+      throw new StoreError(`Redis ${name} failed: ${(err as Error).message}`);
+    }
+  }
+
+  // The URL may carry a password: show only what is safe.
+  [inspect.custom](): string {
+    return `RedisStore { keyPrefix: ${JSON.stringify(this.keyPrefix)}, budgetMs: ${this.budgetMs}, status: ${this.status} }`;
+  }
+
+  toJSON(): Record<string, unknown> {
+    return { type: 'RedisStore', keyPrefix: this.keyPrefix, budgetMs: this.budgetMs, status: this.status };
+  }
+}

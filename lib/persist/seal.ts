@@ -1,0 +1,156 @@
+/**
+ * Encryption at rest for stored records: AES-256-GCM under a key chosen by id, with the store
+ * key bound as additional data so a record cannot be replayed under another key. Several keys
+ * may be configured: the first seals, all of them open, which lets a fleet rotate secrets.
+ *
+ * Envelope (all records, sealed or not):
+ *   'T' 'S' | version 0x01 | kind (0x00 plain, 0x01 sealed) | body
+ * Sealed body: idLength (u8) | key id (ASCII) | iv (12) | ciphertext | tag (16)
+ * AAD: the envelope header through the key id, then u16 length + the store key (UTF-8).
+ */
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import { inspect } from 'node:util';
+import { PersistConfigError, RecordFormatError, UnsealError } from './errors';
+
+export interface SecretKey {
+  /** Short identifier stored in each record (1-64 of A-Z a-z 0-9 . _ -). */
+  id: string;
+  /** 32 random bytes. */
+  key: Buffer;
+}
+
+/** A single 32-byte Buffer (key id 'default') or a list of ids and keys, newest first. */
+export type Secret = Buffer | readonly SecretKey[];
+
+const MAGIC_0 = 0x54; // 'T'
+const MAGIC_1 = 0x53; // 'S'
+const VERSION = 1;
+const KIND_PLAIN = 0;
+const KIND_SEALED = 1;
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
+const KEY_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+export const DEFAULT_KEY_ID = 'default';
+
+/** What a record key is used for; each purpose gets its own HKDF subkey of the configured secret. */
+export type SealPurpose = 'session-record' | 'ticket-key';
+
+export class Sealer {
+  readonly #keys: Map<string, Buffer>;
+  readonly #sealingKeyId: string;
+
+  constructor(secret: Secret, purpose: SealPurpose) {
+    const list = normalizeSecret(secret);
+    this.#keys = new Map();
+    for (const { id, key } of list) {
+      if (this.#keys.has(id)) throw new PersistConfigError(`secret key id "${id}" appears twice`);
+      // Separate subkeys per purpose: one configured secret can serve sessions and ticket keys.
+      const subkey = Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), `tls-session/${purpose}/v1`, 32));
+      this.#keys.set(id, subkey);
+    }
+    this.#sealingKeyId = list[0]!.id;
+  }
+
+  /** The id of the key that seals new records. */
+  get sealingKeyId(): string {
+    return this.#sealingKeyId;
+  }
+
+  /** Ids of every key that can open records. */
+  get keyIds(): string[] {
+    return [...this.#keys.keys()];
+  }
+
+  seal(storeKey: string, plaintext: Buffer): Buffer {
+    const id = Buffer.from(this.#sealingKeyId, 'ascii');
+    const header = Buffer.concat([Buffer.from([MAGIC_0, MAGIC_1, VERSION, KIND_SEALED, id.length]), id]);
+    const iv = randomBytes(IV_BYTES);
+    const cipher = createCipheriv('aes-256-gcm', this.#keys.get(this.#sealingKeyId)!, iv);
+    cipher.setAAD(additionalData(header, storeKey));
+    const ciphertext = Buffer.concat([cipher.update(plaintext), cipher.final()]);
+    return Buffer.concat([header, iv, ciphertext, cipher.getAuthTag()]);
+  }
+
+  /** Opens a sealed envelope; throws UnsealError (tampered, wrong store key, unknown key id) or RecordFormatError. */
+  open(storeKey: string, envelope: Buffer): Buffer {
+    const kind = readEnvelopeKind(envelope);
+    if (kind !== KIND_SEALED) throw new UnsealError('record is not sealed but a secret is configured; refusing it');
+    if (envelope.length < 5) throw new RecordFormatError('sealed record is truncated');
+    const idLength = envelope[4]!;
+    const headerLength = 5 + idLength;
+    if (envelope.length < headerLength + IV_BYTES + TAG_BYTES) throw new RecordFormatError('sealed record is truncated');
+    const header = envelope.subarray(0, headerLength);
+    const id = envelope.subarray(5, headerLength).toString('ascii');
+    const key = this.#keys.get(id);
+    if (!key) throw new UnsealError('record was sealed with a key id that is not configured');
+    const iv = envelope.subarray(headerLength, headerLength + IV_BYTES);
+    const ciphertext = envelope.subarray(headerLength + IV_BYTES, envelope.length - TAG_BYTES);
+    const tag = envelope.subarray(envelope.length - TAG_BYTES);
+    const decipher = createDecipheriv('aes-256-gcm', key, iv);
+    decipher.setAAD(additionalData(header, storeKey));
+    decipher.setAuthTag(tag);
+    try {
+      return Buffer.concat([decipher.update(ciphertext), decipher.final()]);
+    } catch {
+      throw new UnsealError('sealed record failed authentication (tampered, or stored under another key)');
+    }
+  }
+
+  [inspect.custom](): string {
+    return `Sealer { sealingKeyId: ${JSON.stringify(this.#sealingKeyId)}, keys: [hidden ×${this.#keys.size}] }`;
+  }
+
+  toJSON(): Record<string, unknown> {
+    return { sealingKeyId: this.#sealingKeyId, keyIds: this.keyIds, keys: '[hidden]' };
+  }
+}
+
+/** Wraps a payload in a plain (unsealed) envelope, for stores used without a secret. */
+export function wrapPlain(payload: Buffer): Buffer {
+  return Buffer.concat([Buffer.from([MAGIC_0, MAGIC_1, VERSION, KIND_PLAIN]), payload]);
+}
+
+/** Unwraps a plain envelope; a sealed one cannot be read without the secret. */
+export function unwrapPlain(envelope: Buffer): Buffer {
+  const kind = readEnvelopeKind(envelope);
+  if (kind !== KIND_PLAIN) throw new UnsealError('record is sealed but no secret is configured');
+  return envelope.subarray(4);
+}
+
+function readEnvelopeKind(envelope: Buffer): number {
+  if (!Buffer.isBuffer(envelope) || envelope.length < 4 || envelope[0] !== MAGIC_0 || envelope[1] !== MAGIC_1) {
+    throw new RecordFormatError('record is not a tls-session record (bad magic)');
+  }
+  if (envelope[2] !== VERSION) throw new RecordFormatError(`record has unsupported version ${envelope[2]}`);
+  const kind = envelope[3]!;
+  if (kind !== KIND_PLAIN && kind !== KIND_SEALED) throw new RecordFormatError(`record has unknown kind ${kind}`);
+  return kind;
+}
+
+function additionalData(header: Buffer, storeKey: string): Buffer {
+  const key = Buffer.from(storeKey, 'utf8');
+  const length = Buffer.alloc(2);
+  length.writeUInt16BE(key.length);
+  return Buffer.concat([header, length, key]);
+}
+
+function normalizeSecret(secret: Secret): SecretKey[] {
+  if (Buffer.isBuffer(secret)) return [{ id: DEFAULT_KEY_ID, key: checkKey(secret, 'secret') }];
+  if (!Array.isArray(secret) || secret.length === 0) {
+    throw new PersistConfigError('secret must be a 32-byte Buffer or a non-empty array of { id, key }');
+  }
+  return secret.map((entry: SecretKey, index: number) => {
+    if (entry === null || typeof entry !== 'object') throw new PersistConfigError(`secret[${index}] must be an object { id, key }`);
+    if (typeof entry.id !== 'string' || !KEY_ID_PATTERN.test(entry.id)) {
+      throw new PersistConfigError(`secret[${index}].id must be 1-64 characters of A-Z a-z 0-9 . _ -`);
+    }
+    return { id: entry.id, key: checkKey(entry.key, `secret[${index}].key`) };
+  });
+}
+
+function checkKey(key: unknown, name: string): Buffer {
+  // The message names the problem, never the bytes.
+  if (!Buffer.isBuffer(key)) throw new PersistConfigError(`${name} must be a Buffer of 32 bytes`);
+  if (key.length !== 32) throw new PersistConfigError(`${name} must be exactly 32 bytes (got ${key.length})`);
+  return key;
+}

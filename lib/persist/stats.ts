@@ -1,0 +1,79 @@
+/**
+ * Counters and latency percentiles for attachSessionStore. Latencies go into a fixed ring of
+ * the most recent samples: bounded memory, no dependency, and recent behaviour is what an
+ * operator asks about.
+ */
+export interface LatencyPercentiles {
+  /** How many samples the percentiles are computed from (at most the reservoir size). */
+  samples: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+}
+
+export interface SessionStoreStats {
+  /** resumeSession found a valid record and handed it to Node. */
+  hits: number;
+  /** resumeSession found nothing (or the store failed/timed out: also counted in errors). */
+  misses: number;
+  /** newSession records written. */
+  stored: number;
+  /** Records refused because the session's own lifetime had passed. */
+  expired: number;
+  /** Records refused as tampered, of another scope, undecodable, oversized or not resumable. */
+  rejected: number;
+  /** Store operations that failed or exceeded the budget. */
+  errors: number;
+  /** newSession events ignored because the session was TLS 1.3 (Node resumes those by ticket only). */
+  skippedTls13: number;
+  /** Milliseconds spent in the store, per operation. */
+  latencyMs: { get: LatencyPercentiles; set: LatencyPercentiles };
+}
+
+export class LatencyReservoir {
+  readonly #samples: Float64Array;
+  #count = 0;
+
+  constructor(size = 1024) {
+    this.#samples = new Float64Array(size);
+  }
+
+  record(milliseconds: number): void {
+    this.#samples[this.#count % this.#samples.length] = milliseconds;
+    this.#count += 1;
+  }
+
+  percentiles(): LatencyPercentiles {
+    const n = Math.min(this.#count, this.#samples.length);
+    if (n === 0) return { samples: 0, p50: 0, p90: 0, p99: 0, max: 0 };
+    const sorted = Array.from(this.#samples.subarray(0, n)).sort((a, b) => a - b);
+    const at = (q: number) => sorted[Math.min(n - 1, Math.ceil(q * n) - 1)]!;
+    return { samples: n, p50: at(0.5), p90: at(0.9), p99: at(0.99), max: sorted[n - 1]! };
+  }
+}
+
+export class StatsCollector {
+  hits = 0;
+  misses = 0;
+  stored = 0;
+  expired = 0;
+  rejected = 0;
+  errors = 0;
+  skippedTls13 = 0;
+  readonly getLatency = new LatencyReservoir();
+  readonly setLatency = new LatencyReservoir();
+
+  snapshot(): SessionStoreStats {
+    return {
+      hits: this.hits,
+      misses: this.misses,
+      stored: this.stored,
+      expired: this.expired,
+      rejected: this.rejected,
+      errors: this.errors,
+      skippedTls13: this.skippedTls13,
+      latencyMs: { get: this.getLatency.percentiles(), set: this.setLatency.percentiles() },
+    };
+  }
+}

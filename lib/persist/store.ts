@@ -1,0 +1,40 @@
+/**
+ * The contract every session store fulfils. Keys are short ASCII strings built by the caller;
+ * values are opaque bytes (already sealed when a secret is configured).
+ */
+import { invalidArgType, outOfRange } from '../errors';
+
+export interface SessionStore {
+  /** The stored bytes, or undefined when absent or expired. */
+  get(key: string): Promise<Buffer | undefined>;
+  /** Stores `value` for `ttlSeconds` (a positive integer), replacing any previous value. */
+  set(key: string, value: Buffer, ttlSeconds: number): Promise<void>;
+  /** Removes the key; absent keys are not an error. */
+  delete(key: string): Promise<void>;
+  /**
+   * Stores only if no live value exists; resolves true when this call wrote it.
+   * Optional: TicketKeyRing uses it so that a fleet agrees on one key per epoch.
+   */
+  setIfAbsent?(key: string, value: Buffer, ttlSeconds: number): Promise<boolean>;
+  /** Releases the backend; further calls reject with StoreClosedError. */
+  close(): Promise<void>;
+}
+
+/** Longest key accepted: keeps a hostile caller from filling a store with huge keys. */
+export const MAX_KEY_LENGTH = 512;
+
+export function validateKey(key: unknown): asserts key is string {
+  if (typeof key !== 'string') throw invalidArgType('key', 'of type string', key);
+  if (key.length === 0 || key.length > MAX_KEY_LENGTH) {
+    throw outOfRange('key.length', `>= 1 and <= ${MAX_KEY_LENGTH}`, key.length);
+  }
+}
+
+export function validateValue(value: unknown): asserts value is Buffer {
+  if (!Buffer.isBuffer(value)) throw invalidArgType('value', 'an instance of Buffer', value);
+}
+
+export function validateTtl(ttlSeconds: unknown): asserts ttlSeconds is number {
+  if (typeof ttlSeconds !== 'number') throw invalidArgType('ttlSeconds', 'of type number', ttlSeconds);
+  if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1) throw outOfRange('ttlSeconds', 'an integer >= 1', ttlSeconds);
+}

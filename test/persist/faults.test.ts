@@ -1,0 +1,216 @@
+/**
+ * Faults: Redis is killed (SIGKILL) in the middle of traffic and restarted. Handshakes never
+ * fail (they become full handshakes), nothing is thrown or left unhandled, failures are
+ * counted, and resumption comes back once ioredis has reconnected on its own. Records altered
+ * in a real SQLite file or Redis (tampered, other scope, expired, random bytes) are refused.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { makePki, Pki } from '../helpers/pki';
+import { attachSessionStore, RedisStore, Sealer, SessionStore, SqliteStore } from '../../lib/persist';
+import { RedisServer, startRedis } from './helpers/redis-server';
+import { close, handshake, listen, tls12Server } from './helpers/tls-peers';
+
+let pki: Pki;
+let redis: RedisServer;
+beforeAll(async () => {
+  pki = makePki();
+  redis = await startRedis();
+});
+afterAll(async () => {
+  await redis.stop();
+});
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+test('Redis killed mid-traffic and restarted: no crash, full handshakes meanwhile, resumption comes back', async () => {
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => unhandled.push(reason);
+  process.on('unhandledRejection', onUnhandled);
+  process.on('uncaughtException', onUnhandled);
+
+  // Generous budgets so a loaded machine cannot fail the healthy phases; while Redis is down,
+  // commands fail at once anyway (no offline queue).
+  const store = new RedisStore({ url: redis.url, budgetMs: 10_000 });
+  await store.ready();
+  const server = tls12Server(pki);
+  const reported: Error[] = [];
+  const handle = attachSessionStore(server, { store, secret: randomBytes(32), budgetMs: 10_000, onError: (e) => reported.push(e) });
+  const port = await listen(server);
+
+  /** One issue + resume pair; returns whether the resume was a resumption. */
+  const pairResumes = async (): Promise<boolean> => {
+    const first = await handshake(pki, port);
+    return (await handshake(pki, port, first.session)).reused;
+  };
+
+  try {
+    // Healthy: sessions resume.
+    expect(await pairResumes()).toBe(true);
+
+    // Background traffic that keeps going while Redis dies.
+    let stop = false;
+    let completed = 0;
+    const failures: unknown[] = [];
+    const traffic = (async () => {
+      while (!stop) {
+        try {
+          await pairResumes();
+          completed += 2;
+        } catch (error) {
+          failures.push(error);
+        }
+      }
+    })();
+    await sleep(200);
+    await redis.kill();
+    const completedAtKill = completed;
+
+    // Redis is gone: every pair still completes, as full handshakes.
+    let resumedWhileDown = 0;
+    for (let i = 0; i < 10; i++) if (await pairResumes()) resumedWhileDown++;
+    expect(resumedWhileDown).toBe(0);
+    for (let i = 0; i < 100 && completed < completedAtKill + 10; i++) await sleep(50);
+    expect(completed).toBeGreaterThanOrEqual(completedAtKill + 10);
+    const duringOutage = handle.stats();
+    expect(duringOutage.errors).toBeGreaterThan(0);
+    expect(duringOutage.misses).toBeGreaterThan(0);
+    expect(reported.every((e) => typeof (e as { code?: unknown }).code === 'string')).toBe(true);
+
+    // Restart on the same port; ioredis reconnects by itself.
+    await redis.restart();
+    for (let i = 0; i < 200 && store.status !== 'ready'; i++) await sleep(50);
+    expect(store.status).toBe('ready');
+    let resumedAfter = false;
+    for (let i = 0; i < 20 && !resumedAfter; i++) resumedAfter = await pairResumes();
+    expect(resumedAfter).toBe(true);
+
+    stop = true;
+    await traffic;
+    expect(failures).toEqual([]);
+    expect(unhandled).toEqual([]);
+    expect(store.connectionErrors).toBeGreaterThan(0);
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+    process.off('uncaughtException', onUnhandled);
+    handle.detach();
+    await close(server);
+    await store.close();
+  }
+});
+
+test('a Redis that never answers (a stopped process): lookups give up after the budget and the client gets a full handshake', async () => {
+  // SIGSTOP keeps the TCP port open but nothing answers: the worst case for a handshake.
+  const stalled = await startRedis();
+  const store = new RedisStore({ url: stalled.url, budgetMs: 50 });
+  await store.ready();
+  const server = tls12Server(pki);
+  const handle = attachSessionStore(server, { store, budgetMs: 50 });
+  const port = await listen(server);
+  const pid = stalled.pid;
+  try {
+    const first = await handshake(pki, port);
+    process.kill(pid, 'SIGSTOP');
+    const again = await handshake(pki, port, first.session);
+    const fresh = await handshake(pki, port);
+    expect(again.reused).toBe(false);
+    expect(fresh.protocol).toBe('TLSv1.2');
+    expect(handle.stats().errors).toBeGreaterThanOrEqual(2);
+  } finally {
+    process.kill(pid, 'SIGCONT');
+    handle.detach();
+    await close(server);
+    await store.close();
+    await stalled.stop();
+  }
+});
+
+describe.each(['SqliteStore', 'RedisStore'] as const)('bad records in a real %s are refused, counted and deleted', (kind) => {
+  const secret = randomBytes(32);
+  let inner: SessionStore;
+  let keys: string[];
+  let store: SessionStore;
+  let dir: string;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'tls-session-faults-'));
+    if (kind === 'RedisStore') {
+      const redisStore = new RedisStore({ url: redis.url, keyPrefix: 'bad-records:', budgetMs: 10_000 });
+      await redisStore.ready();
+      inner = redisStore;
+    } else {
+      inner = new SqliteStore({ path: join(dir, 'bad-records.db') });
+    }
+    keys = [];
+    // Remembers written keys so the test can reach the records, like an attacker with store access.
+    store = {
+      get: (key) => inner.get(key),
+      set: (key, value, ttl) => { keys.push(key); return inner.set(key, value, ttl); },
+      delete: (key) => inner.delete(key),
+      close: () => inner.close(),
+    };
+  });
+  afterAll(async () => {
+    await inner.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Issues a session on a server with `serverOptions`, lets `corrupt` rewrite its record, offers it again. */
+  async function offerCorrupted(corrupt: (key: string, record: Buffer) => Promise<void>, serverOptions = {}, waitMs = 0) {
+    const server = tls12Server(pki, serverOptions);
+    const handle = attachSessionStore(server, { store, secret, budgetMs: 10_000 });
+    const port = await listen(server);
+    try {
+      const written = keys.length;
+      const first = await handshake(pki, port);
+      expect(keys.length).toBe(written + 1);
+      const key = keys[keys.length - 1]!;
+      await corrupt(key, (await inner.get(key))!);
+      if (waitMs) await sleep(waitMs);
+      const again = await handshake(pki, port, first.session);
+      return { reused: again.reused, stats: handle.stats(), remaining: await inner.get(key) };
+    } finally {
+      handle.detach();
+      await close(server);
+    }
+  }
+
+  test('tampered', async () => {
+    const result = await offerCorrupted(async (key, record) => {
+      record[record.length - 1] ^= 0x01;
+      await inner.set(key, record, 300);
+    });
+    expect(result.reused).toBe(false);
+    expect(result.stats.rejected).toBe(1);
+    expect(result.remaining).toBeUndefined();
+  });
+
+  test('another scope', async () => {
+    const result = await offerCorrupted(async (key, record) => {
+      const sealer = new Sealer(secret, 'session-record');
+      const payload = sealer.open(key, record);
+      const der = payload.subarray(3 + payload.readUInt16BE(1));
+      const scope = Buffer.from('x509:some-other-host');
+      await inner.set(key, sealer.seal(key, Buffer.concat([Buffer.from([1, 0, scope.length]), scope, der])), 300);
+    });
+    expect(result.reused).toBe(false);
+    expect(result.stats.rejected).toBe(1);
+    expect(result.remaining).toBeUndefined();
+  });
+
+  test('expired (session lifetime over, record still in the store)', async () => {
+    const result = await offerCorrupted(async (key, record) => inner.set(key, record, 3600), { sessionTimeout: 3 }, 4100);
+    expect(result.reused).toBe(false);
+    expect(result.stats.expired).toBe(1);
+    expect(result.remaining).toBeUndefined();
+  });
+
+  test('random bytes', async () => {
+    const result = await offerCorrupted(async (key) => inner.set(key, randomBytes(500), 300));
+    expect(result.reused).toBe(false);
+    expect(result.stats.rejected).toBe(1);
+    expect(result.remaining).toBeUndefined();
+  });
+});

@@ -1,0 +1,93 @@
+/**
+ * Spawns a real redis-server on a free loopback port (no persistence). A missing redis-server
+ * is a test failure with a clear message, never a skip.
+ */
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { connect } from 'node:net';
+import { freePort } from './free-port';
+
+export interface RedisServer {
+  port: number;
+  url: string;
+  /** The current redis-server process id. */
+  readonly pid: number;
+  /** SIGKILL (fault tests) and wait for the process to be gone. */
+  kill(): Promise<void>;
+  /** Start again on the same port. */
+  restart(): Promise<void>;
+  /** SIGTERM and wait; safe to call twice. */
+  stop(): Promise<void>;
+}
+
+export function redisServerPath(): string {
+  for (const candidate of ['/usr/bin/redis-server', '/usr/local/bin/redis-server']) {
+    try {
+      execFileSync(candidate, ['--version'], { stdio: 'ignore' });
+      return candidate;
+    } catch {
+      /* try the next */
+    }
+  }
+  try {
+    return execFileSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' }).trim();
+  } catch {
+    throw new Error('redis-server is not installed: install it (Debian: apt-get install -y redis-server; .ci/run does this) — these tests need a real Redis');
+  }
+}
+
+function waitForPort(port: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  return new Promise((resolve, reject) => {
+    const attempt = (): void => {
+      const socket = connect(port, '127.0.0.1');
+      socket.once('connect', () => { socket.destroy(); resolve(); });
+      socket.once('error', () => {
+        socket.destroy();
+        if (Date.now() > deadline) reject(new Error(`redis-server did not listen on 127.0.0.1:${port} within ${timeoutMs} ms`));
+        else setTimeout(attempt, 50);
+      });
+    };
+    attempt();
+  });
+}
+
+function waitForExit(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => child.once('exit', () => resolve()));
+}
+
+export async function startRedis(): Promise<RedisServer> {
+  const binary = redisServerPath();
+  const port = await freePort();
+  let child: ChildProcess | undefined;
+  const launch = async (): Promise<void> => {
+    child = spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+      stdio: 'ignore',
+    });
+    await waitForPort(port, 10_000);
+  };
+  await launch();
+  return {
+    port,
+    get pid() {
+      return child!.pid!;
+    },
+    url: `redis://127.0.0.1:${port}`,
+    async kill() {
+      if (!child) return;
+      const exited = waitForExit(child);
+      child.kill('SIGKILL');
+      await exited;
+    },
+    async restart() {
+      if (child && child.exitCode === null && child.signalCode === null) throw new Error('redis-server is still running');
+      await launch();
+    },
+    async stop() {
+      if (!child) return;
+      const exited = waitForExit(child);
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}

@@ -1,0 +1,53 @@
+/** Real TLS peers on 127.0.0.1 for the persistence tests. */
+import { constants } from 'node:crypto';
+import * as tls from 'node:tls';
+import type { Pki } from '../../helpers/pki';
+
+export interface HandshakeResult {
+  reused: boolean;
+  protocol: string | null;
+  /** The last session the client received (undefined if the server sent none). */
+  session: Buffer | undefined;
+}
+
+/** A TLS 1.2 server that resumes only by session ID (tickets off), so the store path is used. */
+export function tls12Server(pki: Pki, extra: tls.TlsOptions = {}): tls.Server {
+  return tls.createServer({
+    key: pki.serverKey,
+    cert: pki.serverCert,
+    maxVersion: 'TLSv1.2',
+    secureOptions: constants.SSL_OP_NO_TICKET,
+    ...extra,
+  }, (socket) => socket.end('hello'));
+}
+
+/** A default (TLS 1.3, tickets) server that answers each connection with a few bytes. */
+export function tls13Server(pki: Pki, extra: tls.TlsOptions = {}): tls.Server {
+  return tls.createServer({ key: pki.serverKey, cert: pki.serverCert, ...extra }, (socket) => socket.end('hello'));
+}
+
+export function listen(server: tls.Server): Promise<number> {
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)));
+}
+
+export function close(server: tls.Server): Promise<void> {
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
+/** One full client connection: handshake, read until the server closes, report reuse. */
+export function handshake(pki: Pki, port: number, session?: Buffer, extra: tls.ConnectionOptions = {}): Promise<HandshakeResult> {
+  return new Promise((resolve, reject) => {
+    let received: Buffer | undefined;
+    let reused = false;
+    let protocol: string | null = null;
+    const socket = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca: pki.ca, session, ...extra });
+    socket.once('secureConnect', () => {
+      reused = socket.isSessionReused();
+      protocol = socket.getProtocol();
+    });
+    socket.on('session', (s: Buffer) => { received = s; });
+    socket.on('data', () => {});
+    socket.once('error', reject);
+    socket.once('close', () => resolve({ reused, protocol, session: received }));
+  });
+}

@@ -1,0 +1,61 @@
+/**
+ * Restart: a TLS 1.2 server process with SqliteStore issues a session to a real external client
+ * (openssl s_client -sess_out), exits; a new process on the same database file resumes it
+ * (openssl s_client -sess_in prints "Reused").
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { makePki, Pki } from '../helpers/pki';
+import { startServerProcess } from './helpers/server-process';
+
+let pki: Pki;
+let dir: string;
+beforeAll(() => {
+  pki = makePki();
+  dir = mkdtempSync(join(tmpdir(), 'tls-session-restart-'));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Runs openssl s_client once (stdin closed, so it disconnects right after the handshake). */
+function sClient(port: number, sessionArgs: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = execFile('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'localhost',
+      '-tls1_2', '-CAfile', pki.caCertPath, ...sessionArgs], { timeout: 20_000 }, (error, stdout) => {
+      // s_client exits non-zero on some close paths; the transcript is what we judge.
+      if (error && !stdout) reject(error);
+      else resolve(stdout);
+    });
+    child.stdin!.end();
+  });
+}
+
+test('a session issued before a restart is resumed by openssl s_client after it', async () => {
+  const path = join(dir, 'sessions.db');
+  const sessionFile = join(dir, 'openssl.sess');
+  const config = { store: 'sqlite' as const, path, mode: 'tls12-store' as const, secretHex: randomBytes(32).toString('hex'),
+    certPath: pki.serverCertPath, keyPath: pki.serverKeyPath };
+
+  const before = await startServerProcess(config, ['--started-as=first']);
+  const issued = await sClient(before.port, ['-sess_out', sessionFile]);
+  expect(issued).toMatch(/^New, TLSv1\.2/m);
+  const firstStats = await before.stop();
+  expect(firstStats.stats.stored).toBe(1);
+  expect(statSync(path).mode & 0o777).toBe(0o600);
+
+  // Different arguments: Node's default session ID context would differ; attach makes it agree.
+  const after = await startServerProcess(config, ['--started-as=second', '--other-flag']);
+  const resumed = await sClient(after.port, ['-sess_in', sessionFile]);
+  const secondStats = await after.stop();
+  expect(resumed).toMatch(/^Reused, TLSv1\.2/m);
+  expect(secondStats.stats.hits).toBe(1);
+
+  // Control: a server restarted with another secret cannot open the record, so no resumption.
+  const wrongSecret = await startServerProcess({ ...config, secretHex: randomBytes(32).toString('hex') }, ['--started-as=third']);
+  const refused = await sClient(wrongSecret.port, ['-sess_in', sessionFile]);
+  const thirdStats = await wrongSecret.stop();
+  expect(refused).toMatch(/^New, TLSv1\.2/m);
+  expect(thirdStats.stats.rejected).toBe(1);
+});
