@@ -174,15 +174,7 @@ Napi::Value Metadata(const Napi::CallbackInfo& info) {
   api.SSL_SESSION_get0_alpn_selected(session, &alpn, &alpn_length);
   if (alpn != nullptr && alpn_length > 0) out.Set("alpnProtocol", std::string(reinterpret_cast<const char*>(alpn), alpn_length));
   X509* peer = api.SSL_SESSION_get0_peer(session);  // borrowed from the session
-  if (peer != nullptr) {
-    int length = api.i2d_X509(peer, nullptr);
-    if (length > 0) {
-      Napi::Buffer<uint8_t> der = Napi::Buffer<uint8_t>::New(env, static_cast<size_t>(length));
-      unsigned char* cursor = der.Data();
-      api.i2d_X509(peer, &cursor);
-      out.Set("peerCertificate", der);
-    }
-  }
+  if (peer != nullptr) out.Set("peerCertificate", CertificateToBuffer(env, peer));
   return out;
 }
 
@@ -232,6 +224,15 @@ size_t EstimateSessionBytes(const SSL_SESSION* session, size_t der_length) {
   size_t bytes = kSessionBaseBytes + der_length * 3;
   if (der_length == 0 && ossl().SSL_SESSION_get0_peer(const_cast<SSL_SESSION*>(session)) != nullptr) bytes += 4096;
   return bytes;
+}
+
+Napi::Value CertificateToBuffer(Napi::Env env, X509* certificate) {
+  int length = ossl().i2d_X509(certificate, nullptr);
+  if (length <= 0) return env.Undefined();
+  Napi::Buffer<uint8_t> der = Napi::Buffer<uint8_t>::New(env, static_cast<size_t>(length));
+  unsigned char* cursor = der.Data();
+  ossl().i2d_X509(certificate, &cursor);
+  return der;
 }
 
 Napi::Value AdoptSession(Napi::Env env, SSL_SESSION* session, size_t native_bytes) {

@@ -17,6 +17,9 @@ Napi::Value AdoptSession(Napi::Env env, SSL_SESSION* session, size_t native_byte
 // ERR_TLS_SESSION_VIEW_EXPIRED.
 SSL_SESSION* SessionArgument(const Napi::CallbackInfo& info, size_t index);
 
+// The DER encoding of `certificate` as a new Buffer, or undefined if it cannot be encoded.
+Napi::Value CertificateToBuffer(Napi::Env env, X509* certificate);
+
 // An estimate of the native memory behind a session, for V8's external-memory accounting.
 size_t EstimateSessionBytes(const SSL_SESSION* session, size_t der_length);
 

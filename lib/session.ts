@@ -50,6 +50,11 @@ export abstract class SessionReader {
   /** The live native handle, or throws the error that says why there is none. */
   protected abstract liveHandle(): NativeHandle;
 
+  /** @internal See liveHandleOf(). */
+  static liveHandleOf(reader: SessionReader): NativeHandle {
+    return reader.liveHandle();
+  }
+
   // Sessions are immutable once established, so one native call serves every getter.
   #read(): NativeMetadata {
     const handle = this.liveHandle();
@@ -272,6 +277,14 @@ export class SessionView extends SessionReader {
   toJSON(): SessionSummary | { expired: true } {
     return this.valid ? this.summary() : { expired: true };
   }
+}
+
+/**
+ * @internal The live native handle of a session or view (throws the freed / expired error),
+ * for other lib/ modules that pass sessions to native code.
+ */
+export function liveHandleOf(reader: SessionReader): NativeHandle {
+  return SessionReader.liveHandleOf(reader);
 }
 
 /** @internal For other lib/ modules that receive an owned reference from native code. */

@@ -1,0 +1,418 @@
+#include "tls_context.h"
+
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+
+#include "addon_data.h"
+#include "openssl_errors.h"
+#include "session_functions.h"
+#include "tls_connection.h"
+
+namespace tls_session {
+namespace {
+
+// Process-wide ex_data slot pointing an SSL_CTX back at its TlsContext (nullptr once detached).
+int ContextIndex() {
+  static int index = -1;
+  static std::once_flag once;
+  // SSL_CTX_get_ex_new_index is a macro: this is its expansion.
+  std::call_once(once, [] { index = ossl().CRYPTO_get_ex_new_index(CRYPTO_EX_INDEX_SSL_CTX, 0, nullptr, nullptr, nullptr, nullptr); });
+  return index;
+}
+
+// The server's ALPN list lives in the SSL_CTX's ex_data, freed with the SSL_CTX itself: the
+// select callback can run after the TlsContext object is gone (connections keep the SSL_CTX).
+void FreeAlpn(void* parent, void* ptr, CRYPTO_EX_DATA* ad, int index, long argl, void* argp) {
+  delete static_cast<std::string*>(ptr);
+}
+
+int AlpnIndex() {
+  static int index = -1;
+  static std::once_flag once;
+  std::call_once(once, [] { index = ossl().CRYPTO_get_ex_new_index(CRYPTO_EX_INDEX_SSL_CTX, 0, nullptr, nullptr, nullptr, FreeAlpn); });
+  return index;
+}
+
+int ProtocolVersion(Napi::Env env, Napi::Value value, const char* name) {
+  if (value.IsUndefined()) return 0;  // 0: no bound, OpenSSL's default
+  std::string text = value.IsString() ? value.As<Napi::String>().Utf8Value() : "";
+  if (text == "TLSv1") return TLS1_VERSION;
+  if (text == "TLSv1.1") return TLS1_1_VERSION;
+  if (text == "TLSv1.2") return TLS1_2_VERSION;
+  if (text == "TLSv1.3") return TLS1_3_VERSION;
+  throw MakeError(env, ErrorKind::kInvalidArgument, std::string(name) + " must be 'TLSv1', 'TLSv1.1', 'TLSv1.2' or 'TLSv1.3'");
+}
+
+Napi::Uint8Array OptionalBytes(Napi::Env env, Napi::Object options, const char* name, bool* present) {
+  Napi::Value value = options.Get(name);
+  *present = !value.IsUndefined();
+  if (!*present) return Napi::Uint8Array();
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    throw MakeError(env, ErrorKind::kInvalidArgument, std::string("options.") + name + " must be a Buffer or Uint8Array");
+  }
+  return value.As<Napi::Uint8Array>();
+}
+
+// A read-only BIO over JavaScript bytes, freed on scope exit.
+struct MemBio {
+  BIO* bio;
+  explicit MemBio(Napi::Uint8Array bytes) : bio(ossl().BIO_new_mem_buf(bytes.Data(), static_cast<int>(bytes.ByteLength()))) {}
+  ~MemBio() { if (bio != nullptr) ossl().BIO_free(bio); }
+  MemBio(const MemBio&) = delete;
+  MemBio& operator=(const MemBio&) = delete;
+};
+
+// Never prompts on the terminal (OpenSSL's default when no callback is given): no passphrase
+// means an encrypted key fails to load with OpenSSL's reason.
+int PassphraseCallback(char* buffer, int size, int rwflag, void* user) {
+  const std::string* passphrase = static_cast<const std::string*>(user);
+  if (passphrase == nullptr || size <= 0) return 0;
+  int length = static_cast<int>(std::min<size_t>(passphrase->size(), static_cast<size_t>(size)));
+  memcpy(buffer, passphrase->data(), static_cast<size_t>(length));
+  return length;
+}
+
+// The cache-mode bits for the user's mode. Client contexts always keep SSL_SESS_CACHE_CLIENT
+// so new_session_cb sees every client session (the connection's 'session' event); when the
+// user did not ask for a client cache, nothing is stored internally.
+long CacheMode(Napi::Env env, const std::string& mode, bool server, bool* emit_new) {
+  long bits;
+  if (mode == "off") bits = SSL_SESS_CACHE_OFF;
+  else if (mode == "client") bits = SSL_SESS_CACHE_CLIENT;
+  else if (mode == "server") bits = SSL_SESS_CACHE_SERVER;
+  else if (mode == "both") bits = SSL_SESS_CACHE_BOTH;
+  else throw MakeError(env, ErrorKind::kInvalidArgument, "sessionCache.mode must be 'off', 'client', 'server' or 'both'");
+  long role_bit = server ? SSL_SESS_CACHE_SERVER : SSL_SESS_CACHE_CLIENT;
+  *emit_new = (bits & role_bit) != 0;
+  if (!server && (bits & SSL_SESS_CACHE_CLIENT) == 0) bits |= SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE;
+  return bits;
+}
+
+}  // namespace
+
+void TlsContext::Init(Napi::Env env, Napi::Object exports) {
+  Napi::Function ctor = DefineClass(env, "NativeTlsContext",
+                                    {InstanceMethod<&TlsContext::Flush>("flush"), InstanceMethod<&TlsContext::Stats>("stats"),
+                                     InstanceMethod<&TlsContext::Close>("close"),
+                                     StaticMethod<&TlsContext::LiveOwners>("liveOwners")});
+  exports.Set("NativeTlsContext", ctor);
+}
+
+TlsContext* TlsContext::FromValue(Napi::Env env, Napi::Value value) {
+  TlsContext* context = nullptr;
+  if (value.IsObject()) {
+    napi_status status = napi_unwrap(env, value, reinterpret_cast<void**>(&context));
+    if (status != napi_ok) context = nullptr;
+  }
+  // Only TlsContext objects are wrapped with this constructor's class; anything else is refused.
+  if (context == nullptr) throw MakeError(env, ErrorKind::kInvalidArgument, "expected a NativeTlsContext");
+  if (context->ctx_ == nullptr) throw MakeError(env, ErrorKind::kOpenSSL, "the TlsContext was closed");
+  return context;
+}
+
+TlsContext::TlsContext(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TlsContext>(info), data_(AddonData::Get(info.Env())) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsObject() || !info[1].IsFunction()) {
+    throw MakeError(env, ErrorKind::kInvalidArgument, "NativeTlsContext(options, dispatch) expects an object and a function");
+  }
+  ClearErrorOnReturn clear_errors;
+  Napi::Object options = info[0].As<Napi::Object>();
+  server_ = options.Get("server").ToBoolean().Value();
+  ctx_.reset(ossl().SSL_CTX_new(server_ ? ossl().TLS_server_method() : ossl().TLS_client_method()));
+  if (ctx_ == nullptr) ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "SSL_CTX_new failed");
+  Configure(env, options);  // throws: ctx_ is freed by its deleter, nothing registered yet
+  dispatch_ = Napi::Persistent(info[1].As<Napi::Function>());
+  ossl().SSL_CTX_set_ex_data(ctx_.get(), ContextIndex(), this);
+  engine().Add(this);
+}
+
+TlsContext::~TlsContext() {
+  // Already released (close() or teardown): AddonData may be gone, touch nothing.
+  if (ctx_ == nullptr) return;
+  // GC finalizer: no JavaScript from the callbacks SSL_CTX_free may fire.
+  TlsEngine::NoJsScope no_js(&engine());
+  ReleaseNative();
+}
+
+TlsEngine& TlsContext::engine() { return data_->tls_engine(); }
+
+void TlsContext::ReleaseNative() {
+  if (ctx_ == nullptr) return;
+  // Detach first: connections may keep the SSL_CTX alive, and its callbacks must no longer
+  // reach this object.
+  ossl().SSL_CTX_set_ex_data(ctx_.get(), ContextIndex(), nullptr);
+  engine().Remove(this);
+  engine().Free(ctx_.release());
+}
+
+void TlsContext::Configure(Napi::Env env, Napi::Object options) {
+  const auto& api = ossl();
+  SSL_CTX* ctx = ctx_.get();
+
+  int min_version = ProtocolVersion(env, options.Get("minVersion"), "minVersion");
+  int max_version = ProtocolVersion(env, options.Get("maxVersion"), "maxVersion");
+  // SSL_CTX_set_min/max_proto_version are macros over SSL_CTX_ctrl.
+  if (min_version != 0 && api.SSL_CTX_ctrl(ctx, SSL_CTRL_SET_MIN_PROTO_VERSION, min_version, nullptr) != 1) {
+    ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "cannot set minVersion");
+  }
+  if (max_version != 0 && api.SSL_CTX_ctrl(ctx, SSL_CTRL_SET_MAX_PROTO_VERSION, max_version, nullptr) != 1) {
+    ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "cannot set maxVersion");
+  }
+
+  Napi::Value ciphers = options.Get("ciphers");
+  if (ciphers.IsString() && api.SSL_CTX_set_cipher_list(ctx, ciphers.As<Napi::String>().Utf8Value().c_str()) != 1) {
+    ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "invalid ciphers list");
+  }
+  Napi::Value suites = options.Get("ciphersuites");
+  if (suites.IsString() && api.SSL_CTX_set_ciphersuites(ctx, suites.As<Napi::String>().Utf8Value().c_str()) != 1) {
+    ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "invalid ciphersuites list");
+  }
+
+  if (!options.Get("tickets").ToBoolean().Value()) api.SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+
+  bool present = false;
+  Napi::Uint8Array cert = OptionalBytes(env, options, "cert", &present);
+  if (present) LoadCertificateChain(env, cert);
+  Napi::Uint8Array key = OptionalBytes(env, options, "key", &present);
+  if (present) {
+    LoadPrivateKey(env, key, options.Get("passphrase"));
+    if (api.SSL_CTX_check_private_key(ctx) != 1) ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "the key does not match the certificate");
+  }
+  Napi::Uint8Array ca = OptionalBytes(env, options, "ca", &present);
+  if (present) {
+    LoadCa(env, ca);
+  } else if (!server_ && options.Get("verifyPeer").ToBoolean().Value() && api.SSL_CTX_set_default_verify_paths(ctx) != 1) {
+    ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "cannot load the system's default CA certificates");
+  }
+  if (options.Get("verifyPeer").ToBoolean().Value()) {
+    int mode = SSL_VERIFY_PEER;
+    if (server_ && options.Get("requirePeerCertificate").ToBoolean().Value()) mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+    api.SSL_CTX_set_verify(ctx, mode, nullptr);
+  }
+
+  Napi::Uint8Array alpn = OptionalBytes(env, options, "alpn", &present);
+  if (present && alpn.ByteLength() > 0) {
+    if (server_) {
+      auto* wire = new std::string(reinterpret_cast<const char*>(alpn.Data()), alpn.ByteLength());
+      if (api.SSL_CTX_set_ex_data(ctx, AlpnIndex(), wire) != 1) {
+        delete wire;
+        ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "cannot store alpnProtocols");
+      }
+      api.SSL_CTX_set_alpn_select_cb(ctx, OnAlpnSelect, nullptr);
+    } else if (api.SSL_CTX_set_alpn_protos(ctx, alpn.Data(), static_cast<unsigned int>(alpn.ByteLength())) != 0) {
+      // Inverted convention: 0 is success for this one.
+      ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "invalid alpnProtocols");
+    }
+  }
+
+  Napi::Value mode_value = options.Get("cacheMode");
+  std::string mode = mode_value.IsString() ? mode_value.As<Napi::String>().Utf8Value() : (server_ ? "server" : "client");
+  // SSL_CTX_set_session_cache_mode / SSL_CTX_sess_set_cache_size are macros over SSL_CTX_ctrl.
+  api.SSL_CTX_ctrl(ctx, SSL_CTRL_SET_SESS_CACHE_MODE, CacheMode(env, mode, server_, &emit_new_sessions_), nullptr);
+  Napi::Value size = options.Get("cacheSize");
+  if (size.IsNumber()) api.SSL_CTX_ctrl(ctx, SSL_CTRL_SET_SESS_CACHE_SIZE, size.As<Napi::Number>().Int64Value(), nullptr);
+  Napi::Value timeout = options.Get("cacheTimeout");
+  if (timeout.IsNumber()) api.SSL_CTX_set_timeout(ctx, timeout.As<Napi::Number>().Int64Value());
+  if (server_) {
+    // A server must name the context its sessions belong to, or resumption with client
+    // certificates fails ("session id context uninitialized").
+    Napi::Uint8Array id_context = OptionalBytes(env, options, "sessionIdContext", &present);
+    static const unsigned char kDefault[] = "tls-session";
+    const unsigned char* bytes = present ? id_context.Data() : kDefault;
+    unsigned int length = present ? static_cast<unsigned int>(id_context.ByteLength()) : sizeof(kDefault) - 1;
+    if (api.SSL_CTX_set_session_id_context(ctx, bytes, length) != 1) {
+      ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "invalid sessionIdContext (at most 32 bytes)");
+    }
+  }
+  api.SSL_CTX_sess_set_new_cb(ctx, OnNewSession);
+  api.SSL_CTX_sess_set_remove_cb(ctx, OnRemoveSession);
+  if (server_) api.SSL_CTX_sess_set_get_cb(ctx, OnGetSession);
+}
+
+void TlsContext::LoadCertificateChain(Napi::Env env, Napi::Value pem) {
+  const auto& api = ossl();
+  MemBio bio(pem.As<Napi::Uint8Array>());
+  X509* leaf = api.PEM_read_bio_X509(bio.bio, nullptr, nullptr, nullptr);
+  if (leaf == nullptr) ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "cert: no PEM certificate could be read");
+  int ok = api.SSL_CTX_use_certificate(ctx_.get(), leaf);  // takes its own reference
+  api.X509_free(leaf);
+  if (ok != 1) ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "cert: the certificate was refused");
+  // Further certificates in the same PEM are the chain sent after the leaf.
+  while (X509* extra = api.PEM_read_bio_X509(bio.bio, nullptr, nullptr, nullptr)) {
+    // SSL_CTX_add_extra_chain_cert (a macro) takes ownership on success.
+    if (api.SSL_CTX_ctrl(ctx_.get(), SSL_CTRL_EXTRA_CHAIN_CERT, 0, extra) != 1) {
+      api.X509_free(extra);
+      ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "cert: a chain certificate was refused");
+    }
+  }
+  api.ERR_clear_error();  // the end of the PEM input leaves "no start line" behind
+}
+
+void TlsContext::LoadPrivateKey(Napi::Env env, Napi::Value pem, Napi::Value passphrase_value) {
+  const auto& api = ossl();
+  MemBio bio(pem.As<Napi::Uint8Array>());
+  std::string passphrase;
+  bool has_passphrase = passphrase_value.IsString();
+  if (has_passphrase) passphrase = passphrase_value.As<Napi::String>().Utf8Value();
+  EVP_PKEY* key = api.PEM_read_bio_PrivateKey(bio.bio, nullptr, PassphraseCallback, has_passphrase ? &passphrase : nullptr);
+  std::fill(passphrase.begin(), passphrase.end(), '\0');
+  // The message never quotes the key or the passphrase, only OpenSSL's reason.
+  if (key == nullptr) ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "key: no PEM private key could be read");
+  int ok = api.SSL_CTX_use_PrivateKey(ctx_.get(), key);  // takes its own reference
+  api.EVP_PKEY_free(key);
+  if (ok != 1) ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "key: the private key was refused");
+}
+
+void TlsContext::LoadCa(Napi::Env env, Napi::Value pem) {
+  const auto& api = ossl();
+  MemBio bio(pem.As<Napi::Uint8Array>());
+  X509_STORE* store = api.SSL_CTX_get_cert_store(ctx_.get());  // borrowed from the context
+  int count = 0;
+  while (X509* cert = api.PEM_read_bio_X509(bio.bio, nullptr, nullptr, nullptr)) {
+    int ok = api.X509_STORE_add_cert(store, cert);  // takes its own reference
+    api.X509_free(cert);
+    if (ok != 1) ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "ca: a certificate was refused");
+    count++;
+  }
+  if (count == 0) ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "ca: no PEM certificate could be read");
+  api.ERR_clear_error();
+}
+
+Napi::Value TlsContext::Flush(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (ctx_ == nullptr) throw MakeError(env, ErrorKind::kOpenSSL, "the TlsContext was closed");
+  if (!info[0].IsNumber()) throw MakeError(env, ErrorKind::kInvalidArgument, "flush(seconds) expects a number");
+  // The remove callback runs with the SSL_CTX lock held inside SSL_CTX_flush_sessions.
+  if (engine().InOpenSSL()) throw MakeError(env, ErrorKind::kOpenSSL, "flushSessions cannot run inside a session callback");
+  ClearErrorOnReturn clear_errors;
+  TlsEngine::CallScope scope(&engine());
+  ossl().SSL_CTX_flush_sessions(ctx_.get(), static_cast<long>(info[0].As<Napi::Number>().Int64Value()));
+  return env.Undefined();
+}
+
+Napi::Value TlsContext::Stats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (ctx_ == nullptr) throw MakeError(env, ErrorKind::kOpenSSL, "the TlsContext was closed");
+  ClearErrorOnReturn clear_errors;
+  SSL_CTX* ctx = ctx_.get();
+  const auto& api = ossl();
+  // SSL_CTX_sess_number & co. are macros over SSL_CTX_ctrl; none of them takes the lock.
+  auto stat = [&](int cmd) { return Napi::Number::New(env, static_cast<double>(api.SSL_CTX_ctrl(ctx, cmd, 0, nullptr))); };
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("size", stat(SSL_CTRL_SESS_NUMBER));
+  out.Set("maxSize", stat(SSL_CTRL_GET_SESS_CACHE_SIZE));
+  out.Set("timeout", Napi::Number::New(env, static_cast<double>(api.SSL_CTX_get_timeout(ctx))));
+  out.Set("connect", stat(SSL_CTRL_SESS_CONNECT));
+  out.Set("connectGood", stat(SSL_CTRL_SESS_CONNECT_GOOD));
+  out.Set("accept", stat(SSL_CTRL_SESS_ACCEPT));
+  out.Set("acceptGood", stat(SSL_CTRL_SESS_ACCEPT_GOOD));
+  out.Set("hits", stat(SSL_CTRL_SESS_HIT));
+  out.Set("callbackHits", stat(SSL_CTRL_SESS_CB_HIT));
+  out.Set("misses", stat(SSL_CTRL_SESS_MISSES));
+  out.Set("timeouts", stat(SSL_CTRL_SESS_TIMEOUTS));
+  out.Set("cacheFull", stat(SSL_CTRL_SESS_CACHE_FULL));
+  return out;
+}
+
+Napi::Value TlsContext::Close(const Napi::CallbackInfo& info) {
+  ReleaseNative();  // deferred by the engine when called from inside a callback
+  dispatch_.Reset();
+  return info.Env().Undefined();
+}
+
+Napi::Value TlsContext::LiveOwners(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Napi::Number::New(env, static_cast<double>(AddonData::Get(env)->tls_engine().owner_count()));
+}
+
+TlsContext* TlsContext::FromCtx(SSL_CTX* ctx) {
+  return ctx != nullptr ? static_cast<TlsContext*>(ossl().SSL_CTX_get_ex_data(ctx, ContextIndex())) : nullptr;
+}
+
+Napi::Value TlsContext::Dispatch(Event event, Napi::Value argument) {
+  Napi::Env env = Env();
+  return dispatch_.Call({Napi::Number::New(env, event), argument});
+}
+
+// new_session_cb: OpenSSL hands us one reference. Returning 1 = we keep it; 0 = OpenSSL frees it.
+int TlsContext::OnNewSession(SSL* ssl, SSL_SESSION* session) {
+  // The connection's 'session' event takes its own reference (SSL_get1_session).
+  if (TlsConnection* connection = TlsConnection::FromSsl(ssl)) connection->QueueNewSession(session);
+  TlsContext* self = FromCtx(ossl().SSL_get_SSL_CTX(ssl));
+  if (self == nullptr || !self->emit_new_sessions_ || self->dispatch_.IsEmpty() || !self->engine().CanCallJs()) return 0;
+  Napi::Env env = self->Env();
+  Napi::Value handle;
+  try {
+    Napi::HandleScope scope(env);
+    // AdoptSession consumes the reference even when it throws (it frees it then): from this
+    // call on, the reference is not OpenSSL's any more, whatever happens.
+    handle = AdoptSession(env, session, EstimateSessionBytes(session, 0));
+    self->Dispatch(kNewSession, handle);
+  } catch (...) {
+    // An exception must not unwind through OpenSSL; lib/tls/context.ts reports listener errors.
+  }
+  return 1;
+}
+
+// get_session_cb: the returned session carries a reference for OpenSSL.
+SSL_SESSION* TlsContext::OnGetSession(SSL* ssl, const unsigned char* id, int length, int* copy) {
+  *copy = 0;  // we take OpenSSL's reference ourselves (up_ref or d2i) before returning the session
+  TlsContext* self = FromCtx(ossl().SSL_get_SSL_CTX(ssl));
+  if (self == nullptr || self->dispatch_.IsEmpty() || !self->engine().CanCallJs()) return nullptr;
+  Napi::Env env = self->Env();
+  try {
+    Napi::HandleScope scope(env);
+    Napi::Value result = self->Dispatch(kLookup, Napi::Buffer<uint8_t>::Copy(env, id, static_cast<size_t>(length)));
+    if (result.IsNumber()) {
+      // A Session or SessionView handle: JavaScript keeps its reference, OpenSSL gets a new one.
+      SSL_SESSION* found = self->data_->sessions().Find(result.As<Napi::Number>().DoubleValue());
+      if (found == nullptr || ossl().SSL_SESSION_up_ref(found) != 1) return nullptr;
+      return found;
+    }
+    if (result.IsTypedArray() && result.As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array) {
+      // DER: the decoded session's only reference is the one OpenSSL receives.
+      Napi::Uint8Array der = result.As<Napi::Uint8Array>();
+      const unsigned char* cursor = der.Data();
+      SSL_SESSION* decoded = ossl().d2i_SSL_SESSION(nullptr, &cursor, static_cast<long>(der.ByteLength()));
+      if (decoded != nullptr && cursor != der.Data() + der.ByteLength()) {
+        ossl().SSL_SESSION_free(decoded);
+        decoded = nullptr;
+      }
+      ossl().ERR_clear_error();  // a refused lookup is a cache miss, not a handshake error
+      return decoded;
+    }
+  } catch (...) {
+  }
+  return nullptr;
+}
+
+// remove_cb: the session is borrowed; OpenSSL may free it as soon as we return.
+void TlsContext::OnRemoveSession(SSL_CTX* ctx, SSL_SESSION* session) {
+  TlsContext* self = FromCtx(ctx);
+  if (self == nullptr || self->dispatch_.IsEmpty() || !self->engine().CanCallJs()) return;
+  SessionTable& table = self->data_->sessions();
+  SessionHandle view = table.Lend(session);
+  if (view == 0) return;
+  try {
+    Napi::HandleScope scope(self->Env());
+    self->Dispatch(kRemoveSession, Napi::Number::New(self->Env(), view));
+  } catch (...) {
+  }
+  table.Release(view, ReleaseReason::kExplicit);  // the loan ends with the callback
+}
+
+int TlsContext::OnAlpnSelect(SSL* ssl, const unsigned char** out, unsigned char* out_length, const unsigned char* in,
+                             unsigned int in_length, void* arg) {
+  auto* wire = static_cast<std::string*>(ossl().SSL_CTX_get_ex_data(ossl().SSL_get_SSL_CTX(ssl), AlpnIndex()));
+  if (wire == nullptr) return SSL_TLSEXT_ERR_NOACK;
+  unsigned char* selected = nullptr;
+  const std::string& server = *wire;
+  int status = ossl().SSL_select_next_proto(&selected, out_length, reinterpret_cast<const unsigned char*>(server.data()),
+                                            static_cast<unsigned int>(server.size()), in, in_length);
+  if (status != OPENSSL_NPN_NEGOTIATED) return SSL_TLSEXT_ERR_NOACK;  // no overlap: continue without ALPN
+  *out = selected;
+  return SSL_TLSEXT_ERR_OK;
+}
+
+}  // namespace tls_session

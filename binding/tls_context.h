@@ -1,0 +1,68 @@
+// TlsContext: one SSL_CTX on the system OpenSSL, with its session cache callbacks bridged to
+// JavaScript (lib/tls/context.ts). Reference rules of each callback: docs/TLS_ENGINE.md.
+#ifndef TLS_SESSION_TLS_CONTEXT_H_
+#define TLS_SESSION_TLS_CONTEXT_H_
+
+#include <napi.h>
+
+#include <memory>
+#include <string>
+
+#include "openssl_library.h"
+#include "tls_engine.h"
+
+namespace tls_session {
+
+class AddonData;
+
+class TlsContext : public Napi::ObjectWrap<TlsContext>, public TlsEngine::Owner {
+ public:
+  static void Init(Napi::Env env, Napi::Object exports);
+  // The live TlsContext behind a JavaScript value, or throws a typed error.
+  static TlsContext* FromValue(Napi::Env env, Napi::Value value);
+
+  explicit TlsContext(const Napi::CallbackInfo& info);
+  ~TlsContext() override;
+
+  SSL_CTX* ctx() const { return ctx_.get(); }
+  bool is_server() const { return server_; }
+  TlsEngine& engine();
+
+  void ReleaseNative() override;
+
+ private:
+  struct CtxDeleter {
+    void operator()(SSL_CTX* ctx) const { ossl().SSL_CTX_free(ctx); }
+  };
+  enum Event { kNewSession = 0, kRemoveSession = 1, kLookup = 2 };
+
+  void Configure(Napi::Env env, Napi::Object options);
+  void LoadCertificateChain(Napi::Env env, Napi::Value pem);
+  void LoadPrivateKey(Napi::Env env, Napi::Value pem, Napi::Value passphrase);
+  void LoadCa(Napi::Env env, Napi::Value pem);
+
+  Napi::Value Flush(const Napi::CallbackInfo& info);
+  Napi::Value Stats(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+  static Napi::Value LiveOwners(const Napi::CallbackInfo& info);
+
+  // The TlsContext an SSL_CTX belongs to, or nullptr once it was closed or collected.
+  static TlsContext* FromCtx(SSL_CTX* ctx);
+  static int OnNewSession(SSL* ssl, SSL_SESSION* session);
+  static SSL_SESSION* OnGetSession(SSL* ssl, const unsigned char* id, int length, int* copy);
+  static void OnRemoveSession(SSL_CTX* ctx, SSL_SESSION* session);
+  static int OnAlpnSelect(SSL* ssl, const unsigned char** out, unsigned char* out_length, const unsigned char* in,
+                          unsigned int in_length, void* arg);
+
+  Napi::Value Dispatch(Event event, Napi::Value argument);
+
+  AddonData* data_;
+  std::unique_ptr<SSL_CTX, CtxDeleter> ctx_;
+  Napi::FunctionReference dispatch_;  // (event, argument) => result; lib/tls/context.ts
+  bool server_ = false;
+  bool emit_new_sessions_ = false;    // the user's cache mode covers this context's role
+};
+
+}  // namespace tls_session
+
+#endif  // TLS_SESSION_TLS_CONTEXT_H_

@@ -1,0 +1,65 @@
+#include "tls_engine.h"
+
+#include "tls_connection.h"
+#include "tls_context.h"
+
+namespace tls_session {
+
+TlsEngine::CallScope::~CallScope() {
+  if (--engine_->depth_ == 0) engine_->RunDeferred();
+}
+
+void TlsEngine::Free(SSL* ssl) {
+  if (ssl == nullptr) return;
+  if (depth_ > 0) {
+    deferred_ssl_.push_back(ssl);
+    return;
+  }
+  CallScope scope(this);  // callbacks fired by SSL_free see OpenSSL on the stack
+  ossl().SSL_free(ssl);
+}
+
+void TlsEngine::Free(SSL_CTX* ctx) {
+  if (ctx == nullptr) return;
+  if (depth_ > 0) {
+    deferred_ctx_.push_back(ctx);
+    return;
+  }
+  CallScope scope(this);
+  ossl().SSL_CTX_free(ctx);
+}
+
+void TlsEngine::RunDeferred() {
+  // Connections first: an SSL holds a reference to its SSL_CTX. A free may fire callbacks that
+  // defer more frees, hence the loop.
+  depth_++;
+  while (!deferred_ssl_.empty() || !deferred_ctx_.empty()) {
+    if (!deferred_ssl_.empty()) {
+      SSL* ssl = deferred_ssl_.back();
+      deferred_ssl_.pop_back();
+      ossl().SSL_free(ssl);
+    } else {
+      SSL_CTX* ctx = deferred_ctx_.back();
+      deferred_ctx_.pop_back();
+      ossl().SSL_CTX_free(ctx);
+    }
+  }
+  depth_--;
+}
+
+void InitTlsEngine(Napi::Env env, Napi::Object exports) {
+  TlsContext::Init(env, exports);
+  TlsConnection::Init(env, exports);
+}
+
+void TlsEngine::Teardown() {
+  if (torn_down_) return;
+  torn_down_ = true;  // from here CanCallJs() is false for good
+  // ReleaseNative removes the owner from the set: iterate over a copy.
+  std::vector<Owner*> owners(owners_.begin(), owners_.end());
+  for (Owner* owner : owners) owner->ReleaseNative();
+  owners_.clear();
+  RunDeferred();
+}
+
+}  // namespace tls_session

@@ -1,0 +1,42 @@
+/**
+ * What every lib/tls module shares: the native constructors, whether OpenSSL is on the stack
+ * (a callback is running inside a native call), and the handle behind a Session.
+ */
+import { native, type NativeHandle } from '../binding';
+import { liveHandleOf, SessionReader } from '../session';
+import { invalidArgType } from '../errors';
+import type { NativeTlsBinding } from './native';
+
+export const tlsNative: NativeTlsBinding = native;
+
+let depth = 0;
+
+/**
+ * True while a native TLS call is on the stack, i.e. inside a session callback or event
+ * emitted from one. OpenSSL may hold the SSL_CTX lock there (remove callback), so nothing may
+ * call back into it: connections defer their work, flushSessions() refuses.
+ */
+export function inEngine(): boolean {
+  return depth > 0;
+}
+
+/** Runs a native call that may call back into JavaScript. */
+export function enterEngine<T>(fn: () => T): T {
+  depth++;
+  try {
+    return fn();
+  } finally {
+    depth--;
+  }
+}
+
+/** The native handle behind a Session or SessionView (throws its freed/expired error). */
+export function handleOf(session: SessionReader, name: string): NativeHandle {
+  if (!(session instanceof SessionReader)) throw invalidArgType(name, 'a Session or SessionView', session);
+  return liveHandleOf(session);
+}
+
+/** Native TLS objects (contexts and connections) still holding OpenSSL state in this thread. */
+export function liveTlsObjects(): number {
+  return tlsNative.NativeTlsContext.liveOwners();
+}

@@ -1,0 +1,116 @@
+/**
+ * The engine against node:tls, both ways, for TLS 1.2 (session IDs, tickets) and TLS 1.3
+ * (tickets): the first connection is full, the second resumes with a session that went
+ * through toDER/fromDER in between, and both ends say so.
+ */
+import { once } from 'node:events';
+import * as tls from 'node:tls';
+import { constants } from 'node:crypto';
+import { ledger, Session, TlsContext } from '../../lib';
+import { makePki, type Pki } from '../helpers/pki';
+import { readAll, runEngineClient, startEngineServer } from './helpers/peers';
+
+let pki: Pki;
+beforeAll(() => { pki = makePki(); });
+
+interface Variant { name: string; version: 'TLSv1.2' | 'TLSv1.3'; tickets: boolean }
+const variants: Variant[] = [
+  { name: 'TLS 1.2 with session IDs', version: 'TLSv1.2', tickets: false },
+  { name: 'TLS 1.2 with tickets', version: 'TLSv1.2', tickets: true },
+  { name: 'TLS 1.3 with tickets', version: 'TLSv1.3', tickets: true },
+];
+
+/** A node:tls server with an external session cache (Node's own has no internal one). */
+async function nodeServer(v: Variant) {
+  const cache = new Map<string, Buffer>();
+  const reused: boolean[] = [];
+  const server = tls.createServer({
+    key: pki.serverKey, cert: pki.serverCert, minVersion: v.version, maxVersion: v.version,
+    secureOptions: v.tickets ? 0 : constants.SSL_OP_NO_TICKET,
+  }, (socket) => {
+    reused.push(socket.isSessionReused());
+    socket.on('error', () => {});
+    socket.end('hello\n');
+  });
+  server.on('newSession', (id: Buffer, data: Buffer, done: () => void) => { cache.set(id.toString('hex'), data); done(); });
+  server.on('resumeSession', (id: Buffer, done: (e: Error | null, data: Buffer | null) => void) => done(null, cache.get(id.toString('hex')) ?? null));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { port: (server.address() as { port: number }).port, reused, close: () => new Promise<void>((r) => server.close(() => r())) };
+}
+
+describe.each(variants)('engine client ↔ node:tls server, $name', (v) => {
+  test('the second connection resumes the first one\'s session (via DER)', async () => {
+    const before = ledger();
+    const server = await nodeServer(v);
+    const ctx = new TlsContext({ role: 'client', ca: pki.ca, minVersion: v.version, maxVersion: v.version, tickets: v.tickets });
+    try {
+      const first = await runEngineClient(ctx, server.port);
+      expect(first.received.toString()).toBe('hello\n');
+      expect(first.protocol).toBe(v.version);
+      expect(first.reused).toBe(false);
+      expect(first.sessions.length).toBeGreaterThan(0);
+      const last = first.sessions[first.sessions.length - 1];
+      expect(last.isResumable).toBe(true);
+      expect(last.hasTicket).toBe(v.tickets);
+      expect(last.protocol).toBe(v.version);
+      const der = last.toDER();
+      for (const s of first.sessions) s.free();
+
+      using session = Session.fromDER(der);
+      const second = await runEngineClient(ctx, server.port, { session });
+      expect(second.received.toString()).toBe('hello\n');
+      expect(second.reused).toBe(true);
+      expect(server.reused).toEqual([false, true]);
+      for (const s of second.sessions) s.free();
+    } finally {
+      ctx.close();
+      await server.close();
+    }
+    const after = ledger();
+    expect(after.live).toBe(before.live);
+  });
+});
+
+/** A node:tls client; resolves with its last session (DER) and whether it resumed. */
+async function nodeClient(port: number, v: Variant, session?: Buffer) {
+  const socket = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca: pki.ca, minVersion: v.version, maxVersion: v.version, session });
+  let der: Buffer | undefined;
+  socket.on('session', (s: Buffer) => { der = s; });
+  await once(socket, 'secureConnect');
+  const reused = socket.isSessionReused();
+  const received = await readAll(socket);
+  if (!socket.destroyed) await once(socket, 'close');
+  return { der, reused, received: received.toString() };
+}
+
+describe.each(variants)('engine server ↔ node:tls client, $name', (v) => {
+  test('the node:tls client resumes against the engine server (session via fromDER/toDER)', async () => {
+    const before = ledger();
+    const ctx = new TlsContext({ role: 'server', cert: pki.serverCert, key: pki.serverKey, minVersion: v.version, maxVersion: v.version, tickets: v.tickets });
+    const server = await startEngineServer(ctx);
+    try {
+      const first = await nodeClient(server.port, v);
+      expect(first.received).toBe('hello\n');
+      expect(first.reused).toBe(false);
+      expect(first.der).toBeDefined();
+      // The node:tls session, read and re-encoded by this library.
+      const session = Session.fromDER(first.der!);
+      expect(session.protocol).toBe(v.version);
+      expect(session.hasTicket).toBe(v.tickets);
+      const der = session.toDER();
+      session.free();
+
+      const second = await nodeClient(server.port, v, der);
+      expect(second.received).toBe('hello\n');
+      expect(second.reused).toBe(true);
+      expect(server.connections.map((c) => c.isSessionReused())).toEqual([false, true]);
+      expect(server.errors).toEqual([]);
+      expect(ctx.sessionCacheStats().hits).toBe(1);
+    } finally {
+      await server.close();
+      ctx.close();
+    }
+    expect(ledger().live).toBe(before.live);
+  });
+});
