@@ -6,7 +6,7 @@ import { ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from './free-port';
+import { freePort } from '../../helpers/free-port';
 import { redisServerPath } from './redis-server';
 
 export interface RedisCluster {

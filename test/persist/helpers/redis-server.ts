@@ -4,7 +4,7 @@
  */
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { connect } from 'node:net';
-import { freePort } from './free-port';
+import { freePort } from '../../helpers/free-port';
 
 export interface RedisServer {
   port: number;

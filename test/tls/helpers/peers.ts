@@ -7,9 +7,7 @@ import { once } from 'node:events';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { TlsConnection, TlsContext, type Session, type ConnectOptions } from '../../../lib';
 
-import { freePort } from '../../helpers/peers';
-
-export { freePort };
+import { freePort } from '../../helpers/free-port';
 
 /** Resolves when `connection` has closed; rejects with its error, if any. */
 export function closed(stream: NodeJS.EventEmitter & { closed?: boolean; errored?: Error | null }): Promise<void> {
