@@ -59,14 +59,12 @@ double NumberArgument(const Napi::CallbackInfo& info, size_t index, const char* 
 
 // d2i_SSL_SESSION over exactly `length` bytes: trailing data is an error, not ignored.
 SSL_SESSION* DecodeExactly(Napi::Env env, const uint8_t* data, size_t length) {
-  const unsigned char* cursor = data;
-  SSL_SESSION* session = ossl().d2i_SSL_SESSION(nullptr, &cursor, static_cast<long>(length));
-  if (session == nullptr) ThrowOpenSSLError(env, ErrorKind::kDecode, "d2i_SSL_SESSION rejected the bytes");
-  if (cursor != data + length) {
-    ossl().SSL_SESSION_free(session);
-    throw MakeError(env, ErrorKind::kDecode,
-                    std::to_string(data + length - cursor) + " trailing byte(s) after the DER-encoded SSL_SESSION");
+  size_t trailing = 0;
+  SSL_SESSION* session = DecodeExactDer(data, length, &trailing);
+  if (trailing > 0) {
+    throw MakeError(env, ErrorKind::kDecode, std::to_string(trailing) + " trailing byte(s) after the DER-encoded SSL_SESSION");
   }
+  if (session == nullptr) ThrowOpenSSLError(env, ErrorKind::kDecode, "d2i_SSL_SESSION rejected the bytes");
   return session;
 }
 
@@ -224,6 +222,22 @@ size_t EstimateSessionBytes(const SSL_SESSION* session, size_t der_length) {
   size_t bytes = kSessionBaseBytes + der_length * 3;
   if (der_length == 0 && ossl().SSL_SESSION_get0_peer(const_cast<SSL_SESSION*>(session)) != nullptr) bytes += 4096;
   return bytes;
+}
+
+bool IsUint8Array(Napi::Value value) {
+  return value.IsTypedArray() && value.As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array;
+}
+
+SSL_SESSION* DecodeExactDer(const uint8_t* data, size_t length, size_t* trailing) {
+  *trailing = 0;
+  const unsigned char* cursor = data;
+  SSL_SESSION* session = ossl().d2i_SSL_SESSION(nullptr, &cursor, static_cast<long>(length));
+  if (session != nullptr && cursor != data + length) {
+    *trailing = static_cast<size_t>(data + length - cursor);
+    ossl().SSL_SESSION_free(session);
+    return nullptr;
+  }
+  return session;
 }
 
 Napi::Value CertificateToBuffer(Napi::Env env, X509* certificate) {

@@ -17,6 +17,14 @@ Napi::Value AdoptSession(Napi::Env env, SSL_SESSION* session, size_t native_byte
 // ERR_TLS_SESSION_VIEW_EXPIRED.
 SSL_SESSION* SessionArgument(const Napi::CallbackInfo& info, size_t index);
 
+// True for a Uint8Array (Buffer included): the one shape bytes cross the boundary in.
+bool IsUint8Array(Napi::Value value);
+
+// d2i_SSL_SESSION over exactly `length` bytes. Returns the new (owned) session, or nullptr
+// when OpenSSL rejects the bytes or when bytes follow the DER (*trailing says how many; the
+// decoded session is then freed). OpenSSL's error queue is left for the caller.
+SSL_SESSION* DecodeExactDer(const uint8_t* data, size_t length, size_t* trailing);
+
 // The DER encoding of `certificate` as a new Buffer, or undefined if it cannot be encoded.
 Napi::Value CertificateToBuffer(Napi::Env env, X509* certificate);
 

@@ -24,10 +24,6 @@ int ConnectionIndex() {
   return index;
 }
 
-bool IsBytes(Napi::Value value) {
-  return value.IsTypedArray() && value.As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array;
-}
-
 }  // namespace
 
 void TlsConnection::Init(Napi::Env env, Napi::Object exports) {
@@ -192,7 +188,7 @@ Napi::Value TlsConnection::Cycle(const Napi::CallbackInfo& info) {
   BIO* in = network_in_;
   BIO* out = network_out_;
   started_ = true;
-  if (IsBytes(info[0])) {
+  if (IsUint8Array(info[0])) {
     Napi::Uint8Array input = info[0].As<Napi::Uint8Array>();
     size_t done = 0;
     while (done < input.ByteLength()) {  // a memory BIO grows: every write is complete
@@ -252,7 +248,7 @@ Napi::Value TlsConnection::Cycle(const Napi::CallbackInfo& info) {
 Napi::Value TlsConnection::Write(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   SSL* ssl = LiveSsl(env);
-  if (!IsBytes(info[0])) throw MakeError(env, ErrorKind::kInvalidArgument, "write(bytes) expects a Uint8Array");
+  if (!IsUint8Array(info[0])) throw MakeError(env, ErrorKind::kInvalidArgument, "write(bytes) expects a Uint8Array");
   if (!handshake_done_ || failed_) throw MakeError(env, ErrorKind::kOpenSSL, "write before the handshake completed or after a failure");
   ClearErrorOnReturn clear_errors;
   TlsEngine::CallScope scope(&engine());

@@ -48,7 +48,7 @@ Napi::Uint8Array OptionalBytes(Napi::Env env, Napi::Object options, const char* 
   Napi::Value value = options.Get(name);
   *present = !value.IsUndefined();
   if (!*present) return Napi::Uint8Array();
-  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+  if (!IsUint8Array(value)) {
     throw MakeError(env, ErrorKind::kInvalidArgument, std::string("options.") + name + " must be a Buffer or Uint8Array");
   }
   return value.As<Napi::Uint8Array>();
@@ -370,15 +370,11 @@ SSL_SESSION* TlsContext::OnGetSession(SSL* ssl, const unsigned char* id, int len
       if (found == nullptr || ossl().SSL_SESSION_up_ref(found) != 1) return nullptr;
       return found;
     }
-    if (result.IsTypedArray() && result.As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array) {
+    if (IsUint8Array(result)) {
       // DER: the decoded session's only reference is the one OpenSSL receives.
       Napi::Uint8Array der = result.As<Napi::Uint8Array>();
-      const unsigned char* cursor = der.Data();
-      SSL_SESSION* decoded = ossl().d2i_SSL_SESSION(nullptr, &cursor, static_cast<long>(der.ByteLength()));
-      if (decoded != nullptr && cursor != der.Data() + der.ByteLength()) {
-        ossl().SSL_SESSION_free(decoded);
-        decoded = nullptr;
-      }
+      size_t trailing = 0;
+      SSL_SESSION* decoded = DecodeExactDer(der.Data(), der.ByteLength(), &trailing);
       ossl().ERR_clear_error();  // a refused lookup is a cache miss, not a handshake error
       return decoded;
     }
