@@ -27,6 +27,7 @@
   X(SSL_SESSION_new)                  \
   X(SSL_SESSION_free)                 \
   X(SSL_SESSION_up_ref)               \
+  X(SSL_SESSION_dup)                  \
   X(SSL_SESSION_get_id)               \
   X(SSL_SESSION_get0_id_context)      \
   X(SSL_SESSION_get_protocol_version) \

@@ -365,10 +365,13 @@ SSL_SESSION* TlsContext::OnGetSession(SSL* ssl, const unsigned char* id, int len
     Napi::HandleScope scope(env);
     Napi::Value result = self->Dispatch(kLookup, Napi::Buffer<uint8_t>::Copy(env, id, static_cast<size_t>(length)));
     if (result.IsNumber()) {
-      // A Session or SessionView handle: JavaScript keeps its reference, OpenSSL gets a new one.
+      // A Session or SessionView handle: JavaScript keeps its reference, OpenSSL gets a private
+      // copy. Never the caller's own object (up_ref): OpenSSL links the returned session into
+      // this context's cache, and an SSL_SESSION has one set of list links, so one object
+      // served by two contexts (or handed out by one context's cache and served by another)
+      // would sit in two caches and corrupt both (SSL_CTX_add_session(3)).
       SSL_SESSION* found = self->data_->sessions().Find(result.As<Napi::Number>().DoubleValue());
-      if (found == nullptr || ossl().SSL_SESSION_up_ref(found) != 1) return nullptr;
-      return found;
+      return found != nullptr ? ossl().SSL_SESSION_dup(found) : nullptr;
     }
     if (IsUint8Array(result)) {
       // DER: the decoded session's only reference is the one OpenSSL receives.

@@ -134,7 +134,7 @@ test('a resumed connection keeps its session after JS freed it, the lookup retur
   serverCtx.setSessionLookup((id) => {
     asked++;
     expect(id.equals(external.id)).toBe(true);
-    return external;  // OpenSSL takes its own reference (get_session_cb: up_ref, then *copy = 0)
+    return external;  // OpenSSL gets its own copy (get_session_cb: SSL_SESSION_dup, then *copy = 0)
   });
   const second = await establish(serverCtx, clientCtx, first.clientSession);
   expect(asked).toBe(1);
