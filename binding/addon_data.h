@@ -35,7 +35,7 @@ class AddonData {
   Napi::Env env_;
   SessionTable sessions_;
   TlsEngine tls_engine_;
-  Napi::FunctionReference error_constructors_[5];
+  Napi::FunctionReference error_constructors_[kErrorKindCount];
   bool torn_down_ = false;
 };
 

@@ -9,7 +9,9 @@
 namespace tls_session {
 
 // The JavaScript error classes (lib/errors.ts) that native code throws.
-enum class ErrorKind { kDecode, kFreed, kViewExpired, kOpenSSL, kInvalidArgument };
+// kState: the object's state does not allow the call (closed, destroyed, re-entrant): TlsStateError.
+enum class ErrorKind { kDecode, kFreed, kViewExpired, kOpenSSL, kInvalidArgument, kState };
+constexpr int kErrorKindCount = 6;
 
 // Clears this thread's OpenSSL error queue on every return, so no path leaves a stale error
 // behind for the next call to misreport. Only this addon uses the system libcrypto's queue

@@ -128,8 +128,8 @@ void TlsConnection::QueueNewSession(SSL_SESSION* session) {
 }
 
 SSL* TlsConnection::LiveSsl(Napi::Env env) {
-  if (ssl_ == nullptr) throw MakeError(env, ErrorKind::kOpenSSL, "the TLS connection was destroyed");
-  if (engine().InOpenSSL()) throw MakeError(env, ErrorKind::kOpenSSL, "the TLS connection cannot be driven from inside a session callback");
+  if (ssl_ == nullptr) throw MakeError(env, ErrorKind::kState, "the TLS connection was destroyed");
+  if (engine().InOpenSSL()) throw MakeError(env, ErrorKind::kState, "the TLS connection cannot be driven from inside a session callback");
   return ssl_.get();
 }
 
@@ -178,7 +178,7 @@ Napi::Array TlsConnection::TakeNewSessions(Napi::Env env) {
 Napi::Value TlsConnection::Cycle(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   SSL* ssl = LiveSsl(env);
-  if (failed_) throw MakeError(env, ErrorKind::kOpenSSL, "the TLS connection already failed");
+  if (failed_) throw MakeError(env, ErrorKind::kState, "the TLS connection already failed");
   ClearErrorOnReturn clear_errors;
   const auto& api = ossl();
   Napi::Object result = Napi::Object::New(env);
@@ -249,7 +249,7 @@ Napi::Value TlsConnection::Write(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   SSL* ssl = LiveSsl(env);
   if (!IsUint8Array(info[0])) throw MakeError(env, ErrorKind::kInvalidArgument, "write(bytes) expects a Uint8Array");
-  if (!handshake_done_ || failed_) throw MakeError(env, ErrorKind::kOpenSSL, "write before the handshake completed or after a failure");
+  if (!handshake_done_ || failed_) throw MakeError(env, ErrorKind::kState, "write before the handshake completed or after a failure");
   ClearErrorOnReturn clear_errors;
   TlsEngine::CallScope scope(&engine());
   Napi::Uint8Array data = info[0].As<Napi::Uint8Array>();
@@ -310,7 +310,7 @@ Napi::Value TlsConnection::Info(const Napi::CallbackInfo& info) {
 
 Napi::Value TlsConnection::GetSession(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (ssl_ == nullptr) throw MakeError(env, ErrorKind::kOpenSSL, "the TLS connection was destroyed");
+  if (ssl_ == nullptr) throw MakeError(env, ErrorKind::kState, "the TLS connection was destroyed");
   ClearErrorOnReturn clear_errors;
   SSL_SESSION* session = ossl().SSL_get1_session(ssl_.get());  // owned: handed to JavaScript
   if (session == nullptr) return env.Null();
@@ -320,8 +320,8 @@ Napi::Value TlsConnection::GetSession(const Napi::CallbackInfo& info) {
 Napi::Value TlsConnection::SetSession(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   SSL* ssl = LiveSsl(env);
-  if (server_) throw MakeError(env, ErrorKind::kOpenSSL, "setSession is for client connections");
-  if (started_) throw MakeError(env, ErrorKind::kOpenSSL, "setSession must be called before the handshake starts");
+  if (server_) throw MakeError(env, ErrorKind::kState, "setSession is for client connections");
+  if (started_) throw MakeError(env, ErrorKind::kState, "setSession must be called before the handshake starts");
   SSL_SESSION* session = SessionArgument(info, 0);
   ClearErrorOnReturn clear_errors;
   // OpenSSL takes its own reference; the caller's Session keeps (and frees) theirs.

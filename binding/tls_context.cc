@@ -107,7 +107,7 @@ TlsContext* TlsContext::FromValue(Napi::Env env, Napi::Value value) {
   }
   // Only TlsContext objects are wrapped with this constructor's class; anything else is refused.
   if (context == nullptr) throw MakeError(env, ErrorKind::kInvalidArgument, "expected a NativeTlsContext");
-  if (context->ctx_ == nullptr) throw MakeError(env, ErrorKind::kOpenSSL, "the TlsContext was closed");
+  if (context->ctx_ == nullptr) throw MakeError(env, ErrorKind::kState, "the TlsContext was closed");
   return context;
 }
 
@@ -281,10 +281,10 @@ void TlsContext::LoadCa(Napi::Env env, Napi::Value pem) {
 
 Napi::Value TlsContext::Flush(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (ctx_ == nullptr) throw MakeError(env, ErrorKind::kOpenSSL, "the TlsContext was closed");
+  if (ctx_ == nullptr) throw MakeError(env, ErrorKind::kState, "the TlsContext was closed");
   if (!info[0].IsNumber()) throw MakeError(env, ErrorKind::kInvalidArgument, "flush(seconds) expects a number");
   // The remove callback runs with the SSL_CTX lock held inside SSL_CTX_flush_sessions.
-  if (engine().InOpenSSL()) throw MakeError(env, ErrorKind::kOpenSSL, "flushSessions cannot run inside a session callback");
+  if (engine().InOpenSSL()) throw MakeError(env, ErrorKind::kState, "flushSessions cannot run inside a session callback");
   ClearErrorOnReturn clear_errors;
   TlsEngine::CallScope scope(&engine());
   ossl().SSL_CTX_flush_sessions(ctx_.get(), static_cast<long>(info[0].As<Napi::Number>().Int64Value()));
@@ -293,7 +293,7 @@ Napi::Value TlsContext::Flush(const Napi::CallbackInfo& info) {
 
 Napi::Value TlsContext::Stats(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (ctx_ == nullptr) throw MakeError(env, ErrorKind::kOpenSSL, "the TlsContext was closed");
+  if (ctx_ == nullptr) throw MakeError(env, ErrorKind::kState, "the TlsContext was closed");
   ClearErrorOnReturn clear_errors;
   SSL_CTX* ctx = ctx_.get();
   const auto& api = ossl();

@@ -1,5 +1,6 @@
 #include "tls_engine.h"
 
+#include "addon_data.h"
 #include "tls_connection.h"
 #include "tls_context.h"
 
@@ -47,9 +48,16 @@ void TlsEngine::RunDeferred() {
   depth_--;
 }
 
+// The one answer to "is OpenSSL on the stack?" for JavaScript too: a second counter in
+// JavaScript disagreed whenever a native call that was not wrapped in it fired a callback.
+static Napi::Value InOpenSSL(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), AddonData::Get(info.Env())->tls_engine().InOpenSSL());
+}
+
 void InitTlsEngine(Napi::Env env, Napi::Object exports) {
   TlsContext::Init(env, exports);
   TlsConnection::Init(env, exports);
+  exports.Set("inOpenSSL", Napi::Function::New(env, InOpenSSL, "inOpenSSL"));
 }
 
 void TlsEngine::Teardown() {

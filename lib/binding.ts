@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import {
   OpenSSLError, OpenSSLLoadError, SessionDecodeError, SessionFreedError, SessionViewExpiredError,
 } from './errors';
+import { TlsStateError } from './tls/errors';
 import type { NativeTlsBinding } from './tls/native';
 
 /** A session's slot in the native table (see binding/session_table.h). Never 0 when valid. */
@@ -45,7 +46,7 @@ export interface SymbolOrigin { symbol: string; library: 'libssl' | 'libcrypto';
 export interface NativeBinding extends NativeTlsBinding {
   openssl: NativeOpenSSLInfo;
   proveSymbols(): SymbolOrigin[];
-  setErrorClasses(classes: Record<'decode' | 'freed' | 'viewExpired' | 'openssl' | 'invalidArgument', Function>): void;
+  setErrorClasses(classes: Record<'decode' | 'freed' | 'viewExpired' | 'openssl' | 'invalidArgument' | 'state', Function>): void;
   decode(bytes: Uint8Array): NativeHandle;
   encode(handle: NativeHandle): Buffer;
   /** Writes the DER into `dest` when its length is exactly right; returns the DER length either way. */
@@ -91,6 +92,7 @@ function load(): NativeBinding {
     viewExpired: SessionViewExpiredError,
     openssl: OpenSSLError,
     invalidArgument: NativeArgumentError,
+    state: TlsStateError,
   });
   return binding;
 }

@@ -11,7 +11,7 @@ import { invalidArgType, OpenSSLError } from '../errors';
 import { adoptOwnedHandle, Session, SessionView } from '../session';
 import type { NativeHandle } from '../binding';
 import type { TlsContext } from './context';
-import { enterEngine, handleOf, inEngine, tlsNative } from './engine';
+import { handleOf, inEngine, tlsNative } from './engine';
 import { TlsDisconnectError, TlsProtocolError, TlsStateError } from './errors';
 import type { NativeConnectionInfo, NativeCycleResult, NativeTlsConnection } from './native';
 
@@ -255,7 +255,7 @@ export class TlsConnection extends Duplex {
     if (native === null || this.#failed) return;
     let result: NativeCycleResult;
     try {
-      result = enterEngine(() => native.cycle(input));
+      result = native.cycle(input);
     } catch (err) {
       this.#fail(toTlsError(err));
       return;
@@ -298,7 +298,7 @@ export class TlsConnection extends Duplex {
     }
     let out: Buffer | undefined;
     try {
-      out = enterEngine(() => native.write(chunk));
+      out = native.write(chunk);
     } catch (err) {
       callback(toTlsError(err));
       return;
@@ -315,7 +315,7 @@ export class TlsConnection extends Duplex {
     this.#closeNotifySent = true;
     let out: Buffer | undefined;
     try {
-      out = enterEngine(() => native.shutdown());
+      out = native.shutdown();
     } catch {
       out = undefined;
     }

@@ -7,7 +7,7 @@
 import { EventEmitter } from 'node:events';
 import { OpenSSLError, invalidArgType, outOfRange } from '../errors';
 import { adoptOwnedHandle, Session, SessionReader, SessionView } from '../session';
-import { enterEngine, handleOf, inEngine, tlsNative } from './engine';
+import { handleOf, inEngine, tlsNative } from './engine';
 import { TlsConfigError, TlsStateError } from './errors';
 import { ContextEvent, type NativeTlsContext, type NativeTlsContextOptions } from './native';
 
@@ -232,7 +232,7 @@ export class TlsContext extends EventEmitter {
     if (!(at instanceof Date) || Number.isNaN(at.getTime())) throw invalidArgType('at', 'a valid Date', at);
     if (inEngine()) throw new TlsStateError('flushSessions() cannot run inside a session callback or event (OpenSSL holds the cache lock)');
     const native = this.nativeContext();
-    enterEngine(() => native.flush(Math.floor(at.getTime() / 1000)));
+    native.flush(Math.floor(at.getTime() / 1000));
   }
 
   sessionCacheStats(): SessionCacheStats {

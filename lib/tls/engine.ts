@@ -9,25 +9,14 @@ import type { NativeTlsBinding } from './native';
 
 export const tlsNative: NativeTlsBinding = native;
 
-let depth = 0;
-
 /**
  * True while a native TLS call is on the stack, i.e. inside a session callback or event
- * emitted from one. OpenSSL may hold the SSL_CTX lock there (remove callback), so nothing may
- * call back into it: connections defer their work, flushSessions() refuses.
+ * emitted from one, whichever call started it (a handshake, a write, destroy(), close()).
+ * OpenSSL may hold the SSL_CTX lock there (remove callback), so nothing may call back into it:
+ * connections defer their work, flushSessions() refuses. Native code keeps the only count.
  */
 export function inEngine(): boolean {
-  return depth > 0;
-}
-
-/** Runs a native call that may call back into JavaScript. */
-export function enterEngine<T>(fn: () => T): T {
-  depth++;
-  try {
-    return fn();
-  } finally {
-    depth--;
-  }
+  return tlsNative.inOpenSSL();
 }
 
 /** The native handle behind a Session or SessionView (throws its freed/expired error). */

@@ -77,4 +77,6 @@ export interface NativeTlsBinding {
     liveOwners(): number;
   };
   NativeTlsConnection: new (context: NativeTlsContext, options: NativeConnectionOptions, session?: NativeHandle) => NativeTlsConnection;
+  /** True while a native TLS call is on the stack (binding/tls_engine.h, TlsEngine::InOpenSSL). */
+  inOpenSSL(): boolean;
 }

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { getLeakDetection, ledger, liveTlsObjects, Session, SessionView, setLeakDetection, TlsConnection, TlsContext } from '../../lib';
 import { makePki, type Pki } from '../helpers/pki';
-import { duplexPair } from './helpers/duplex-pair';
+import { destroyConnection, establish } from './helpers/established';
 
 jest.setTimeout(120_000);
 
@@ -26,41 +26,6 @@ function serverContext(): TlsContext {
 
 function clientContext(): TlsContext {
   return new TlsContext({ role: 'client', ca: pki.ca, maxVersion: 'TLSv1.2', tickets: false, sessionCache: { mode: 'client' } });
-}
-
-interface Established {
-  client: TlsConnection;
-  server: TlsConnection;
-  /** Owned by the test: from the server context's 'newSession'. */
-  serverSession: Session;
-  /** Owned by the test: from the client connection's 'session'. */
-  clientSession: Session;
-}
-
-async function establish(serverCtx: TlsContext, clientCtx: TlsContext, session?: Session): Promise<Established> {
-  const [a, b] = duplexPair();
-  let serverSession: Session | undefined;
-  const onNew = (s: Session) => { serverSession = s; };
-  serverCtx.once('newSession', onNew);
-  const server = TlsConnection.accept(serverCtx, b);
-  const client = TlsConnection.connect(clientCtx, a, { servername: 'localhost', session });
-  let clientSession: Session | undefined;
-  client.once('session', (s) => { clientSession = s; });
-  for (const c of [client, server]) c.on('error', (e) => { throw e; });
-  await Promise.all([once(client, 'secureConnect'), once(server, 'secure')]);
-  serverCtx.off('newSession', onNew);
-  if (!session) {
-    expect(serverSession).toBeInstanceOf(Session);
-    expect(clientSession).toBeInstanceOf(Session);
-  }
-  return { client, server, serverSession: serverSession!, clientSession: clientSession! };
-}
-
-async function destroyConnection(c: TlsConnection): Promise<void> {
-  if (c.closed) return;  // the peer's end may have closed it already
-  const closed = once(c, 'close');
-  c.destroy();
-  await closed;
 }
 
 type Holder = 'js' | 'cache' | 'connection';
