@@ -64,6 +64,7 @@
   X(SSL_CTX_sess_set_new_cb)          \
   X(SSL_CTX_sess_set_get_cb)          \
   X(SSL_CTX_sess_set_remove_cb)       \
+  X(SSL_CTX_set_info_callback)        \
   X(SSL_CTX_flush_sessions)           \
   X(SSL_CTX_add_session)              \
   X(SSL_CTX_remove_session)           \

@@ -150,6 +150,8 @@ Napi::Error TlsConnection::Failure(Napi::Env env, const char* what, int ssl_erro
   failed_ = true;
   std::string reason = TakeOpenSSLReason();
   std::string message = std::string(what) + " failed";
+  // The usual sequel of a refused renegotiation is the peer's fatal alert: say why it came.
+  if (renegotiation_refused_) message += " after the peer asked to renegotiate (tls-session refuses TLS renegotiation)";
   long verify = ssl_ != nullptr ? ossl().SSL_get_verify_result(ssl_.get()) : X509_V_OK;
   if (reason.empty()) message += " (SSL_get_error " + std::to_string(ssl_error) + ")";
   Napi::Error error = MakeError(env, ErrorKind::kOpenSSL, message, reason);

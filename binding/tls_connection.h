@@ -26,6 +26,8 @@ class TlsConnection : public Napi::ObjectWrap<TlsConnection>, public TlsEngine::
 
   // From new_session_cb: keeps one reference (SSL_get1_session) for the 'session' event.
   void QueueNewSession(SSL_SESSION* session);
+  // From the info callback: this side answered a renegotiation request with no_renegotiation.
+  void NoteRenegotiationRefused() { renegotiation_refused_ = true; }
 
   void ReleaseNative() override;
 
@@ -60,6 +62,7 @@ class TlsConnection : public Napi::ObjectWrap<TlsConnection>, public TlsEngine::
   bool handshake_done_ = false;
   bool failed_ = false;
   bool peer_closed_ = false;
+  bool renegotiation_refused_ = false;
   std::vector<SSL_SESSION*> new_sessions_;  // one reference each, handed to JS by Cycle
 };
 

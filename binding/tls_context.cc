@@ -170,6 +170,12 @@ void TlsContext::Configure(Napi::Env env, Napi::Object options) {
   }
 
   if (!options.Get("tickets").ToBoolean().Value()) api.SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+  // TLS <= 1.2 renegotiation is refused both ways (docs/TLS_ENGINE.md): a client answers a
+  // HelloRequest with a no_renegotiation warning and goes on; a server does the same to a new
+  // ClientHello. Allowing it would let SSL_write want a read mid-stream, and the engine's
+  // writes do not wait for reads.
+  api.SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
+  api.SSL_CTX_set_info_callback(ctx, OnInfo);
 
   bool present = false;
   Napi::Uint8Array cert = OptionalBytes(env, options, "cert", &present);
@@ -399,6 +405,13 @@ void TlsContext::OnRemoveSession(SSL_CTX* ctx, SSL_SESSION* session) {
   } catch (...) {
   }
   table.Release(view, ReleaseReason::kExplicit);  // the loan ends with the callback
+}
+
+// Records a no_renegotiation alert this side sent, so that the error that usually follows
+// (the peer's fatal alert) can name the cause. No JavaScript, nothing that can throw.
+void TlsContext::OnInfo(const SSL* ssl, int where, int value) noexcept {
+  if ((where & SSL_CB_WRITE_ALERT) == 0 || (value & 0xff) != SSL_AD_NO_RENEGOTIATION) return;
+  if (TlsConnection* connection = TlsConnection::FromSsl(const_cast<SSL*>(ssl))) connection->NoteRenegotiationRefused();
 }
 
 int TlsContext::OnAlpnSelect(SSL* ssl, const unsigned char** out, unsigned char* out_length, const unsigned char* in,

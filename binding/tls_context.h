@@ -51,6 +51,7 @@ class TlsContext : public Napi::ObjectWrap<TlsContext>, public TlsEngine::Owner 
   static int OnNewSession(SSL* ssl, SSL_SESSION* session);
   static SSL_SESSION* OnGetSession(SSL* ssl, const unsigned char* id, int length, int* copy);
   static void OnRemoveSession(SSL_CTX* ctx, SSL_SESSION* session);
+  static void OnInfo(const SSL* ssl, int where, int value) noexcept;
   static int OnAlpnSelect(SSL* ssl, const unsigned char** out, unsigned char* out_length, const unsigned char* in,
                           unsigned int in_length, void* arg);
 

@@ -201,7 +201,15 @@ export class TlsConnection extends Duplex {
       if (this.#failed || healthy) endThenDestroy(this.socket, out); else this.socket.destroy();
     };
     if (inEngine()) setImmediate(finish); else finish();
-    if (this.#pendingWrite) this.#pendingWrite = null;
+    // A write or end() that waited for the handshake (or for a callback to return) gets the
+    // reason the connection ended, as node:tls does: an `await write()` must not hang.
+    const pendingWrite = this.#pendingWrite;
+    const pendingFinal = this.#pendingFinal;
+    this.#pendingWrite = null;
+    this.#pendingFinal = null;
+    const reason = error ?? new TlsStateError('the connection was destroyed before the write was sent');
+    pendingWrite?.callback(reason);
+    pendingFinal?.(reason);
     callback(error);
   }
 
