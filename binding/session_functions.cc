@@ -59,11 +59,9 @@ double NumberArgument(const Napi::CallbackInfo& info, size_t index, const char* 
 
 // d2i_SSL_SESSION over exactly `length` bytes: trailing data is an error, not ignored.
 SSL_SESSION* DecodeExactly(Napi::Env env, const uint8_t* data, size_t length) {
-  size_t trailing = 0;
-  SSL_SESSION* session = DecodeExactDer(data, length, &trailing);
-  if (trailing > 0) {
-    throw MakeError(env, ErrorKind::kDecode, std::to_string(trailing) + " trailing byte(s) after the DER-encoded SSL_SESSION");
-  }
+  std::string problem;
+  SSL_SESSION* session = DecodeExactDer(data, length, &problem);
+  if (!problem.empty()) throw MakeError(env, ErrorKind::kDecode, problem);
   if (session == nullptr) ThrowOpenSSLError(env, ErrorKind::kDecode, "d2i_SSL_SESSION rejected the bytes");
   return session;
 }
@@ -228,16 +226,27 @@ bool IsUint8Array(Napi::Value value) {
   return value.IsTypedArray() && value.As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array;
 }
 
-SSL_SESSION* DecodeExactDer(const uint8_t* data, size_t length, size_t* trailing) {
-  *trailing = 0;
+SSL_SESSION* DecodeExactDer(const uint8_t* data, size_t length, std::string* problem) {
+  problem->clear();
   const unsigned char* cursor = data;
   SSL_SESSION* session = ossl().d2i_SSL_SESSION(nullptr, &cursor, static_cast<long>(length));
-  if (session != nullptr && cursor != data + length) {
-    *trailing = static_cast<size_t>(data + length - cursor);
-    ossl().SSL_SESSION_free(session);
-    return nullptr;
+  if (session == nullptr) return nullptr;
+  if (cursor != data + length) {
+    *problem = std::to_string(data + length - cursor) + " trailing byte(s) after the DER-encoded SSL_SESSION";
+  } else {
+    // OpenSSL decodes any 64-bit time and timeout; a session that starts before 1970 or ends
+    // past what a Date can hold is a forgery or corruption, never resumable.
+    int64_t time = ossl().SSL_SESSION_get_time(session);
+    int64_t timeout = ossl().SSL_SESSION_get_timeout(session);
+    if (time < 0 || timeout < 0 || time > kMaxSessionSeconds || timeout > kMaxSessionSeconds - time) {
+      *problem = "the session's time (" + std::to_string(time) + ") and timeout (" + std::to_string(timeout) +
+                 ") are out of range: both must be >= 0 and time + timeout <= " + std::to_string(kMaxSessionSeconds) +
+                 " seconds since 1970";
+    }
   }
-  return session;
+  if (problem->empty()) return session;
+  ossl().SSL_SESSION_free(session);
+  return nullptr;
 }
 
 Napi::Value CertificateToBuffer(Napi::Env env, X509* certificate) {

@@ -4,6 +4,9 @@
 
 #include <napi.h>
 
+#include <cstdint>
+#include <string>
+
 #include "session_table.h"
 
 namespace tls_session {
@@ -20,10 +23,15 @@ SSL_SESSION* SessionArgument(const Napi::CallbackInfo& info, size_t index);
 // True for a Uint8Array (Buffer included): the one shape bytes cross the boundary in.
 bool IsUint8Array(Napi::Value value);
 
-// d2i_SSL_SESSION over exactly `length` bytes. Returns the new (owned) session, or nullptr
-// when OpenSSL rejects the bytes or when bytes follow the DER (*trailing says how many; the
-// decoded session is then freed). OpenSSL's error queue is left for the caller.
-SSL_SESSION* DecodeExactDer(const uint8_t* data, size_t length, size_t* trailing);
+// d2i_SSL_SESSION over exactly `length` bytes, then the checks OpenSSL does not make. Returns
+// the new (owned) session, or nullptr: when OpenSSL rejects the bytes (*problem stays empty;
+// OpenSSL's error queue is left for the caller), or when bytes follow the DER or the session's
+// time or timeout is out of range (*problem says which; the decoded session is freed).
+SSL_SESSION* DecodeExactDer(const uint8_t* data, size_t length, std::string* problem);
+
+// Latest instant a session may start or end, in seconds since the epoch: JavaScript's Date
+// range (8.64e15 ms). Beyond it expiresAt is an Invalid Date and expiry checks fail open.
+constexpr int64_t kMaxSessionSeconds = 8640000000000;
 
 // The DER encoding of `certificate` as a new Buffer, or undefined if it cannot be encoded.
 Napi::Value CertificateToBuffer(Napi::Env env, X509* certificate);

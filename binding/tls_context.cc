@@ -288,7 +288,10 @@ void TlsContext::LoadCa(Napi::Env env, Napi::Value pem) {
 Napi::Value TlsContext::Flush(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (ctx_ == nullptr) throw MakeError(env, ErrorKind::kState, "the TlsContext was closed");
-  if (!info[0].IsNumber()) throw MakeError(env, ErrorKind::kInvalidArgument, "flush(seconds) expects a number");
+  // 0 would flush every session, expired or not (SSL_CTX_flush_sessions(3)).
+  if (!info[0].IsNumber() || !(info[0].As<Napi::Number>().DoubleValue() >= 1)) {
+    throw MakeError(env, ErrorKind::kInvalidArgument, "flush(seconds) expects a number of seconds >= 1");
+  }
   // The remove callback runs with the SSL_CTX lock held inside SSL_CTX_flush_sessions.
   if (engine().InOpenSSL()) throw MakeError(env, ErrorKind::kState, "flushSessions cannot run inside a session callback");
   ClearErrorOnReturn clear_errors;
@@ -382,8 +385,8 @@ SSL_SESSION* TlsContext::OnGetSession(SSL* ssl, const unsigned char* id, int len
     if (IsUint8Array(result)) {
       // DER: the decoded session's only reference is the one OpenSSL receives.
       Napi::Uint8Array der = result.As<Napi::Uint8Array>();
-      size_t trailing = 0;
-      SSL_SESSION* decoded = DecodeExactDer(der.Data(), der.ByteLength(), &trailing);
+      std::string problem;  // a refused lookup is a cache miss: the reason is not reported
+      SSL_SESSION* decoded = DecodeExactDer(der.Data(), der.ByteLength(), &problem);
       ossl().ERR_clear_error();  // a refused lookup is a cache miss, not a handshake error
       return decoded;
     }

@@ -230,6 +230,8 @@ export class TlsContext extends EventEmitter {
   /** Removes the sessions expired at `at` (default now) from the internal cache (SSL_CTX_flush_sessions). */
   flushSessions(at: Date = new Date()): void {
     if (!(at instanceof Date) || Number.isNaN(at.getTime())) throw invalidArgType('at', 'a valid Date', at);
+    // OpenSSL reads time 0 as "flush every session, expired or not".
+    if (at.getTime() < 1000) throw outOfRange('at', 'a Date at or after 1970-01-01T00:00:01Z', at.toISOString());
     if (inEngine()) throw new TlsStateError('flushSessions() cannot run inside a session callback or event (OpenSSL holds the cache lock)');
     const native = this.nativeContext();
     native.flush(Math.floor(at.getTime() / 1000));

@@ -9,8 +9,9 @@ import * as https from 'node:https';
 import * as tls from 'node:tls';
 import { inspect } from 'node:util';
 import { makePki, Pki } from '../helpers/pki';
+import { withSessionTimes } from '../helpers/session-der';
 import { attachSessionStore, MemoryStore, Sealer, SessionStore } from '../../lib/persist';
-import { close, handshake, listen, tls12Server, tls13Server } from './helpers/tls-peers';
+import { close, forNode, fromNode, handshake, listen, tls12Server, tls13Server } from './helpers/tls-peers';
 
 /** A MemoryStore that remembers which keys were written, so tests can reach the records. */
 class RecordingStore extends MemoryStore {
@@ -189,6 +190,19 @@ describe('bad records are refused, counted and deleted', () => {
     expect(handle.stats().rejected).toBe(1);
   });
 
+  test.each([['2^53', 2n ** 53n], ['INT64_MAX', 2n ** 63n - 1n], ['INT64_MIN', -(2n ** 63n)]])(
+    'sealed record whose session has an extreme time (%s): refused, never resumed', async (_name, extreme) => {
+      const { key, session } = await issue();
+      const sealer = new Sealer(secret, 'session-record');
+      const payload = sealer.open(key, (await store.get(key))!);
+      const scopeLength = payload.readUInt16BE(1);
+      const forged = withSessionTimes(payload.subarray(3 + scopeLength), { time: extreme });
+      await store.set(key, sealer.seal(key, Buffer.concat([payload.subarray(0, 3 + scopeLength), forged])), 300);
+      expect((await handshake(pki, port, session)).reused).toBe(false);
+      expect(handle.stats().rejected).toBe(1);
+      expect(await store.get(key)).toBeUndefined();
+    });
+
   test('record moved under another session ID key', async () => {
     const one = await issue();
     const two = await issue();
@@ -339,10 +353,11 @@ test('works on https.Server and http2.createSecureServer too', async () => {
     https.createServer(tlsOptions, (req, res) => res.end('hi')),
     http2.createSecureServer(tlsOptions) as unknown as tls.Server,
   ];
-  // Hands back the TLS 1.2 session right after the handshake, then hangs up.
+  // Hands back the TLS 1.2 session (as DER) right after the handshake, then hangs up.
   const connect = (port: number, session?: Buffer) => new Promise<{ reused: boolean; session: Buffer }>((resolve, reject) => {
-    const socket = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca: pki.ca, session, ALPNProtocols: ['h2', 'http/1.1'] }, () => {
-      const result = { reused: socket.isSessionReused(), session: socket.getSession()! };
+    const offered = session && forNode(session, 'localhost');
+    const socket = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca: pki.ca, session: offered, ALPNProtocols: ['h2', 'http/1.1'] }, () => {
+      const result = { reused: socket.isSessionReused(), session: fromNode(socket.getSession()!) };
       socket.destroy();
       resolve(result);
     });
