@@ -3,7 +3,7 @@ export type { SessionStore } from './store';
 export { MemoryStore } from './memory-store';
 export type { MemoryStoreOptions } from './memory-store';
 export { SqliteStore } from './sqlite-store';
-export type { SqliteStoreOptions } from './sqlite-store';
+export type { SqliteStoreOptions, SqliteStoreStats } from './sqlite-store';
 export { RedisStore } from './redis-store';
 export type { RedisStoreOptions, RedisStoreUrlOptions, RedisStoreClientOptions } from './redis-store';
 export { attachSessionStore } from './attach';
@@ -16,5 +16,5 @@ export { deriveScope, sessionIdContextFor } from './scope';
 export type { SessionStoreStats, LatencyPercentiles } from './stats';
 export {
   PersistConfigError, StoreError, StoreTimeoutError, StoreClosedError, RecordFormatError, RecordRejectedError,
-  UnsealError, ScopeError,
+  UnsealError, ScopeError, NodeInternalsError,
 } from './errors';

@@ -2,9 +2,14 @@
  * The embedded persistent default store: one SQLite file (better-sqlite3), WAL mode so several
  * processes on one host can share it, an index on expiry and a periodic sweep of expired rows.
  * The file is created with mode 0600 because it holds session secrets (sealed or not).
+ *
+ * Several processes (a cluster's workers) may open the file at once: opening retries while
+ * another process holds it locked, and in steady state a lock held too long is counted, never
+ * thrown into a handshake. A file found damaged or replaced is reopened or recreated while the
+ * store is live. docs/PERSISTENCE.md ("SQLite across processes") has the details.
  */
 import Database from 'better-sqlite3';
-import { chmodSync, closeSync, openSync } from 'node:fs';
+import { chmodSync, closeSync, openSync, readSync, statSync, unlinkSync } from 'node:fs';
 import { invalidArgType, outOfRange } from '../errors';
 import { PersistConfigError, StoreClosedError, StoreError } from './errors';
 import { SessionStore, validateKey, validateTtl, validateValue } from './store';
@@ -19,7 +24,33 @@ export interface SqliteStoreOptions {
    * calls run on the event loop, and a handshake must not wait long for the store.
    */
   busyTimeoutMs?: number;
+  /**
+   * How long opening keeps retrying while other processes hold the file locked (default 5000 ms),
+   * e.g. every worker of a cluster opening a fresh file at once. The constructor is synchronous,
+   * so it blocks for up to this long, then throws a StoreError with code ERR_TLS_SESSION_STORE_BUSY.
+   */
+  openTimeoutMs?: number;
 }
+
+/** What the store absorbed instead of failing a caller (counters since construction). */
+export interface SqliteStoreStats {
+  /** Opening attempts that found the file locked by another process and were retried. */
+  openRetries: number;
+  /** get() calls answered "absent" because the file stayed locked longer than busyTimeoutMs. */
+  busyMisses: number;
+  /** set() and delete() calls dropped (nothing written) because the file stayed locked longer than busyTimeoutMs. */
+  busyDropped: number;
+  /** Times the file was found missing or not a usable database (garbage, corrupt) and was (deleted and) recreated empty. */
+  recreated: number;
+  /**
+   * Times the store closed and reopened the file without deleting it: it had been replaced by a
+   * good database (e.g. recreated by another process), or a fresh connection found it sound.
+   */
+  reopened: number;
+}
+
+/** Code of the StoreError thrown when the file stays locked (opening past openTimeoutMs, setIfAbsent, sweep). */
+const SQLITE_BUSY_CODE = 'ERR_TLS_SESSION_STORE_BUSY';
 
 interface Statements {
   get: Database.Statement<[string, number], { value: Buffer }>;
@@ -29,10 +60,37 @@ interface Statements {
   sweep: Database.Statement<[number]>;
 }
 
+/** Which file a connection opened: a file replaced under the same name has another inode. */
+interface FileIdentity {
+  dev: bigint;
+  ino: bigint;
+}
+
+interface Connection {
+  db: Database.Database;
+  statements: Statements;
+  /** Undefined for ':memory:'. */
+  identity: FileIdentity | undefined;
+}
+
+/** How often an operation checks that the file at `path` is still the database it opened. */
+const FILE_CHECK_INTERVAL_MS = 1000;
+/** How soon after a failed reopen or recovery the next operation tries again. */
+const REOPEN_RETRY_MS = 100;
+/** A recovery lock older than this was left by a process that died while recovering. */
+const STALE_RECOVERY_LOCK_MS = 10_000;
+const MAX_OPEN_BACKOFF_MS = 100;
+const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1');
+
 export class SqliteStore implements SessionStore {
   readonly path: string;
-  #db: Database.Database | undefined;
-  readonly #statements: Statements;
+  readonly #busyTimeoutMs: number;
+  #connection: Connection | undefined;
+  #closed = false;
+  /** Set while no connection is open after a failed reopen: when to try again, and why it failed. */
+  #unavailable: { retryAt: number; error: Error | undefined } | undefined;
+  #nextFileCheckAt = 0;
+  readonly #stats: SqliteStoreStats = { openRetries: 0, busyMisses: 0, busyDropped: 0, recreated: 0, reopened: 0 };
   readonly #sweepTimer: NodeJS.Timeout | undefined;
 
   constructor(options: SqliteStoreOptions) {
@@ -41,28 +99,242 @@ export class SqliteStore implements SessionStore {
     if (typeof path !== 'string' || path.length === 0) throw invalidArgType('options.path', 'a non-empty string', path);
     const sweepIntervalMs = options.sweepIntervalMs ?? 60_000;
     const busyTimeoutMs = options.busyTimeoutMs ?? 50;
+    const openTimeoutMs = options.openTimeoutMs ?? 5000;
     if (!Number.isInteger(sweepIntervalMs) || sweepIntervalMs < 0) throw outOfRange('options.sweepIntervalMs', 'an integer >= 0', sweepIntervalMs);
     if (!Number.isInteger(busyTimeoutMs) || busyTimeoutMs < 0) throw outOfRange('options.busyTimeoutMs', 'an integer >= 0', busyTimeoutMs);
+    if (!Number.isInteger(openTimeoutMs) || openTimeoutMs < 0) throw outOfRange('options.openTimeoutMs', 'an integer >= 0', openTimeoutMs);
     this.path = path;
-    if (path !== ':memory:') createPrivateFile(path);
+    this.#busyTimeoutMs = busyTimeoutMs;
     try {
-      this.#db = new Database(path, { timeout: busyTimeoutMs });
-      this.#db.pragma('journal_mode = WAL');
-      this.#db.pragma('synchronous = NORMAL');
-      this.#db.exec(`
-        CREATE TABLE IF NOT EXISTS tls_sessions (
-          key TEXT PRIMARY KEY,
-          value BLOB NOT NULL,
-          expires_at INTEGER NOT NULL
-        ) WITHOUT ROWID;
-        CREATE INDEX IF NOT EXISTS tls_sessions_expires_at ON tls_sessions (expires_at);
-      `);
+      this.#connection = this.#openWithRetry(openTimeoutMs, { waitForRecovery: true });
     } catch (err) {
-      this.#db?.close();
+      if (err instanceof PersistConfigError || (err instanceof StoreError && isLocked(err))) throw err;
       throw new PersistConfigError(`cannot open SQLite session store at ${path}: ${(err as Error).message}`);
     }
-    const db = this.#db;
-    this.#statements = {
+    this.#nextFileCheckAt = Date.now() + FILE_CHECK_INTERVAL_MS;
+    if (sweepIntervalMs > 0) {
+      this.#sweepTimer = setInterval(() => this.#sweepQuietly(), sweepIntervalMs);
+      this.#sweepTimer.unref();
+    }
+  }
+
+  async get(key: string): Promise<Buffer | undefined> {
+    validateKey(key);
+    const row = this.#run((s) => s.get.get(key, Date.now()), () => {
+      this.#stats.busyMisses += 1;
+      return undefined;
+    });
+    return row?.value;
+  }
+
+  async set(key: string, value: Buffer, ttlSeconds: number): Promise<void> {
+    validateKey(key);
+    validateValue(value);
+    validateTtl(ttlSeconds);
+    this.#run((s) => s.set.run(key, value, Date.now() + ttlSeconds * 1000), () => {
+      this.#stats.busyDropped += 1;
+    });
+  }
+
+  async setIfAbsent(key: string, value: Buffer, ttlSeconds: number): Promise<boolean> {
+    validateKey(key);
+    validateValue(value);
+    validateTtl(ttlSeconds);
+    const now = Date.now();
+    // Not a handshake path (TicketKeyRing retries a failed rotation), and "false" would claim
+    // another process wrote the key: a lock is reported as such.
+    const result = this.#run((s) => s.insertIfAbsent.run(key, value, now + ttlSeconds * 1000, now), () => {
+      throw this.#busyError('setIfAbsent');
+    });
+    return result.changes === 1;
+  }
+
+  async delete(key: string): Promise<void> {
+    validateKey(key);
+    // A dropped delete leaves a record that is refused again on its next lookup and expires anyway.
+    this.#run((s) => s.delete.run(key), () => {
+      this.#stats.busyDropped += 1;
+    });
+  }
+
+  /** Deletes expired rows now; resolves with how many went. */
+  async sweep(): Promise<number> {
+    return this.#run((s) => s.sweep.run(Date.now()), () => {
+      throw this.#busyError('sweep');
+    }).changes;
+  }
+
+  /** Locks and damage the store absorbed instead of failing callers (see SqliteStoreStats). */
+  stats(): SqliteStoreStats {
+    return { ...this.#stats };
+  }
+
+  async close(): Promise<void> {
+    if (this.#sweepTimer) clearInterval(this.#sweepTimer);
+    this.#closed = true;
+    this.#closeConnection();
+  }
+
+  #sweepQuietly(): void {
+    // A failed sweep (e.g. a lock held by another process) is retried at the next tick.
+    try {
+      if (!this.#closed) this.#run((s) => s.sweep.run(Date.now()), () => undefined);
+    } catch {
+      /* retried next interval */
+    }
+  }
+
+  /**
+   * Runs one statement. `whenLocked` answers for it when the file stays locked past the busy
+   * timeout (or is being recovered by another process): a lock is the normal price of sharing
+   * the file, so it must not fail a handshake.
+   */
+  #run<T>(operation: (statements: Statements) => T, whenLocked: () => T): T {
+    if (this.#closed) throw new StoreClosedError();
+    this.#checkFileQuietly();
+    for (let attempt = 1; ; attempt += 1) {
+      const connection = this.#connection ?? this.#reconnect();
+      if (!connection) {
+        const reason = this.#unavailable?.error;
+        if (reason) throw new StoreError(`SQLite session store ${this.path} is unavailable: ${reason.message}`);
+        return whenLocked();
+      }
+      try {
+        return operation(connection.statements);
+      } catch (err) {
+        if (isLocked(err)) return whenLocked();
+        // Once: if the recovered file fails the same way, something else is wrong; report it.
+        if (attempt === 1 && isDamaged(err) && connection.identity) {
+          this.#recover();
+          continue;
+        }
+        throw new StoreError(`SQLite session store ${this.path}: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  /** After a failed reopen: tries again once REOPEN_RETRY_MS have passed. */
+  #reconnect(): Connection | undefined {
+    if (this.#unavailable && Date.now() < this.#unavailable.retryAt) return undefined;
+    this.#recover();
+    return this.#connection;
+  }
+
+  /**
+   * Notices a file replaced under the store (another process recreated it, someone moved a file
+   * over it) or overwritten in place: SQLite serves this connection from its page cache and
+   * would not notice until much later, while every other process sees the new file.
+   */
+  #checkFileQuietly(): void {
+    const connection = this.#connection;
+    if (!connection?.identity) return;
+    const now = Date.now();
+    if (now < this.#nextFileCheckAt) return;
+    this.#nextFileCheckAt = now + FILE_CHECK_INTERVAL_MS;
+    const current = fileIdentity(this.path);
+    if (!current || current.dev !== connection.identity.dev || current.ino !== connection.identity.ino || !hasDatabaseHeader(this.path)) {
+      this.#recover();
+    }
+  }
+
+  /**
+   * The file is damaged, or is no longer the one this connection opened. Closes the connection
+   * and, holding a lock file that other processes respect, either reopens the file (it is a good
+   * database: another process already recreated it, or the error was this connection's alone) or
+   * deletes it and creates an empty one. Deleting is fine because this is a cache: losing it
+   * costs full handshakes, nothing else. On failure the store stays unavailable and the next
+   * operation after REOPEN_RETRY_MS tries again.
+   */
+  #recover(): void {
+    this.#closeConnection();
+    this.#unavailable = undefined;
+    let lock: number;
+    try {
+      lock = acquireRecoveryLock(this.path);
+    } catch (err) {
+      // Another process is recovering this file right now: treated like a lock held.
+      this.#unavailable = { retryAt: Date.now() + REOPEN_RETRY_MS, error: isLockTaken(err) ? undefined : (err as Error) };
+      return;
+    }
+    try {
+      const probed = probeDatabase(this.path, this.#busyTimeoutMs);
+      if (probed === 'damaged') deleteDatabaseFiles(this.path);
+      if (probed === 'good') this.#stats.reopened += 1;
+      else this.#stats.recreated += 1;
+      // On the event loop: a short deadline, the next operation retries if it is not enough.
+      this.#connection = this.#openWithRetry(this.#busyTimeoutMs, { waitForRecovery: false });
+      this.#nextFileCheckAt = Date.now() + FILE_CHECK_INTERVAL_MS;
+    } catch (err) {
+      this.#unavailable = { retryAt: Date.now() + REOPEN_RETRY_MS, error: isLocked(err) ? undefined : (err as Error) };
+    } finally {
+      releaseRecoveryLock(this.path, lock);
+    }
+  }
+
+  /**
+   * Opens the file, retrying with backoff while another process holds it locked. Locks are
+   * not all waited out by SQLite's busy timeout: switching a fresh file to WAL upgrades a read
+   * to a write, and SQLite fails that at once ("database is locked") if another process holds
+   * the write lock, whatever the timeout. A cluster whose workers start together does this.
+   * `waitForRecovery` also waits while another process recreates a damaged file.
+   */
+  #openWithRetry(timeoutMs: number, { waitForRecovery }: { waitForRecovery: boolean }): Connection {
+    const started = Date.now();
+    let backoffMs = 2;
+    for (;;) {
+      try {
+        return openConnection(this.path, this.#busyTimeoutMs);
+      } catch (err) {
+        const retryable = isLocked(err) || (waitForRecovery && isDamaged(err) && recoveryInProgress(this.path));
+        if (!retryable) throw err;
+        const elapsedMs = Date.now() - started;
+        if (elapsedMs >= timeoutMs) {
+          throw new StoreError(`SQLite session store ${this.path} stayed locked by another process for ${elapsedMs} ms while opening`, SQLITE_BUSY_CODE);
+        }
+        this.#stats.openRetries += 1;
+        // Jitter: processes that collided once must not retry in lockstep.
+        sleepSync(Math.min(backoffMs * (0.5 + Math.random()), timeoutMs - elapsedMs));
+        backoffMs = Math.min(backoffMs * 2, MAX_OPEN_BACKOFF_MS);
+      }
+    }
+  }
+
+  #closeConnection(): void {
+    const connection = this.#connection;
+    this.#connection = undefined;
+    try {
+      connection?.db.close();
+    } catch {
+      /* a damaged file may fail its final checkpoint; the handle is released regardless */
+    }
+  }
+
+  #busyError(operation: string): StoreError {
+    return new StoreError(`SQLite session store ${this.path} stayed locked for more than ${this.#busyTimeoutMs} ms (${operation})`, SQLITE_BUSY_CODE);
+  }
+}
+
+function openConnection(path: string, busyTimeoutMs: number): Connection {
+  let identity: FileIdentity | undefined;
+  if (path !== ':memory:') {
+    createPrivateFile(path);
+    // Taken before SQLite opens the file: if it is replaced in between, the next file check
+    // sees a mismatch and reopens, instead of trusting a file this connection never saw.
+    identity = fileIdentity(path);
+  }
+  const db = new Database(path, { timeout: busyTimeoutMs });
+  try {
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS tls_sessions (
+        key TEXT PRIMARY KEY,
+        value BLOB NOT NULL,
+        expires_at INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      CREATE INDEX IF NOT EXISTS tls_sessions_expires_at ON tls_sessions (expires_at);
+    `);
+    const statements: Statements = {
       get: db.prepare('SELECT value FROM tls_sessions WHERE key = ? AND expires_at > ?'),
       set: db.prepare('INSERT OR REPLACE INTO tls_sessions (key, value, expires_at) VALUES (?, ?, ?)'),
       // Replaces only an expired row, so "absent" means "absent or expired" as in the other stores.
@@ -72,67 +344,10 @@ export class SqliteStore implements SessionStore {
       delete: db.prepare('DELETE FROM tls_sessions WHERE key = ?'),
       sweep: db.prepare('DELETE FROM tls_sessions WHERE expires_at <= ?'),
     };
-    if (sweepIntervalMs > 0) {
-      this.#sweepTimer = setInterval(() => this.#sweepQuietly(), sweepIntervalMs);
-      this.#sweepTimer.unref();
-    }
-  }
-
-  async get(key: string): Promise<Buffer | undefined> {
-    validateKey(key);
-    const row = this.#run(() => this.#statements.get.get(key, Date.now()));
-    return row?.value;
-  }
-
-  async set(key: string, value: Buffer, ttlSeconds: number): Promise<void> {
-    validateKey(key);
-    validateValue(value);
-    validateTtl(ttlSeconds);
-    this.#run(() => this.#statements.set.run(key, value, Date.now() + ttlSeconds * 1000));
-  }
-
-  async setIfAbsent(key: string, value: Buffer, ttlSeconds: number): Promise<boolean> {
-    validateKey(key);
-    validateValue(value);
-    validateTtl(ttlSeconds);
-    const now = Date.now();
-    const result = this.#run(() => this.#statements.insertIfAbsent.run(key, value, now + ttlSeconds * 1000, now));
-    return result.changes === 1;
-  }
-
-  async delete(key: string): Promise<void> {
-    validateKey(key);
-    this.#run(() => this.#statements.delete.run(key));
-  }
-
-  /** Deletes expired rows now; resolves with how many went. */
-  async sweep(): Promise<number> {
-    return this.#run(() => this.#statements.sweep.run(Date.now())).changes;
-  }
-
-  async close(): Promise<void> {
-    if (this.#sweepTimer) clearInterval(this.#sweepTimer);
-    const db = this.#db;
-    this.#db = undefined;
-    db?.close();
-  }
-
-  #sweepQuietly(): void {
-    // A failed sweep (e.g. a lock held by another process) is retried at the next tick.
-    try {
-      if (this.#db) this.#statements.sweep.run(Date.now());
-    } catch {
-      /* retried next interval */
-    }
-  }
-
-  #run<T>(operation: () => T): T {
-    if (!this.#db) throw new StoreClosedError();
-    try {
-      return operation();
-    } catch (err) {
-      throw new StoreError(`SQLite session store ${this.path}: ${(err as Error).message}`);
-    }
+    return { db, statements, identity };
+  } catch (err) {
+    db.close();
+    throw err;
   }
 }
 
@@ -144,4 +359,141 @@ function createPrivateFile(path: string): void {
   } catch (err) {
     throw new PersistConfigError(`cannot create SQLite session store file ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
   }
+}
+
+function errorCode(err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : '';
+}
+
+/** Another connection holds a lock SQLite did not (or could not) wait out, or opening gave up on one. */
+function isLocked(err: unknown): boolean {
+  const code = errorCode(err);
+  return code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED') || code === 'SQLITE_PROTOCOL' || code === SQLITE_BUSY_CODE;
+}
+
+/** The file (or its -wal) is not, or no longer, the database this store made. */
+function isDamaged(err: unknown): boolean {
+  const code = errorCode(err);
+  return code === 'SQLITE_NOTADB' || code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_IOERR_SHORT_READ'
+    || code === 'SQLITE_READONLY_DBMOVED'
+    // A valid but foreign or emptied database: reopening recreates the table.
+    || (code === 'SQLITE_ERROR' && /no such table: tls_sessions/.test((err as Error).message));
+}
+
+function fileIdentity(path: string): FileIdentity | undefined {
+  try {
+    const stats = statSync(path, { bigint: true, throwIfNoEntry: false });
+    return stats ? { dev: stats.dev, ino: stats.ino } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether the file starts like a SQLite database. An empty file counts: in WAL mode nothing
+ * reaches the main file before the first checkpoint. Unreadable counts too: the next statement
+ * will say what is wrong. Only a hint; probeDatabase decides.
+ */
+function hasDatabaseHeader(path: string): boolean {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, 'r');
+    const header = Buffer.alloc(SQLITE_HEADER.length);
+    const bytesRead = readSync(fd, header, 0, header.length, 0);
+    return bytesRead === 0 || (bytesRead === header.length && header.equals(SQLITE_HEADER));
+  } catch {
+    return true;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/**
+ * Asks SQLite itself, through a fresh connection (no page cache hiding the file's state). A
+ * good database whose main file has a damaged header (its pages are all still in the -wal)
+ * is checkpointed, so the header on disk is good again and the next file check passes.
+ */
+function probeDatabase(path: string, busyTimeoutMs: number): 'good' | 'damaged' | 'missing' {
+  if (!fileIdentity(path)) return 'missing';
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(path, { fileMustExist: true, timeout: busyTimeoutMs });
+    if (db.pragma('quick_check', { simple: true }) !== 'ok') return 'damaged';
+    db.pragma('wal_checkpoint(PASSIVE)');
+    return 'good';
+  } catch (err) {
+    if (isDamaged(err)) return 'damaged';
+    throw err;
+  } finally {
+    try {
+      db?.close();
+    } catch {
+      /* released regardless */
+    }
+  }
+}
+
+/**
+ * Deletes the database with its -wal and -shm, the -wal and -shm first: until the main file
+ * goes, nobody can open the damaged database, so no process pairs the new file with an old
+ * -shm. Unlink, never truncate: other processes map the -shm, and a truncated mapping kills
+ * them (SIGBUS); an unlinked one stays valid for them until they reopen.
+ */
+function deleteDatabaseFiles(path: string): void {
+  for (const file of [`${path}-wal`, `${path}-shm`, `${path}-journal`, path]) {
+    try {
+      unlinkSync(file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+}
+
+const recoveryLockPath = (path: string): string => `${path}.recovery-lock`;
+
+/** One process at a time recreates the file: two would delete each other's new files. */
+function acquireRecoveryLock(path: string): number {
+  const lockPath = recoveryLockPath(path);
+  try {
+    return openSync(lockPath, 'wx', 0o600);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || recoveryInProgress(path)) throw err;
+    // Left by a process that died while recovering.
+    try {
+      unlinkSync(lockPath);
+    } catch {
+      /* another process removed it first */
+    }
+    return openSync(lockPath, 'wx', 0o600);
+  }
+}
+
+function releaseRecoveryLock(path: string, fd: number): void {
+  closeSync(fd);
+  try {
+    unlinkSync(recoveryLockPath(path));
+  } catch {
+    /* already gone */
+  }
+}
+
+/** Whether a live (not stale) recovery lock exists for the file. */
+function recoveryInProgress(path: string): boolean {
+  try {
+    return Date.now() - statSync(recoveryLockPath(path)).mtimeMs < STALE_RECOVERY_LOCK_MS;
+  } catch {
+    return false;
+  }
+}
+
+function isLockTaken(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException).code === 'EEXIST';
+}
+
+const sleepCell = new Int32Array(new SharedArrayBuffer(4));
+
+/** Blocks the thread: opening is synchronous (the constructor), as is better-sqlite3. */
+function sleepSync(ms: number): void {
+  if (ms > 0) Atomics.wait(sleepCell, 0, 0, ms);
 }
