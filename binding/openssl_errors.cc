@@ -11,6 +11,9 @@ ClearErrorOnReturn::~ClearErrorOnReturn() {
   if (ossl().ERR_peek_error() != 0) ossl().ERR_clear_error();
 }
 
+MarkPopErrorOnReturn::MarkPopErrorOnReturn() { ossl().ERR_set_mark(); }
+MarkPopErrorOnReturn::~MarkPopErrorOnReturn() { ossl().ERR_pop_to_mark(); }
+
 std::string TakeOpenSSLReason() {
   unsigned long code = ossl().ERR_get_error();
   if (code == 0) return "";

@@ -24,6 +24,17 @@ class ClearErrorOnReturn {
   ClearErrorOnReturn& operator=(const ClearErrorOnReturn&) = delete;
 };
 
+// For code that runs inside an OpenSSL call (the session callbacks): whatever it adds to the
+// error queue is popped on return, and the outer operation's errors stay (ERR_set_mark /
+// ERR_pop_to_mark). Clearing there would erase the handshake's own errors.
+class MarkPopErrorOnReturn {
+ public:
+  MarkPopErrorOnReturn();
+  ~MarkPopErrorOnReturn();
+  MarkPopErrorOnReturn(const MarkPopErrorOnReturn&) = delete;
+  MarkPopErrorOnReturn& operator=(const MarkPopErrorOnReturn&) = delete;
+};
+
 // Drains the queue and returns OpenSSL's reason for the earliest error ("" when empty).
 std::string TakeOpenSSLReason();
 

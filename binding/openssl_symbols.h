@@ -112,6 +112,8 @@
   X(ERR_get_error)                    \
   X(ERR_peek_error)                   \
   X(ERR_clear_error)                  \
+  X(ERR_set_mark)                     \
+  X(ERR_pop_to_mark)                  \
   X(ERR_error_string_n)               \
   X(ERR_reason_error_string)          \
   X(i2d_X509)                         \

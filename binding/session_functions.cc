@@ -58,9 +58,9 @@ double NumberArgument(const Napi::CallbackInfo& info, size_t index, const char* 
 }
 
 // d2i_SSL_SESSION over exactly `length` bytes: trailing data is an error, not ignored.
-SSL_SESSION* DecodeExactly(Napi::Env env, const uint8_t* data, size_t length) {
+SessionPointer DecodeExactly(Napi::Env env, const uint8_t* data, size_t length) {
   std::string problem;
-  SSL_SESSION* session = DecodeExactDer(data, length, &problem);
+  SessionPointer session = DecodeExactDer(data, length, &problem);
   if (!problem.empty()) throw MakeError(env, ErrorKind::kDecode, problem);
   if (session == nullptr) ThrowOpenSSLError(env, ErrorKind::kDecode, "d2i_SSL_SESSION rejected the bytes");
   return session;
@@ -73,8 +73,7 @@ Napi::Value Decode(const Napi::CallbackInfo& info) {
   if (length == 0) throw MakeError(env, ErrorKind::kDecode, "empty input: a DER-encoded SSL_SESSION needs at least one byte");
   if (length > kMaxDerBytes) throw MakeError(env, ErrorKind::kDecode, "input of " + std::to_string(length) + " bytes is over the limit");
   ClearErrorOnReturn clear_errors;
-  SSL_SESSION* session = DecodeExactly(env, bytes.data, length);
-  return AdoptSession(env, session, EstimateSessionBytes(session, length));
+  return AdoptSession(env, DecodeExactly(env, bytes.data, length), length);
 }
 
 Napi::Value Encode(const Napi::CallbackInfo& info) {
@@ -115,7 +114,7 @@ Napi::Value UpRef(const Napi::CallbackInfo& info) {
   SSL_SESSION* session = SessionArgument(info, 0);
   ClearErrorOnReturn clear_errors;
   if (ossl().SSL_SESSION_up_ref(session) != 1) ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "SSL_SESSION_up_ref failed");
-  return AdoptSession(env, session, EstimateSessionBytes(session, 0));
+  return AdoptSession(env, SessionPointer(session));  // the reference up_ref just took
 }
 
 Napi::Value Release(const Napi::CallbackInfo& info) {
@@ -226,27 +225,26 @@ bool IsUint8Array(Napi::Value value) {
   return value.IsTypedArray() && value.As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array;
 }
 
-SSL_SESSION* DecodeExactDer(const uint8_t* data, size_t length, std::string* problem) {
+SessionPointer DecodeExactDer(const uint8_t* data, size_t length, std::string* problem) {
   problem->clear();
   const unsigned char* cursor = data;
-  SSL_SESSION* session = ossl().d2i_SSL_SESSION(nullptr, &cursor, static_cast<long>(length));
+  SessionPointer session(ossl().d2i_SSL_SESSION(nullptr, &cursor, static_cast<long>(length)));
   if (session == nullptr) return nullptr;
   if (cursor != data + length) {
     *problem = std::to_string(data + length - cursor) + " trailing byte(s) after the DER-encoded SSL_SESSION";
-  } else {
-    // OpenSSL decodes any 64-bit time and timeout; a session that starts before 1970 or ends
-    // past what a Date can hold is a forgery or corruption, never resumable.
-    int64_t time = ossl().SSL_SESSION_get_time(session);
-    int64_t timeout = ossl().SSL_SESSION_get_timeout(session);
-    if (time < 0 || timeout < 0 || time > kMaxSessionSeconds || timeout > kMaxSessionSeconds - time) {
-      *problem = "the session's time (" + std::to_string(time) + ") and timeout (" + std::to_string(timeout) +
-                 ") are out of range: both must be >= 0 and time + timeout <= " + std::to_string(kMaxSessionSeconds) +
-                 " seconds since 1970";
-    }
+    return nullptr;
   }
-  if (problem->empty()) return session;
-  ossl().SSL_SESSION_free(session);
-  return nullptr;
+  // OpenSSL decodes any 64-bit time and timeout; a session that starts before 1970 or ends
+  // past what a Date can hold is a forgery or corruption, never resumable.
+  int64_t time = ossl().SSL_SESSION_get_time(session.get());
+  int64_t timeout = ossl().SSL_SESSION_get_timeout(session.get());
+  if (time < 0 || timeout < 0 || time > kMaxSessionSeconds || timeout > kMaxSessionSeconds - time) {
+    *problem = "the session's time (" + std::to_string(time) + ") and timeout (" + std::to_string(timeout) +
+               ") are out of range: both must be >= 0 and time + timeout <= " + std::to_string(kMaxSessionSeconds) +
+               " seconds since 1970";
+    return nullptr;
+  }
+  return session;
 }
 
 Napi::Value CertificateToBuffer(Napi::Env env, X509* certificate) {
@@ -258,8 +256,10 @@ Napi::Value CertificateToBuffer(Napi::Env env, X509* certificate) {
   return der;
 }
 
-Napi::Value AdoptSession(Napi::Env env, SSL_SESSION* session, size_t native_bytes) {
-  SessionHandle handle = Sessions(env).AdoptOwned(session, native_bytes);
+Napi::Value AdoptSession(Napi::Env env, SessionPointer session, size_t der_length) {
+  size_t native_bytes = EstimateSessionBytes(session.get(), der_length);
+  // Hand-over: the table owns the reference from here (and frees it itself if it is full).
+  SessionHandle handle = Sessions(env).AdoptOwned(session.release(), native_bytes);
   if (handle == 0) throw MakeError(env, ErrorKind::kOpenSSL, "too many live sessions in this environment");
   return Napi::Number::New(env, handle);
 }

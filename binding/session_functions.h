@@ -7,14 +7,17 @@
 #include <cstdint>
 #include <string>
 
+#include "openssl_pointers.h"
 #include "session_table.h"
 
 namespace tls_session {
 
 void InitSessionFunctions(Napi::Env env, Napi::Object exports);
 
-// Hands `session` (one reference the caller owns) to JavaScript; returns its handle.
-Napi::Value AdoptSession(Napi::Env env, SSL_SESSION* session, size_t native_bytes);
+// Hands `session` to JavaScript (the environment's session table owns it from here) and
+// returns its handle. `der_length` (0 if unknown) sharpens the native-size estimate. Throws
+// when the table is full; the session is freed then.
+Napi::Value AdoptSession(Napi::Env env, SessionPointer session, size_t der_length = 0);
 
 // The session behind handle argument `index`, or throws ERR_TLS_SESSION_FREED /
 // ERR_TLS_SESSION_VIEW_EXPIRED.
@@ -27,7 +30,7 @@ bool IsUint8Array(Napi::Value value);
 // the new (owned) session, or nullptr: when OpenSSL rejects the bytes (*problem stays empty;
 // OpenSSL's error queue is left for the caller), or when bytes follow the DER or the session's
 // time or timeout is out of range (*problem says which; the decoded session is freed).
-SSL_SESSION* DecodeExactDer(const uint8_t* data, size_t length, std::string* problem);
+SessionPointer DecodeExactDer(const uint8_t* data, size_t length, std::string* problem);
 
 // Latest instant a session may start or end, in seconds since the epoch: JavaScript's Date
 // range (8.64e15 ms). Beyond it expiresAt is an Invalid Date and expiry checks fail open.

@@ -52,16 +52,12 @@ TlsConnection::TlsConnection(const Napi::CallbackInfo& info)
   server_ = context->is_server();
   ssl_.reset(api.SSL_new(context->ctx()));  // the SSL takes its own reference to the SSL_CTX
   if (ssl_ == nullptr) ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "SSL_new failed");
-  BIO* in = api.BIO_new(api.BIO_s_mem());
-  BIO* out = api.BIO_new(api.BIO_s_mem());
-  if (in == nullptr || out == nullptr) {
-    if (in != nullptr) api.BIO_free(in);
-    if (out != nullptr) api.BIO_free(out);
-    ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "BIO_new failed");
-  }
-  api.SSL_set_bio(ssl_.get(), in, out);  // the SSL owns both BIOs from here
-  network_in_ = in;
-  network_out_ = out;
+  BIOPointer in(api.BIO_new(api.BIO_s_mem()));
+  BIOPointer out(api.BIO_new(api.BIO_s_mem()));
+  if (in == nullptr || out == nullptr) ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "BIO_new failed");
+  network_in_ = in.get();
+  network_out_ = out.get();
+  api.SSL_set_bio(ssl_.get(), in.release(), out.release());  // hand-over: the SSL owns both BIOs from here
   if (server_) {
     api.SSL_set_accept_state(ssl_.get());
   } else {
@@ -104,27 +100,25 @@ TlsConnection::~TlsConnection() {
 TlsEngine& TlsConnection::engine() { return data_->tls_engine(); }
 
 void TlsConnection::ReleaseNative() {
-  for (SSL_SESSION* session : new_sessions_) ossl().SSL_SESSION_free(session);
   new_sessions_.clear();
   if (ssl_ == nullptr) return;
   // Detach first: callbacks fired while (or after) the SSL is freed must not reach this object.
   ossl().SSL_set_ex_data(ssl_.get(), ConnectionIndex(), nullptr);
   network_in_ = network_out_ = nullptr;
   engine().Remove(this);
-  engine().Free(ssl_.release());
+  engine().Free(std::move(ssl_));
 }
 
 void TlsConnection::QueueNewSession(SSL_SESSION* session) {
   if (server_) return;  // like tls.TLSSocket: 'session' is a client event
   SSL* ssl = ssl_.get();
-  SSL_SESSION* owned;
+  SessionPointer owned;
   if (ossl().SSL_get_session(ssl) == session) {
-    owned = ossl().SSL_get1_session(ssl);  // the session just negotiated, one reference for us
-  } else {
-    if (ossl().SSL_SESSION_up_ref(session) != 1) return;
-    owned = session;
+    owned.reset(ossl().SSL_get1_session(ssl));  // the session just negotiated, one reference for us
+  } else if (ossl().SSL_SESSION_up_ref(session) == 1) {
+    owned.reset(session);
   }
-  if (owned != nullptr) new_sessions_.push_back(owned);
+  if (owned != nullptr) new_sessions_.push_back(std::move(owned));
 }
 
 SSL* TlsConnection::LiveSsl(Napi::Env env) {
@@ -162,16 +156,13 @@ Napi::Error TlsConnection::Failure(Napi::Env env, const char* what, int ssl_erro
 }
 
 Napi::Array TlsConnection::TakeNewSessions(Napi::Env env) {
-  std::vector<SSL_SESSION*> sessions;
+  std::vector<SessionPointer> sessions;
   sessions.swap(new_sessions_);
   Napi::Array out = Napi::Array::New(env);
   uint32_t count = 0;
-  for (SSL_SESSION* session : sessions) {
-    try {
-      out.Set(count++, AdoptSession(env, session, EstimateSessionBytes(session, 0)));
-    } catch (const Napi::Error&) {
-      // AdoptSession released the reference it could not hand over.
-    }
+  for (SessionPointer& session : sessions) {
+    // A session that cannot be handed over is freed by its owner (AdoptSession or `sessions`).
+    out.Set(count++, AdoptSession(env, std::move(session)));
   }
   return out;
 }
@@ -299,10 +290,9 @@ Napi::Value TlsConnection::Info(const Napi::CallbackInfo& info) {
   unsigned int alpn_length = 0;
   api.SSL_get0_alpn_selected(ssl, &alpn, &alpn_length);
   if (alpn != nullptr && alpn_length > 0) out.Set("alpnProtocol", std::string(reinterpret_cast<const char*>(alpn), alpn_length));
-  if (X509* peer = api.SSL_get1_peer_certificate(ssl)) {  // owned: freed below
-    Napi::Value der = CertificateToBuffer(env, peer);
+  if (X509Pointer peer{api.SSL_get1_peer_certificate(ssl)}) {
+    Napi::Value der = CertificateToBuffer(env, peer.get());
     if (!der.IsUndefined()) out.Set("peerCertificate", der);
-    api.X509_free(peer);
   }
   long verify = api.SSL_get_verify_result(ssl);
   out.Set("verifyResult", Napi::Number::New(env, static_cast<double>(verify)));
@@ -314,9 +304,9 @@ Napi::Value TlsConnection::GetSession(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (ssl_ == nullptr) throw MakeError(env, ErrorKind::kState, "the TLS connection was destroyed");
   ClearErrorOnReturn clear_errors;
-  SSL_SESSION* session = ossl().SSL_get1_session(ssl_.get());  // owned: handed to JavaScript
+  SessionPointer session(ossl().SSL_get1_session(ssl_.get()));
   if (session == nullptr) return env.Null();
-  return AdoptSession(env, session, EstimateSessionBytes(session, 0));
+  return AdoptSession(env, std::move(session));
 }
 
 Napi::Value TlsConnection::SetSession(const Napi::CallbackInfo& info) {

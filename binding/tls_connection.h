@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "openssl_library.h"
+#include "openssl_pointers.h"
 #include "tls_engine.h"
 
 namespace tls_session {
@@ -32,10 +33,6 @@ class TlsConnection : public Napi::ObjectWrap<TlsConnection>, public TlsEngine::
   void ReleaseNative() override;
 
  private:
-  struct SslDeleter {
-    void operator()(SSL* ssl) const { ossl().SSL_free(ssl); }
-  };
-
   // Feeds network bytes, advances the handshake, reads application data.
   Napi::Value Cycle(const Napi::CallbackInfo& info);
   Napi::Value Write(const Napi::CallbackInfo& info);
@@ -54,7 +51,7 @@ class TlsConnection : public Napi::ObjectWrap<TlsConnection>, public TlsEngine::
   Napi::Array TakeNewSessions(Napi::Env env);
 
   AddonData* data_;
-  std::unique_ptr<SSL, SslDeleter> ssl_;
+  SSLPointer ssl_;  // released to TlsEngine::Free (ReleaseNative)
   BIO* network_in_ = nullptr;   // owned by ssl_: bytes from the peer
   BIO* network_out_ = nullptr;  // owned by ssl_: bytes for the peer
   bool server_ = false;
@@ -63,7 +60,7 @@ class TlsConnection : public Napi::ObjectWrap<TlsConnection>, public TlsEngine::
   bool failed_ = false;
   bool peer_closed_ = false;
   bool renegotiation_refused_ = false;
-  std::vector<SSL_SESSION*> new_sessions_;  // one reference each, handed to JS by Cycle
+  std::vector<SessionPointer> new_sessions_;  // handed to JS by Cycle (TakeNewSessions)
 };
 
 }  // namespace tls_session

@@ -54,14 +54,12 @@ Napi::Uint8Array OptionalBytes(Napi::Env env, Napi::Object options, const char* 
   return value.As<Napi::Uint8Array>();
 }
 
-// A read-only BIO over JavaScript bytes, freed on scope exit.
-struct MemBio {
-  BIO* bio;
-  explicit MemBio(Napi::Uint8Array bytes) : bio(ossl().BIO_new_mem_buf(bytes.Data(), static_cast<int>(bytes.ByteLength()))) {}
-  ~MemBio() { if (bio != nullptr) ossl().BIO_free(bio); }
-  MemBio(const MemBio&) = delete;
-  MemBio& operator=(const MemBio&) = delete;
-};
+// A read-only BIO over JavaScript bytes (which must outlive it).
+BIOPointer MemoryBio(Napi::Env env, Napi::Uint8Array bytes) {
+  BIOPointer bio(ossl().BIO_new_mem_buf(bytes.Data(), static_cast<int>(bytes.ByteLength())));
+  if (bio == nullptr) ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "BIO_new_mem_buf failed");
+  return bio;
+}
 
 // Never prompts on the terminal (OpenSSL's default when no callback is given): no passphrase
 // means an encrypted key fails to load with OpenSSL's reason.
@@ -143,7 +141,7 @@ void TlsContext::ReleaseNative() {
   // reach this object.
   ossl().SSL_CTX_set_ex_data(ctx_.get(), ContextIndex(), nullptr);
   engine().Remove(this);
-  engine().Free(ctx_.release());
+  engine().Free(std::move(ctx_));
 }
 
 void TlsContext::Configure(Napi::Env env, Napi::Object options) {
@@ -238,47 +236,44 @@ void TlsContext::Configure(Napi::Env env, Napi::Object options) {
 
 void TlsContext::LoadCertificateChain(Napi::Env env, Napi::Value pem) {
   const auto& api = ossl();
-  MemBio bio(pem.As<Napi::Uint8Array>());
-  X509* leaf = api.PEM_read_bio_X509(bio.bio, nullptr, nullptr, nullptr);
+  BIOPointer bio = MemoryBio(env, pem.As<Napi::Uint8Array>());
+  X509Pointer leaf(api.PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
   if (leaf == nullptr) ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "cert: no PEM certificate could be read");
-  int ok = api.SSL_CTX_use_certificate(ctx_.get(), leaf);  // takes its own reference
-  api.X509_free(leaf);
-  if (ok != 1) ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "cert: the certificate was refused");
+  // Takes its own reference; ours goes with `leaf`.
+  if (api.SSL_CTX_use_certificate(ctx_.get(), leaf.get()) != 1) ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "cert: the certificate was refused");
   // Further certificates in the same PEM are the chain sent after the leaf.
-  while (X509* extra = api.PEM_read_bio_X509(bio.bio, nullptr, nullptr, nullptr)) {
-    // SSL_CTX_add_extra_chain_cert (a macro) takes ownership on success.
-    if (api.SSL_CTX_ctrl(ctx_.get(), SSL_CTRL_EXTRA_CHAIN_CERT, 0, extra) != 1) {
-      api.X509_free(extra);
+  while (X509Pointer extra{api.PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)}) {
+    // SSL_CTX_add_extra_chain_cert (a macro) takes ownership on success only.
+    if (api.SSL_CTX_ctrl(ctx_.get(), SSL_CTRL_EXTRA_CHAIN_CERT, 0, extra.get()) != 1) {
       ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "cert: a chain certificate was refused");
     }
+    (void)extra.release();  // hand-over: the SSL_CTX owns it now
   }
   api.ERR_clear_error();  // the end of the PEM input leaves "no start line" behind
 }
 
 void TlsContext::LoadPrivateKey(Napi::Env env, Napi::Value pem, Napi::Value passphrase_value) {
   const auto& api = ossl();
-  MemBio bio(pem.As<Napi::Uint8Array>());
+  BIOPointer bio = MemoryBio(env, pem.As<Napi::Uint8Array>());
   std::string passphrase;
   bool has_passphrase = passphrase_value.IsString();
   if (has_passphrase) passphrase = passphrase_value.As<Napi::String>().Utf8Value();
-  EVP_PKEY* key = api.PEM_read_bio_PrivateKey(bio.bio, nullptr, PassphraseCallback, has_passphrase ? &passphrase : nullptr);
+  EVPKeyPointer key(api.PEM_read_bio_PrivateKey(bio.get(), nullptr, PassphraseCallback, has_passphrase ? &passphrase : nullptr));
   std::fill(passphrase.begin(), passphrase.end(), '\0');
   // The message never quotes the key or the passphrase, only OpenSSL's reason.
   if (key == nullptr) ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "key: no PEM private key could be read");
-  int ok = api.SSL_CTX_use_PrivateKey(ctx_.get(), key);  // takes its own reference
-  api.EVP_PKEY_free(key);
-  if (ok != 1) ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "key: the private key was refused");
+  // Takes its own reference; ours goes with `key`.
+  if (api.SSL_CTX_use_PrivateKey(ctx_.get(), key.get()) != 1) ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "key: the private key was refused");
 }
 
 void TlsContext::LoadCa(Napi::Env env, Napi::Value pem) {
   const auto& api = ossl();
-  MemBio bio(pem.As<Napi::Uint8Array>());
+  BIOPointer bio = MemoryBio(env, pem.As<Napi::Uint8Array>());
   X509_STORE* store = api.SSL_CTX_get_cert_store(ctx_.get());  // borrowed from the context
   int count = 0;
-  while (X509* cert = api.PEM_read_bio_X509(bio.bio, nullptr, nullptr, nullptr)) {
-    int ok = api.X509_STORE_add_cert(store, cert);  // takes its own reference
-    api.X509_free(cert);
-    if (ok != 1) ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "ca: a certificate was refused");
+  while (X509Pointer cert{api.PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)}) {
+    // Takes its own reference; ours goes with `cert`.
+    if (api.X509_STORE_add_cert(store, cert.get()) != 1) ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "ca: a certificate was refused");
     count++;
   }
   if (count == 0) ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "ca: no PEM certificate could be read");
@@ -345,32 +340,33 @@ Napi::Value TlsContext::Dispatch(Event event, Napi::Value argument) {
 }
 
 // new_session_cb: OpenSSL hands us one reference. Returning 1 = we keep it; 0 = OpenSSL frees it.
-int TlsContext::OnNewSession(SSL* ssl, SSL_SESSION* session) {
-  // The connection's 'session' event takes its own reference (SSL_get1_session).
-  if (TlsConnection* connection = TlsConnection::FromSsl(ssl)) connection->QueueNewSession(session);
-  TlsContext* self = FromCtx(ossl().SSL_get_SSL_CTX(ssl));
-  if (self == nullptr || !self->emit_new_sessions_ || self->dispatch_.IsEmpty() || !self->engine().CanCallJs()) return 0;
-  Napi::Env env = self->Env();
-  Napi::Value handle;
+int TlsContext::OnNewSession(SSL* ssl, SSL_SESSION* session) noexcept {
+  MarkPopErrorOnReturn keep_outer_errors;
+  bool taken = false;  // once true the reference is ours (handed to JavaScript or freed), whatever happens
   try {
+    // The connection's 'session' event takes its own reference (SSL_get1_session).
+    if (TlsConnection* connection = TlsConnection::FromSsl(ssl)) connection->QueueNewSession(session);
+    TlsContext* self = FromCtx(ossl().SSL_get_SSL_CTX(ssl));
+    if (self == nullptr || !self->emit_new_sessions_ || self->dispatch_.IsEmpty() || !self->engine().CanCallJs()) return 0;
+    Napi::Env env = self->Env();
     Napi::HandleScope scope(env);
-    // AdoptSession consumes the reference even when it throws (it frees it then): from this
-    // call on, the reference is not OpenSSL's any more, whatever happens.
-    handle = AdoptSession(env, session, EstimateSessionBytes(session, 0));
+    taken = true;
+    Napi::Value handle = AdoptSession(env, SessionPointer(session));  // hand-over from OpenSSL
     self->Dispatch(kNewSession, handle);
   } catch (...) {
-    // An exception must not unwind through OpenSSL; lib/tls/context.ts reports listener errors.
+    // lib/tls/context.ts reports listener errors itself; nothing else is expected here.
   }
-  return 1;
+  return taken ? 1 : 0;
 }
 
 // get_session_cb: the returned session carries a reference for OpenSSL.
-SSL_SESSION* TlsContext::OnGetSession(SSL* ssl, const unsigned char* id, int length, int* copy) {
-  *copy = 0;  // we take OpenSSL's reference ourselves (up_ref or d2i) before returning the session
-  TlsContext* self = FromCtx(ossl().SSL_get_SSL_CTX(ssl));
-  if (self == nullptr || self->dispatch_.IsEmpty() || !self->engine().CanCallJs()) return nullptr;
-  Napi::Env env = self->Env();
+SSL_SESSION* TlsContext::OnGetSession(SSL* ssl, const unsigned char* id, int length, int* copy) noexcept {
+  *copy = 0;  // we take OpenSSL's reference ourselves (dup or d2i) before returning the session
+  MarkPopErrorOnReturn keep_outer_errors;  // a refused lookup is a cache miss, not a handshake error
   try {
+    TlsContext* self = FromCtx(ossl().SSL_get_SSL_CTX(ssl));
+    if (self == nullptr || self->dispatch_.IsEmpty() || !self->engine().CanCallJs()) return nullptr;
+    Napi::Env env = self->Env();
     Napi::HandleScope scope(env);
     Napi::Value result = self->Dispatch(kLookup, Napi::Buffer<uint8_t>::Copy(env, id, static_cast<size_t>(length)));
     if (result.IsNumber()) {
@@ -383,12 +379,10 @@ SSL_SESSION* TlsContext::OnGetSession(SSL* ssl, const unsigned char* id, int len
       return found != nullptr ? ossl().SSL_SESSION_dup(found) : nullptr;
     }
     if (IsUint8Array(result)) {
-      // DER: the decoded session's only reference is the one OpenSSL receives.
       Napi::Uint8Array der = result.As<Napi::Uint8Array>();
       std::string problem;  // a refused lookup is a cache miss: the reason is not reported
-      SSL_SESSION* decoded = DecodeExactDer(der.Data(), der.ByteLength(), &problem);
-      ossl().ERR_clear_error();  // a refused lookup is a cache miss, not a handshake error
-      return decoded;
+      // Hand-over: the decoded session's only reference is the one OpenSSL receives.
+      return DecodeExactDer(der.Data(), der.ByteLength(), &problem).release();
     }
   } catch (...) {
   }
@@ -396,18 +390,20 @@ SSL_SESSION* TlsContext::OnGetSession(SSL* ssl, const unsigned char* id, int len
 }
 
 // remove_cb: the session is borrowed; OpenSSL may free it as soon as we return.
-void TlsContext::OnRemoveSession(SSL_CTX* ctx, SSL_SESSION* session) {
+void TlsContext::OnRemoveSession(SSL_CTX* ctx, SSL_SESSION* session) noexcept {
+  MarkPopErrorOnReturn keep_outer_errors;
   TlsContext* self = FromCtx(ctx);
   if (self == nullptr || self->dispatch_.IsEmpty() || !self->engine().CanCallJs()) return;
   SessionTable& table = self->data_->sessions();
-  SessionHandle view = table.Lend(session);
-  if (view == 0) return;
+  SessionHandle view = 0;
   try {
+    view = table.Lend(session);
+    if (view == 0) return;
     Napi::HandleScope scope(self->Env());
     self->Dispatch(kRemoveSession, Napi::Number::New(self->Env(), view));
   } catch (...) {
   }
-  table.Release(view, ReleaseReason::kExplicit);  // the loan ends with the callback
+  if (view != 0) table.Release(view, ReleaseReason::kExplicit);  // the loan ends with the callback
 }
 
 // Records a no_renegotiation alert this side sent, so that the error that usually follows
@@ -418,7 +414,7 @@ void TlsContext::OnInfo(const SSL* ssl, int where, int value) noexcept {
 }
 
 int TlsContext::OnAlpnSelect(SSL* ssl, const unsigned char** out, unsigned char* out_length, const unsigned char* in,
-                             unsigned int in_length, void* arg) {
+                             unsigned int in_length, void* arg) noexcept {
   auto* wire = static_cast<std::string*>(ossl().SSL_CTX_get_ex_data(ossl().SSL_get_SSL_CTX(ssl), AlpnIndex()));
   if (wire == nullptr) return SSL_TLSEXT_ERR_NOACK;
   unsigned char* selected = nullptr;

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "openssl_library.h"
+#include "openssl_pointers.h"
 #include "tls_engine.h"
 
 namespace tls_session {
@@ -31,9 +32,6 @@ class TlsContext : public Napi::ObjectWrap<TlsContext>, public TlsEngine::Owner 
   void ReleaseNative() override;
 
  private:
-  struct CtxDeleter {
-    void operator()(SSL_CTX* ctx) const { ossl().SSL_CTX_free(ctx); }
-  };
   enum Event { kNewSession = 0, kRemoveSession = 1, kLookup = 2 };
 
   void Configure(Napi::Env env, Napi::Object options);
@@ -48,17 +46,18 @@ class TlsContext : public Napi::ObjectWrap<TlsContext>, public TlsEngine::Owner 
 
   // The TlsContext an SSL_CTX belongs to, or nullptr once it was closed or collected.
   static TlsContext* FromCtx(SSL_CTX* ctx);
-  static int OnNewSession(SSL* ssl, SSL_SESSION* session);
-  static SSL_SESSION* OnGetSession(SSL* ssl, const unsigned char* id, int length, int* copy);
-  static void OnRemoveSession(SSL_CTX* ctx, SSL_SESSION* session);
+  // Callbacks OpenSSL calls: noexcept, whole body guarded (nothing may unwind through OpenSSL).
+  static int OnNewSession(SSL* ssl, SSL_SESSION* session) noexcept;
+  static SSL_SESSION* OnGetSession(SSL* ssl, const unsigned char* id, int length, int* copy) noexcept;
+  static void OnRemoveSession(SSL_CTX* ctx, SSL_SESSION* session) noexcept;
   static void OnInfo(const SSL* ssl, int where, int value) noexcept;
   static int OnAlpnSelect(SSL* ssl, const unsigned char** out, unsigned char* out_length, const unsigned char* in,
-                          unsigned int in_length, void* arg);
+                          unsigned int in_length, void* arg) noexcept;
 
   Napi::Value Dispatch(Event event, Napi::Value argument);
 
   AddonData* data_;
-  std::unique_ptr<SSL_CTX, CtxDeleter> ctx_;
+  SSLCtxPointer ctx_;  // released to TlsEngine::Free (ReleaseNative)
   Napi::FunctionReference dispatch_;  // (event, argument) => result; lib/tls/context.ts
   bool server_ = false;
   bool emit_new_sessions_ = false;    // the user's cache mode covers this context's role

@@ -10,39 +10,39 @@ TlsEngine::CallScope::~CallScope() {
   if (--engine_->depth_ == 0) engine_->RunDeferred();
 }
 
-void TlsEngine::Free(SSL* ssl) {
+void TlsEngine::Free(SSLPointer ssl) {
   if (ssl == nullptr) return;
   if (depth_ > 0) {
-    deferred_ssl_.push_back(ssl);
+    deferred_ssl_.push_back(std::move(ssl));
     return;
   }
   CallScope scope(this);  // callbacks fired by SSL_free see OpenSSL on the stack
-  ossl().SSL_free(ssl);
+  ssl.reset();
 }
 
-void TlsEngine::Free(SSL_CTX* ctx) {
+void TlsEngine::Free(SSLCtxPointer ctx) {
   if (ctx == nullptr) return;
   if (depth_ > 0) {
-    deferred_ctx_.push_back(ctx);
+    deferred_ctx_.push_back(std::move(ctx));
     return;
   }
   CallScope scope(this);
-  ossl().SSL_CTX_free(ctx);
+  ctx.reset();
 }
 
 void TlsEngine::RunDeferred() {
   // Connections first: an SSL holds a reference to its SSL_CTX. A free may fire callbacks that
-  // defer more frees, hence the loop.
+  // defer more frees, hence the loop; each object is moved out of the list before it is freed.
   depth_++;
   while (!deferred_ssl_.empty() || !deferred_ctx_.empty()) {
     if (!deferred_ssl_.empty()) {
-      SSL* ssl = deferred_ssl_.back();
+      SSLPointer ssl = std::move(deferred_ssl_.back());
       deferred_ssl_.pop_back();
-      ossl().SSL_free(ssl);
+      ssl.reset();
     } else {
-      SSL_CTX* ctx = deferred_ctx_.back();
+      SSLCtxPointer ctx = std::move(deferred_ctx_.back());
       deferred_ctx_.pop_back();
-      ossl().SSL_CTX_free(ctx);
+      ctx.reset();
     }
   }
   depth_--;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "openssl_library.h"
+#include "openssl_pointers.h"
 
 namespace tls_session {
 
@@ -68,8 +69,8 @@ class TlsEngine {
   // Frees now, or after the outermost CallScope when OpenSSL is on the stack (freeing an SSL
   // from inside a callback could free the object OpenSSL is working on, or deadlock on the
   // SSL_CTX lock). The caller has already detached its ex_data from the object.
-  void Free(SSL* ssl);
-  void Free(SSL_CTX* ctx);
+  void Free(SSLPointer ssl);
+  void Free(SSLCtxPointer ctx);
 
   // Environment teardown: every owner releases its OpenSSL objects, no JavaScript is called.
   void Teardown();
@@ -78,8 +79,8 @@ class TlsEngine {
   void RunDeferred();
 
   std::unordered_set<Owner*> owners_;
-  std::vector<SSL*> deferred_ssl_;
-  std::vector<SSL_CTX*> deferred_ctx_;
+  std::vector<SSLPointer> deferred_ssl_;
+  std::vector<SSLCtxPointer> deferred_ctx_;
   int depth_ = 0;
   int suppress_js_ = 0;
   bool torn_down_ = false;
