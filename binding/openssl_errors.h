@@ -9,9 +9,18 @@
 namespace tls_session {
 
 // The JavaScript error classes (lib/errors.ts) that native code throws.
-// kState: the object's state does not allow the call (closed, destroyed, re-entrant): TlsStateError.
-enum class ErrorKind { kDecode, kFreed, kViewExpired, kOpenSSL, kInvalidArgument, kState };
-constexpr int kErrorKindCount = 6;
+// What went wrong, as native code classifies it. lib/binding.ts maps each kind to one
+// JavaScript class (and so one code) in a single table; no call site re-wraps errors.
+//   kDecode        bytes that are not one valid session           SessionDecodeError
+//   kFreed         a freed Session's handle                       SessionFreedError
+//   kViewExpired   a SessionView past its loan                    SessionViewExpiredError
+//   kOpenSSL       OpenSSL failed where no other kind applies     OpenSSLError
+//   kInvalidArgument  a wrong type from a direct binding call     TypeError ERR_INVALID_ARG_TYPE
+//   kState         closed, destroyed, re-entrant, too late        TlsStateError
+//   kConfig        a certificate, key, CA, cipher list refused    TlsConfigError
+//   kProtocol      the TLS protocol failed (handshake, read)      TlsProtocolError
+enum class ErrorKind { kDecode, kFreed, kViewExpired, kOpenSSL, kInvalidArgument, kState, kConfig, kProtocol };
+constexpr int kErrorKindCount = 8;
 
 // Clears this thread's OpenSSL error queue on every return, so no path leaves a stale error
 // behind for the next call to misreport. Only this addon uses the system libcrypto's queue

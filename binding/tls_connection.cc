@@ -148,10 +148,11 @@ Napi::Error TlsConnection::Failure(Napi::Env env, const char* what, int ssl_erro
   if (renegotiation_refused_) message += " after the peer asked to renegotiate (tls-session refuses TLS renegotiation)";
   long verify = ssl_ != nullptr ? ossl().SSL_get_verify_result(ssl_.get()) : X509_V_OK;
   if (reason.empty()) message += " (SSL_get_error " + std::to_string(ssl_error) + ")";
-  Napi::Error error = MakeError(env, ErrorKind::kOpenSSL, message, reason);
-  if (verify != X509_V_OK) {
-    error.Set("verifyError", Napi::String::New(env, ossl().X509_verify_cert_error_string(verify)));
-  }
+  if (verify == X509_V_OK) return MakeError(env, ErrorKind::kProtocol, message, reason);
+  // The certificate check's own words, in the message and as `verifyError`.
+  std::string verify_error = ossl().X509_verify_cert_error_string(verify);
+  Napi::Error error = MakeError(env, ErrorKind::kProtocol, message + ": " + verify_error, reason);
+  error.Set("verifyError", Napi::String::New(env, verify_error));
   return error;
 }
 

@@ -57,7 +57,7 @@ Napi::Uint8Array OptionalBytes(Napi::Env env, Napi::Object options, const char* 
 // A read-only BIO over JavaScript bytes (which must outlive it).
 BIOPointer MemoryBio(Napi::Env env, Napi::Uint8Array bytes) {
   BIOPointer bio(ossl().BIO_new_mem_buf(bytes.Data(), static_cast<int>(bytes.ByteLength())));
-  if (bio == nullptr) ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "BIO_new_mem_buf failed");
+  if (bio == nullptr) ThrowOpenSSLError(env, ErrorKind::kConfig, "BIO_new_mem_buf failed");
   return bio;
 }
 
@@ -152,19 +152,19 @@ void TlsContext::Configure(Napi::Env env, Napi::Object options) {
   int max_version = ProtocolVersion(env, options.Get("maxVersion"), "maxVersion");
   // SSL_CTX_set_min/max_proto_version are macros over SSL_CTX_ctrl.
   if (min_version != 0 && api.SSL_CTX_ctrl(ctx, SSL_CTRL_SET_MIN_PROTO_VERSION, min_version, nullptr) != 1) {
-    ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "cannot set minVersion");
+    ThrowOpenSSLError(env, ErrorKind::kConfig, "cannot set minVersion");
   }
   if (max_version != 0 && api.SSL_CTX_ctrl(ctx, SSL_CTRL_SET_MAX_PROTO_VERSION, max_version, nullptr) != 1) {
-    ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "cannot set maxVersion");
+    ThrowOpenSSLError(env, ErrorKind::kConfig, "cannot set maxVersion");
   }
 
   Napi::Value ciphers = options.Get("ciphers");
   if (ciphers.IsString() && api.SSL_CTX_set_cipher_list(ctx, ciphers.As<Napi::String>().Utf8Value().c_str()) != 1) {
-    ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "invalid ciphers list");
+    ThrowOpenSSLError(env, ErrorKind::kConfig, "invalid ciphers list");
   }
   Napi::Value suites = options.Get("ciphersuites");
   if (suites.IsString() && api.SSL_CTX_set_ciphersuites(ctx, suites.As<Napi::String>().Utf8Value().c_str()) != 1) {
-    ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "invalid ciphersuites list");
+    ThrowOpenSSLError(env, ErrorKind::kConfig, "invalid ciphersuites list");
   }
 
   if (!options.Get("tickets").ToBoolean().Value()) api.SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
@@ -181,13 +181,13 @@ void TlsContext::Configure(Napi::Env env, Napi::Object options) {
   Napi::Uint8Array key = OptionalBytes(env, options, "key", &present);
   if (present) {
     LoadPrivateKey(env, key, options.Get("passphrase"));
-    if (api.SSL_CTX_check_private_key(ctx) != 1) ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "the key does not match the certificate");
+    if (api.SSL_CTX_check_private_key(ctx) != 1) ThrowOpenSSLError(env, ErrorKind::kConfig, "the key does not match the certificate");
   }
   Napi::Uint8Array ca = OptionalBytes(env, options, "ca", &present);
   if (present) {
     LoadCa(env, ca);
   } else if (!server_ && options.Get("verifyPeer").ToBoolean().Value() && api.SSL_CTX_set_default_verify_paths(ctx) != 1) {
-    ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "cannot load the system's default CA certificates");
+    ThrowOpenSSLError(env, ErrorKind::kConfig, "cannot load the system's default CA certificates");
   }
   if (options.Get("verifyPeer").ToBoolean().Value()) {
     int mode = SSL_VERIFY_PEER;
@@ -201,12 +201,12 @@ void TlsContext::Configure(Napi::Env env, Napi::Object options) {
       auto* wire = new std::string(reinterpret_cast<const char*>(alpn.Data()), alpn.ByteLength());
       if (api.SSL_CTX_set_ex_data(ctx, AlpnIndex(), wire) != 1) {
         delete wire;
-        ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "cannot store alpnProtocols");
+        ThrowOpenSSLError(env, ErrorKind::kConfig, "cannot store alpnProtocols");
       }
       api.SSL_CTX_set_alpn_select_cb(ctx, OnAlpnSelect, nullptr);
     } else if (api.SSL_CTX_set_alpn_protos(ctx, alpn.Data(), static_cast<unsigned int>(alpn.ByteLength())) != 0) {
       // Inverted convention: 0 is success for this one.
-      ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "invalid alpnProtocols");
+      ThrowOpenSSLError(env, ErrorKind::kConfig, "invalid alpnProtocols");
     }
   }
 
@@ -226,7 +226,7 @@ void TlsContext::Configure(Napi::Env env, Napi::Object options) {
     const unsigned char* bytes = present ? id_context.Data() : kDefault;
     unsigned int length = present ? static_cast<unsigned int>(id_context.ByteLength()) : sizeof(kDefault) - 1;
     if (api.SSL_CTX_set_session_id_context(ctx, bytes, length) != 1) {
-      ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "invalid sessionIdContext (at most 32 bytes)");
+      ThrowOpenSSLError(env, ErrorKind::kConfig, "invalid sessionIdContext (at most 32 bytes)");
     }
   }
   api.SSL_CTX_sess_set_new_cb(ctx, OnNewSession);
@@ -238,14 +238,14 @@ void TlsContext::LoadCertificateChain(Napi::Env env, Napi::Value pem) {
   const auto& api = ossl();
   BIOPointer bio = MemoryBio(env, pem.As<Napi::Uint8Array>());
   X509Pointer leaf(api.PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
-  if (leaf == nullptr) ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "cert: no PEM certificate could be read");
+  if (leaf == nullptr) ThrowOpenSSLError(env, ErrorKind::kConfig, "cert: no PEM certificate could be read");
   // Takes its own reference; ours goes with `leaf`.
-  if (api.SSL_CTX_use_certificate(ctx_.get(), leaf.get()) != 1) ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "cert: the certificate was refused");
+  if (api.SSL_CTX_use_certificate(ctx_.get(), leaf.get()) != 1) ThrowOpenSSLError(env, ErrorKind::kConfig, "cert: the certificate was refused");
   // Further certificates in the same PEM are the chain sent after the leaf.
   while (X509Pointer extra{api.PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)}) {
     // SSL_CTX_add_extra_chain_cert (a macro) takes ownership on success only.
     if (api.SSL_CTX_ctrl(ctx_.get(), SSL_CTRL_EXTRA_CHAIN_CERT, 0, extra.get()) != 1) {
-      ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "cert: a chain certificate was refused");
+      ThrowOpenSSLError(env, ErrorKind::kConfig, "cert: a chain certificate was refused");
     }
     (void)extra.release();  // hand-over: the SSL_CTX owns it now
   }
@@ -261,9 +261,9 @@ void TlsContext::LoadPrivateKey(Napi::Env env, Napi::Value pem, Napi::Value pass
   EVPKeyPointer key(api.PEM_read_bio_PrivateKey(bio.get(), nullptr, PassphraseCallback, has_passphrase ? &passphrase : nullptr));
   std::fill(passphrase.begin(), passphrase.end(), '\0');
   // The message never quotes the key or the passphrase, only OpenSSL's reason.
-  if (key == nullptr) ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "key: no PEM private key could be read");
+  if (key == nullptr) ThrowOpenSSLError(env, ErrorKind::kConfig, "key: no PEM private key could be read");
   // Takes its own reference; ours goes with `key`.
-  if (api.SSL_CTX_use_PrivateKey(ctx_.get(), key.get()) != 1) ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "key: the private key was refused");
+  if (api.SSL_CTX_use_PrivateKey(ctx_.get(), key.get()) != 1) ThrowOpenSSLError(env, ErrorKind::kConfig, "key: the private key was refused");
 }
 
 void TlsContext::LoadCa(Napi::Env env, Napi::Value pem) {
@@ -273,10 +273,10 @@ void TlsContext::LoadCa(Napi::Env env, Napi::Value pem) {
   int count = 0;
   while (X509Pointer cert{api.PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)}) {
     // Takes its own reference; ours goes with `cert`.
-    if (api.X509_STORE_add_cert(store, cert.get()) != 1) ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "ca: a certificate was refused");
+    if (api.X509_STORE_add_cert(store, cert.get()) != 1) ThrowOpenSSLError(env, ErrorKind::kConfig, "ca: a certificate was refused");
     count++;
   }
-  if (count == 0) ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "ca: no PEM certificate could be read");
+  if (count == 0) ThrowOpenSSLError(env, ErrorKind::kConfig, "ca: no PEM certificate could be read");
   api.ERR_clear_error();
 }
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import {
   OpenSSLError, OpenSSLLoadError, SessionDecodeError, SessionFreedError, SessionViewExpiredError,
 } from './errors';
-import { TlsStateError } from './tls/errors';
+import { TlsConfigError, TlsProtocolError, TlsStateError } from './tls/errors';
 import type { NativeTlsBinding } from './tls/native';
 
 /** A session's slot in the native table (see binding/session_table.h). Never 0 when valid. */
@@ -46,7 +46,7 @@ export interface SymbolOrigin { symbol: string; library: 'libssl' | 'libcrypto';
 export interface NativeBinding extends NativeTlsBinding {
   openssl: NativeOpenSSLInfo;
   proveSymbols(): SymbolOrigin[];
-  setErrorClasses(classes: Record<'decode' | 'freed' | 'viewExpired' | 'openssl' | 'invalidArgument' | 'state', Function>): void;
+  setErrorClasses(classes: Record<ErrorKind, Function>): void;
   decode(bytes: Uint8Array): NativeHandle;
   encode(handle: NativeHandle): Buffer;
   /** Writes the DER into `dest` when its length is exactly right; returns the DER length either way. */
@@ -72,6 +72,24 @@ class NativeArgumentError extends TypeError {
   readonly code = 'ERR_INVALID_ARG_TYPE';
 }
 
+/** The native error kinds (binding/openssl_errors.h, ErrorKind). */
+type ErrorKind = 'decode' | 'freed' | 'viewExpired' | 'openssl' | 'invalidArgument' | 'state' | 'config' | 'protocol';
+
+/**
+ * The one table from native error kind to JavaScript class (each class carries its `code`).
+ * Native code builds these instances directly: nothing re-wraps them on the way to the caller.
+ */
+const ERROR_CLASSES: Record<ErrorKind, Function> = {
+  decode: SessionDecodeError,          // ERR_TLS_SESSION_DECODE
+  freed: SessionFreedError,            // ERR_TLS_SESSION_FREED
+  viewExpired: SessionViewExpiredError, // ERR_TLS_SESSION_VIEW_EXPIRED
+  openssl: OpenSSLError,               // ERR_TLS_SESSION_OPENSSL
+  invalidArgument: NativeArgumentError, // ERR_INVALID_ARG_TYPE
+  state: TlsStateError,                // ERR_TLS_SESSION_STATE
+  config: TlsConfigError,              // ERR_TLS_SESSION_CONFIG
+  protocol: TlsProtocolError,          // ERR_TLS_SESSION_PROTOCOL
+};
+
 function load(): NativeBinding {
   let binding: NativeBinding;
   const path = addonPath();
@@ -86,14 +104,7 @@ function load(): NativeBinding {
     }
     throw err;
   }
-  binding.setErrorClasses({
-    decode: SessionDecodeError,
-    freed: SessionFreedError,
-    viewExpired: SessionViewExpiredError,
-    openssl: OpenSSLError,
-    invalidArgument: NativeArgumentError,
-    state: TlsStateError,
-  });
+  binding.setErrorClasses(ERROR_CLASSES);
   return binding;
 }
 

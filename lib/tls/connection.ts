@@ -7,12 +7,12 @@
 import { X509Certificate } from 'node:crypto';
 import { isIP as netIsIP } from 'node:net';
 import { Duplex } from 'node:stream';
-import { invalidArgType, OpenSSLError } from '../errors';
+import { invalidArgType } from '../errors';
 import { adoptOwnedHandle, Session, SessionView } from '../session';
 import type { NativeHandle } from '../binding';
 import type { TlsContext } from './context';
 import { handleOf, inEngine, tlsNative } from './engine';
-import { TlsDisconnectError, TlsProtocolError, TlsStateError } from './errors';
+import { TlsDisconnectError, TlsStateError } from './errors';
 import type { NativeConnectionInfo, NativeCycleResult, NativeTlsConnection } from './native';
 
 export interface ConnectOptions {
@@ -265,14 +265,14 @@ export class TlsConnection extends Duplex {
     try {
       result = native.cycle(input);
     } catch (err) {
-      this.#fail(toTlsError(err));
+      this.#fail(asError(err));
       return;
     }
     if (result.out) this.#send(result.out);
     const sessions = result.sessions.map((handle) => adoptOwnedHandle(handle));
     if (result.error) {
       for (const s of sessions) s.free();
-      this.#fail(toTlsError(result.error));
+      this.#fail(result.error);
       return;
     }
     if (result.secure) this.#onSecure();
@@ -308,7 +308,7 @@ export class TlsConnection extends Duplex {
     try {
       out = native.write(chunk);
     } catch (err) {
-      callback(toTlsError(err));
+      callback(asError(err));
       return;
     }
     // Backpressure: the write completes when the transport has taken the ciphertext.
@@ -365,12 +365,8 @@ export class TlsConnection extends Duplex {
   }
 }
 
-function toTlsError(err: unknown): Error {
-  if (err instanceof OpenSSLError && !(err instanceof TlsProtocolError)) {
-    const verifyError = (err as { verifyError?: string }).verifyError;
-    const message = verifyError ? `${err.message}: ${verifyError}` : err.message;
-    return new TlsProtocolError(message, err.opensslReason, verifyError);
-  }
+// Native calls throw the typed errors of lib/binding.ts's table; anything else is passed on.
+function asError(err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err));
 }
 

@@ -5,10 +5,10 @@
  * the duration of the listener, and the lookup function's result is never taken from you.
  */
 import { EventEmitter } from 'node:events';
-import { OpenSSLError, invalidArgType, outOfRange } from '../errors';
+import { invalidArgType, outOfRange } from '../errors';
 import { adoptOwnedHandle, Session, SessionReader, SessionView } from '../session';
 import { handleOf, inEngine, tlsNative } from './engine';
-import { TlsConfigError, TlsStateError } from './errors';
+import { TlsStateError } from './errors';
 import { ContextEvent, type NativeTlsContext, type NativeTlsContextOptions } from './native';
 
 export type TlsRole = 'client' | 'server';
@@ -196,10 +196,7 @@ export class TlsContext extends EventEmitter {
       return undefined;
     };
     try {
-      this.#native = new tlsNative.NativeTlsContext(nativeOptions, dispatch);
-    } catch (err) {
-      if (err instanceof OpenSSLError) throw new TlsConfigError(err.message, err.opensslReason);
-      throw err;
+      this.#native = new tlsNative.NativeTlsContext(nativeOptions, dispatch);  // throws TlsConfigError as it is
     } finally {
       nativeOptions.key?.fill(0);  // our copy of the key; the caller's is theirs
     }
