@@ -8,57 +8,10 @@ import {
   OpenSSLError, OpenSSLLoadError, SessionDecodeError, SessionFreedError, SessionViewExpiredError,
 } from './errors';
 import { TlsConfigError, TlsProtocolError, TlsStateError } from './tls/errors';
-import type { NativeTlsBinding } from './tls/native';
+import type { NativeBinding, NativeErrorKind } from './native-types';
 
-/** A session's slot in the native table (see binding/session_table.h). Never 0 when valid. */
-export type NativeHandle = number;
-
-export const enum ReleaseReason { Explicit = 0, Gc = 1 }
-
-export interface NativeMetadata {
-  id: Buffer;
-  idContext: Buffer;
-  protocol: string;
-  cipher: string | undefined;
-  startTime: number;
-  timeout: number;
-  isResumable: boolean;
-  hasTicket: boolean;
-  ticketLifetimeHint: number;
-  maxEarlyData: number;
-  hostname?: string;
-  alpnProtocol?: string;
-  peerCertificate?: Buffer;
-}
-
-export interface NativeOpenSSLInfo {
-  version: string;
-  versionNumber: number;
-  libssl: string;
-  libcrypto: string;
-  deepbind: boolean;
-  relocationsChecked: number;
-  headerVersion: string;
-}
-
-export interface SymbolOrigin { symbol: string; library: 'libssl' | 'libcrypto'; file: string; ok: boolean }
-
-export interface NativeBinding extends NativeTlsBinding {
-  openssl: NativeOpenSSLInfo;
-  proveSymbols(): SymbolOrigin[];
-  setErrorClasses(classes: Record<ErrorKind, Function>): void;
-  decode(bytes: Uint8Array): NativeHandle;
-  encode(handle: NativeHandle): Buffer;
-  /** Writes the DER into `dest` when its length is exactly right; returns the DER length either way. */
-  encodeInto(handle: NativeHandle, dest: Uint8Array): number;
-  upRef(handle: NativeHandle): NativeHandle;
-  release(handle: NativeHandle, reason: ReleaseReason): boolean;
-  lend(handle: NativeHandle): NativeHandle;
-  isLive(handle: NativeHandle): boolean;
-  metadata(handle: NativeHandle): NativeMetadata;
-  ledger(): { acquired: number; explicit: number; gc: number; teardown: number; liveInThisEnvironment: number; v8ExternalMemory: number };
-  benchNativeLoop(bytes: Uint8Array, iterations: number): number;
-}
+export type * from './native-types';
+export { ReleaseReason, ContextEvent } from './native-types';
 
 /** Where the addon is: TLS_SESSION_ADDON overrides (e.g. the cmake-js build), else node-gyp's output. */
 function addonPath(): string {
@@ -72,14 +25,11 @@ class NativeArgumentError extends TypeError {
   readonly code = 'ERR_INVALID_ARG_TYPE';
 }
 
-/** The native error kinds (binding/openssl_errors.h, ErrorKind). */
-type ErrorKind = 'decode' | 'freed' | 'viewExpired' | 'openssl' | 'invalidArgument' | 'state' | 'config' | 'protocol';
-
 /**
  * The one table from native error kind to JavaScript class (each class carries its `code`).
  * Native code builds these instances directly: nothing re-wraps them on the way to the caller.
  */
-const ERROR_CLASSES: Record<ErrorKind, Function> = {
+const ERROR_CLASSES: Record<NativeErrorKind, Function> = {
   decode: SessionDecodeError,          // ERR_TLS_SESSION_DECODE
   freed: SessionFreedError,            // ERR_TLS_SESSION_FREED
   viewExpired: SessionViewExpiredError, // ERR_TLS_SESSION_VIEW_EXPIRED

@@ -9,11 +9,10 @@ import { isIP as netIsIP } from 'node:net';
 import { Duplex } from 'node:stream';
 import { invalidArgType } from '../errors';
 import { adoptOwnedHandle, Session, SessionView } from '../session';
-import type { NativeHandle } from '../binding';
 import type { TlsContext } from './context';
 import { handleOf, inEngine, tlsNative } from './engine';
 import { TlsDisconnectError, TlsStateError } from './errors';
-import type { NativeConnectionInfo, NativeCycleResult, NativeTlsConnection } from './native';
+import type { NativeConnectionInfo, NativeCycleResult, NativeHandle, NativeTlsConnection } from '../binding';
 
 export interface ConnectOptions {
   /** SNI name, and the name the server certificate is checked against (unless `host` is given). An IP address is checked, not sent. */

@@ -9,7 +9,7 @@ import { invalidArgType, outOfRange } from '../errors';
 import { adoptOwnedHandle, Session, SessionReader, SessionView } from '../session';
 import { handleOf, inEngine, tlsNative } from './engine';
 import { TlsStateError } from './errors';
-import { ContextEvent, type NativeTlsContext, type NativeTlsContextOptions } from './native';
+import { ContextEvent, type NativeTlsContext, type NativeTlsContextOptions } from '../binding';
 
 export type TlsRole = 'client' | 'server';
 export type TlsVersion = 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';

@@ -2,10 +2,9 @@
  * What every lib/tls module shares: the native constructors, whether OpenSSL is on the stack
  * (a callback is running inside a native call), and the handle behind a Session.
  */
-import { native, type NativeHandle } from '../binding';
+import { native, type NativeHandle, type NativeTlsBinding } from '../binding';
 import { liveHandleOf, SessionReader } from '../session';
 import { invalidArgType } from '../errors';
-import type { NativeTlsBinding } from './native';
 
 export const tlsNative: NativeTlsBinding = native;
 

@@ -1,5 +1,62 @@
-/** The native TLS engine's surface (binding/tls_context.h, binding/tls_connection.h), typed. */
-import type { NativeHandle } from '../binding';
+/**
+ * The native addon's surface, typed (binding/*.cc). Types only, importing nothing: lib/binding.ts
+ * loads the addon and re-exports these; every other module imports them from there.
+ */
+
+/** The native error kinds (binding/openssl_errors.h, ErrorKind); lib/binding.ts maps each to a class. */
+export type NativeErrorKind = 'decode' | 'freed' | 'viewExpired' | 'openssl' | 'invalidArgument' | 'state' | 'config' | 'protocol';
+
+/** A session's slot in the native table (see binding/session_table.h). Never 0 when valid. */
+export type NativeHandle = number;
+
+export const enum ReleaseReason { Explicit = 0, Gc = 1 }
+
+export interface NativeMetadata {
+  id: Buffer;
+  idContext: Buffer;
+  protocol: string;
+  cipher: string | undefined;
+  startTime: number;
+  timeout: number;
+  isResumable: boolean;
+  hasTicket: boolean;
+  ticketLifetimeHint: number;
+  maxEarlyData: number;
+  hostname?: string;
+  alpnProtocol?: string;
+  peerCertificate?: Buffer;
+}
+
+export interface NativeOpenSSLInfo {
+  version: string;
+  versionNumber: number;
+  libssl: string;
+  libcrypto: string;
+  deepbind: boolean;
+  relocationsChecked: number;
+  headerVersion: string;
+}
+
+export interface SymbolOrigin { symbol: string; library: 'libssl' | 'libcrypto'; file: string; ok: boolean }
+
+export interface NativeBinding extends NativeTlsBinding {
+  openssl: NativeOpenSSLInfo;
+  proveSymbols(): SymbolOrigin[];
+  setErrorClasses(classes: Record<NativeErrorKind, Function>): void;
+  decode(bytes: Uint8Array): NativeHandle;
+  encode(handle: NativeHandle): Buffer;
+  /** Writes the DER into `dest` when its length is exactly right; returns the DER length either way. */
+  encodeInto(handle: NativeHandle, dest: Uint8Array): number;
+  upRef(handle: NativeHandle): NativeHandle;
+  release(handle: NativeHandle, reason: ReleaseReason): boolean;
+  lend(handle: NativeHandle): NativeHandle;
+  isLive(handle: NativeHandle): boolean;
+  metadata(handle: NativeHandle): NativeMetadata;
+  ledger(): { acquired: number; explicit: number; gc: number; teardown: number; liveInThisEnvironment: number; v8ExternalMemory: number };
+  benchNativeLoop(bytes: Uint8Array, iterations: number): number;
+}
+
+// ---- TLS engine (binding/tls_context.h, binding/tls_connection.h) ----
 
 export interface NativeTlsContextOptions {
   server: boolean;
