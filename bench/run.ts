@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: the cost of the JavaScript API against a plain C++ loop on the same library.
  *
- * For each sample session it times Session.fromDER + toDER + free, and the addon's native loop
+ * For each sample session it times Session.fromDER + toDER + free, and a native loop (benchmark build only)
  * doing d2i_SSL_SESSION + i2d_SSL_SESSION (length, then bytes) + SSL_SESSION_free on the same
  * bytes with the same libssl, in alternating trials in this one process, and prints the best
  * trial of each and their ratio against the targets. Numbers, not assertions: the machines are small and noisy.
@@ -40,7 +40,9 @@ async function makeSamples(): Promise<{ server: Buffer; client: Buffer }> {
   await once(socket, 'close');
   server.close();
   if (!serverSession || !clientSession) throw new Error('the benchmark handshake produced no sessions');
-  return { server: serverSession, client: clientSession };
+  // The client's session as plain DER on every Node line (22.23+/24.17+/26.3.1+ hand it out in Node's host envelope).
+  using client = Session.fromNodeSession(clientSession);
+  return { server: serverSession, client: client.toDER() };
 }
 
 function timeJavaScript(der: Buffer, iterations: number): number {
@@ -53,8 +55,15 @@ function timeJavaScript(der: Buffer, iterations: number): number {
   return Number(process.hrtime.bigint() - start) / iterations;
 }
 
+// The C++ baseline is only in the benchmark build of the addon (CMake option TLS_SESSION_BENCH),
+// which `npm run bench` builds and selects with TLS_SESSION_ADDON: the shipped addon has no such function.
+const benchNative = native as unknown as { benchNativeLoop?(bytes: Uint8Array, iterations: number): number };
+if (typeof benchNative.benchNativeLoop !== 'function') {
+  throw new Error('this addon has no benchmark loop: run `npm run bench` (it builds the benchmark variant into build-bench/)');
+}
+
 function timeNative(der: Buffer, iterations: number): number {
-  return native.benchNativeLoop(der, iterations) / iterations;
+  return benchNative.benchNativeLoop!(der, iterations) / iterations;
 }
 
 /** Best of the trials: on a shared 2-core machine, noise only ever adds time. */

@@ -6,6 +6,9 @@
 #include "openssl_library.h"
 #include "session_functions.h"
 #include "tls_engine.h"
+#ifdef TLS_SESSION_BENCH
+#include "bench/native_loop.h"
+#endif
 
 namespace tls_session {
 namespace {
@@ -68,6 +71,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setErrorClasses", Napi::Function::New(env, SetErrorClasses, "setErrorClasses"));
   InitSessionFunctions(env, exports);
   InitTlsEngine(env, exports);
+#ifdef TLS_SESSION_BENCH
+  InitBenchFunctions(env, exports);  // the benchmark build only (npm run bench)
+#endif
   return exports;
 }
 

@@ -1,6 +1,5 @@
 #include "session_functions.h"
 
-#include <chrono>
 #include <string>
 #include <vector>
 
@@ -186,31 +185,6 @@ Napi::Value Ledger(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// d2i + i2d (length, then bytes) + SSL_SESSION_free in a plain C++ loop on the same library:
-// the baseline `npm run bench` compares the JavaScript API against. Returns nanoseconds.
-Napi::Value BenchNativeLoop(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  Bytes bytes = BytesArgument(info, 0, "bytes");
-  double iterations = NumberArgument(info, 1, "iterations");
-  if (!(iterations >= 1)) throw MakeError(env, ErrorKind::kInvalidArgument, "iterations must be >= 1");
-  ClearErrorOnReturn clear_errors;
-  const auto& api = ossl();
-  std::vector<unsigned char> out(bytes.length * 2 + 64);
-  auto start = std::chrono::steady_clock::now();
-  for (long i = 0; i < static_cast<long>(iterations); i++) {
-    const unsigned char* in = bytes.data;
-    SSL_SESSION* session = api.d2i_SSL_SESSION(nullptr, &in, static_cast<long>(bytes.length));
-    if (session == nullptr) ThrowOpenSSLError(env, ErrorKind::kDecode, "d2i_SSL_SESSION rejected the benchmark bytes");
-    int length = api.i2d_SSL_SESSION(session, nullptr);
-    if (length > 0 && static_cast<size_t>(length) > out.size()) out.resize(static_cast<size_t>(length));
-    unsigned char* cursor = out.data();
-    api.i2d_SSL_SESSION(session, &cursor);
-    api.SSL_SESSION_free(session);
-  }
-  auto elapsed = std::chrono::steady_clock::now() - start;
-  return Napi::Number::New(env, static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count()));
-}
-
 }  // namespace
 
 size_t EstimateSessionBytes(const SSL_SESSION* session, size_t der_length) {
@@ -285,7 +259,6 @@ void InitSessionFunctions(Napi::Env env, Napi::Object exports) {
   exports.Set("isLive", Napi::Function::New(env, IsLive, "isLive"));
   exports.Set("metadata", Napi::Function::New(env, Metadata, "metadata"));
   exports.Set("ledger", Napi::Function::New(env, Ledger, "ledger"));
-  exports.Set("benchNativeLoop", Napi::Function::New(env, BenchNativeLoop, "benchNativeLoop"));
 }
 
 }  // namespace tls_session

@@ -53,7 +53,6 @@ export interface NativeBinding extends NativeTlsBinding {
   isLive(handle: NativeHandle): boolean;
   metadata(handle: NativeHandle): NativeMetadata;
   ledger(): { acquired: number; explicit: number; gc: number; teardown: number; liveInThisEnvironment: number; v8ExternalMemory: number };
-  benchNativeLoop(bytes: Uint8Array, iterations: number): number;
 }
 
 // ---- TLS engine (binding/tls_context.h, binding/tls_connection.h) ----
