@@ -87,6 +87,7 @@ TlsConnection::TlsConnection(const Napi::CallbackInfo& info)
   }
   api.SSL_set_ex_data(ssl_.get(), ConnectionIndex(), this);
   engine().Add(this);
+  engine().ReportNativeSize(env, kNativeBytes);
 }
 
 TlsConnection::~TlsConnection() {
@@ -106,6 +107,7 @@ void TlsConnection::ReleaseNative() {
   ossl().SSL_set_ex_data(ssl_.get(), ConnectionIndex(), nullptr);
   network_in_ = network_out_ = nullptr;
   engine().Remove(this);
+  engine().ReportNativeSize(Env(), -kNativeBytes);
   engine().Free(std::move(ssl_));
 }
 

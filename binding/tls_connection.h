@@ -50,6 +50,9 @@ class TlsConnection : public Napi::ObjectWrap<TlsConnection>, public TlsEngine::
   Napi::Error Failure(Napi::Env env, const char* what, int ssl_error);
   Napi::Array TakeNewSessions(Napi::Env env);
 
+  // An SSL with its record buffers (up to ~17 KiB each way) and two memory BIOs, roughly.
+  static constexpr int64_t kNativeBytes = 48 * 1024;
+
   AddonData* data_;
   SSLPointer ssl_;  // released to TlsEngine::Free (ReleaseNative)
   BIO* network_in_ = nullptr;   // owned by ssl_: bytes from the peer

@@ -123,6 +123,7 @@ TlsContext::TlsContext(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TlsCon
   dispatch_ = Napi::Persistent(info[1].As<Napi::Function>());
   ossl().SSL_CTX_set_ex_data(ctx_.get(), ContextIndex(), this);
   engine().Add(this);
+  engine().ReportNativeSize(env, kNativeBytes);
 }
 
 TlsContext::~TlsContext() {
@@ -141,6 +142,7 @@ void TlsContext::ReleaseNative() {
   // reach this object.
   ossl().SSL_CTX_set_ex_data(ctx_.get(), ContextIndex(), nullptr);
   engine().Remove(this);
+  engine().ReportNativeSize(Env(), -kNativeBytes);
   engine().Free(std::move(ctx_));
 }
 
@@ -327,7 +329,11 @@ Napi::Value TlsContext::Close(const Napi::CallbackInfo& info) {
 
 Napi::Value TlsContext::LiveOwners(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return Napi::Number::New(env, static_cast<double>(AddonData::Get(env)->tls_engine().owner_count()));
+  const TlsEngine& engine = AddonData::Get(env)->tls_engine();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("count", Napi::Number::New(env, static_cast<double>(engine.owner_count())));
+  out.Set("reportedNativeBytes", Napi::Number::New(env, static_cast<double>(engine.reported_native_bytes())));
+  return out;
 }
 
 TlsContext* TlsContext::FromCtx(SSL_CTX* ctx) {

@@ -56,6 +56,10 @@ class TlsContext : public Napi::ObjectWrap<TlsContext>, public TlsEngine::Owner 
 
   Napi::Value Dispatch(Event event, Napi::Value argument);
 
+  // What an SSL_CTX with a certificate chain, a CA store and a session cache costs, roughly
+  // (reported to V8; the sessions themselves are reported by the session table).
+  static constexpr int64_t kNativeBytes = 16 * 1024;
+
   AddonData* data_;
   SSLCtxPointer ctx_;  // released to TlsEngine::Free (ReleaseNative)
   Napi::FunctionReference dispatch_;  // (event, argument) => result; lib/tls/context.ts

@@ -60,6 +60,12 @@ void InitTlsEngine(Napi::Env env, Napi::Object exports) {
   exports.Set("inOpenSSL", Napi::Function::New(env, InOpenSSL, "inOpenSSL"));
 }
 
+void TlsEngine::ReportNativeSize(napi_env env, int64_t delta) {
+  if (torn_down_) return;
+  int64_t total = 0;
+  if (napi_adjust_external_memory(env, delta, &total) == napi_ok) reported_native_bytes_ += delta;
+}
+
 void TlsEngine::Teardown() {
   if (torn_down_) return;
   torn_down_ = true;  // from here CanCallJs() is false for good

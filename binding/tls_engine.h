@@ -75,6 +75,12 @@ class TlsEngine {
   // Environment teardown: every owner releases its OpenSSL objects, no JavaScript is called.
   void Teardown();
 
+  // Tells V8 about native memory an owner holds (+ on creation, - on release), so that dropped
+  // contexts and connections are collected under memory pressure. Nothing after teardown began.
+  void ReportNativeSize(napi_env env, int64_t delta);
+  // What ReportNativeSize has told V8 and not taken back (the tests' check).
+  int64_t reported_native_bytes() const { return reported_native_bytes_; }
+
  private:
   void RunDeferred();
 
@@ -84,6 +90,7 @@ class TlsEngine {
   int depth_ = 0;
   int suppress_js_ = 0;
   bool torn_down_ = false;
+  int64_t reported_native_bytes_ = 0;
 };
 
 // Exposes NativeTlsContext and NativeTlsConnection (lib/tls/*.ts wraps them).

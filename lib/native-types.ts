@@ -129,8 +129,8 @@ export interface NativeConnectionOptions { servername?: string; verifyHost?: str
 export interface NativeTlsBinding {
   NativeTlsContext: {
     new (options: NativeTlsContextOptions, dispatch: ContextDispatch): NativeTlsContext;
-    /** Live SSL_CTX and SSL owners in this environment. */
-    liveOwners(): number;
+    /** Live SSL_CTX and SSL owners in this environment, and the native size they reported to V8. */
+    liveOwners(): { count: number; reportedNativeBytes: number };
   };
   NativeTlsConnection: new (context: NativeTlsContext, options: NativeConnectionOptions, session?: NativeHandle) => NativeTlsConnection;
   /** True while a native TLS call is on the stack (binding/tls_engine.h, TlsEngine::InOpenSSL). */

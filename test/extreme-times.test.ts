@@ -7,7 +7,7 @@
  */
 import { inspect } from 'node:util';
 import { Session, SessionDecodeError, TlsContext } from '../lib';
-import { makePki, type Pki } from './helpers/pki';
+import type { Pki } from './helpers/pki';
 import { makeSampleSessions } from './helpers/sessions';
 import { withSessionTimes } from './helpers/session-der';
 import { establish } from './tls/helpers/established';

@@ -2,6 +2,7 @@
  * Sessions made by real peers, decoded by Session.fromDER, must report the same metadata as
  * `openssl sess_id -text` prints for the same bytes, and re-encode byte for byte.
  */
+import { inspect } from 'node:util';
 import { X509Certificate } from 'node:crypto';
 import { Session } from '../lib';
 import { makePki, type Pki } from './helpers/pki';
@@ -146,7 +147,7 @@ describe('serialisation', () => {
       expect(masterKey).toMatch(/^[0-9A-F]{96}$/);
       const session = Session.fromDER(der);
       const json = JSON.stringify(session);
-      const shown = require('node:util').inspect(session, { depth: 5 }) as string;
+      const shown = inspect(session, { depth: 5 });
       for (const out of [json, shown]) {
         expect(out).toContain(session.id.toString('hex'));
         expect(out.toUpperCase()).not.toContain(masterKey);
@@ -156,7 +157,7 @@ describe('serialisation', () => {
       expect(JSON.parse(json)).toMatchObject({ protocol: 'TLSv1.2', isResumable: true });
       session.free();
       expect(JSON.stringify(session)).toBe('{"freed":true}');
-      expect(require('node:util').inspect(session)).toContain('<freed>');
+      expect(inspect(session)).toContain('<freed>');
     } finally {
       await server.close();
     }

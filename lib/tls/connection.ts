@@ -43,7 +43,6 @@ export interface TlsConnection {
   on(event: string | symbol, listener: (...args: any[]) => void): this;
 }
 
-// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class TlsConnection extends Duplex {
   readonly context: TlsContext;
   readonly socket: Transport;

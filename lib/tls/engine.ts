@@ -26,5 +26,10 @@ export function handleOf(session: SessionReader, name: string): NativeHandle {
 
 /** Native TLS objects (contexts and connections) still holding OpenSSL state in this thread. */
 export function liveTlsObjects(): number {
-  return tlsNative.NativeTlsContext.liveOwners();
+  return tlsNative.NativeTlsContext.liveOwners().count;
+}
+
+/** @internal Bytes of native memory the live contexts and connections reported to V8 (tests). */
+export function reportedTlsNativeBytes(): number {
+  return tlsNative.NativeTlsContext.liveOwners().reportedNativeBytes;
 }

@@ -8,7 +8,7 @@
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { getLeakDetection, ledger, liveTlsObjects, Session, SessionView, setLeakDetection, TlsConnection, TlsContext } from '../../lib';
+import { getLeakDetection, ledger, liveTlsObjects, Session, SessionView, setLeakDetection, TlsContext } from '../../lib';
 import { makePki, type Pki } from '../helpers/pki';
 import { destroyConnection, establish } from './helpers/established';
 
