@@ -11,9 +11,9 @@ import { performance } from 'node:perf_hooks';
 import { invalidArgType, outOfRange } from '../errors';
 import { Session } from '../session';
 import { withDeadline } from './deadline';
-import { PersistConfigError, RecordFormatError, RecordRejectedError } from './errors';
+import { NodeInternalsError, PersistConfigError, RecordFormatError, RecordRejectedError } from './errors';
 import { decodeSessionRecord, encodeSessionRecord } from './record';
-import { bindSessionIdContext, deriveScope, sessionIdContextFor } from './scope';
+import { bindSessionIdContext, deriveScope, missingServerInternals, sessionIdContextFor } from './scope';
 import { Sealer, Secret, unwrapPlain, wrapPlain } from './seal';
 import { StatsCollector, SessionStoreStats } from './stats';
 import type { SessionStore } from './store';
@@ -49,6 +49,10 @@ type ResumeSessionCallback = (err: Error | null, sessionData: Buffer | null) => 
 
 const DEFAULT_MAX_SESSION_BYTES = 16 * 1024;
 
+/**
+ * Makes `server` keep its TLS 1.2 session-ID sessions in `options.store`. Validates everything
+ * up front (typed errors), then attaches; the returned handle detaches again.
+ */
 export function attachSessionStore(server: tls.Server, options: AttachSessionStoreOptions): SessionStoreHandle {
   if (server === null || typeof server !== 'object' || typeof (server as tls.Server).on !== 'function') {
     throw invalidArgType('server', 'a tls.Server, https.Server or http2 secure server', server);
@@ -67,87 +71,137 @@ export function attachSessionStore(server: tls.Server, options: AttachSessionSto
   if (options.scope !== undefined && (typeof options.scope !== 'string' || options.scope.length === 0)) {
     throw new PersistConfigError('options.scope must be a non-empty string');
   }
+  // Node internals this relies on (the session ID context): checked now, so a Node that changed
+  // them fails here with a typed error instead of silently never resuming at handshake time.
+  const missing = missingServerInternals(server, { derivingScope: options.scope === undefined });
+  if (missing.length > 0) throw new NodeInternalsError(missing);
   const sealer = options.secret !== undefined ? new Sealer(options.secret, 'session-record') : undefined;
   const scope = options.scope ?? deriveScope(server);
-  const sessionIdContext = sessionIdContextFor(scope);
-  const expectedIdContext = Buffer.from(sessionIdContext, 'latin1');
-  const stats = new StatsCollector();
+  return new SessionStoreAttachment(server, { store, sealer, scope, maxSessionBytes, budgetMs, keyPrefix, onError: options.onError });
+}
 
-  const report = (error: Error): void => {
+interface AttachmentConfig {
+  store: SessionStore;
+  sealer: Sealer | undefined;
+  scope: string;
+  maxSessionBytes: number;
+  budgetMs: number;
+  keyPrefix: string;
+  onError: ((error: Error) => void) | undefined;
+}
+
+/** One server's listeners over one store: newSession stores, resumeSession fetches and checks. */
+class SessionStoreAttachment implements SessionStoreHandle {
+  readonly scope: string;
+  readonly sessionIdContext: string;
+  readonly #server: tls.Server;
+  readonly #config: AttachmentConfig;
+  readonly #expectedIdContext: Buffer;
+  readonly #stats = new StatsCollector();
+  readonly #restoreSessionIdContext: () => void;
+  #attached = true;
+
+  constructor(server: tls.Server, config: AttachmentConfig) {
+    this.#server = server;
+    this.#config = config;
+    this.scope = config.scope;
+    this.sessionIdContext = sessionIdContextFor(config.scope);
+    this.#expectedIdContext = Buffer.from(this.sessionIdContext, 'latin1');
+    this.#restoreSessionIdContext = bindSessionIdContext(server, this.sessionIdContext);
+    server.on('newSession', this.#onNewSession);
+    server.on('resumeSession', this.#onResumeSession);
+  }
+
+  stats(): SessionStoreStats {
+    return this.#stats.snapshot();
+  }
+
+  detach(): void {
+    if (!this.#attached) return;
+    this.#attached = false;
+    this.#server.removeListener('newSession', this.#onNewSession);
+    this.#server.removeListener('resumeSession', this.#onResumeSession);
+    this.#restoreSessionIdContext();
+  }
+
+  #report(error: Error): void {
     try {
-      options.onError?.(error);
+      this.#config.onError?.(error);
     } catch {
       /* a throwing onError must not reach Node's callbacks */
     }
-  };
-  const storeKey = (sessionId: Buffer): string => keyPrefix + sessionId.toString('hex');
-  const deleteQuietly = (key: string): void => {
-    withDeadline('delete', budgetMs, store.delete(key)).catch((error: Error) => {
-      stats.errors += 1;
-      report(error);
+  }
+
+  #storeKey(sessionId: Buffer): string {
+    return this.#config.keyPrefix + sessionId.toString('hex');
+  }
+
+  #deleteQuietly(key: string): void {
+    withDeadline('delete', this.#config.budgetMs, this.#config.store.delete(key)).catch((error: Error) => {
+      this.#stats.errors += 1;
+      this.#report(error);
     });
-  };
+  }
 
   /** Validates and measures the session; returns the TTL to store it with, or undefined to skip. */
-  const admit = (sessionData: Buffer): number | undefined => {
+  #admit(sessionData: Buffer): number | undefined {
+    const { maxSessionBytes } = this.#config;
     if (sessionData.length > maxSessionBytes) {
-      stats.rejected += 1;
-      report(new RecordFormatError(`new session of ${sessionData.length} bytes is over maxSessionBytes (${maxSessionBytes})`));
+      this.#stats.rejected += 1;
+      this.#report(new RecordFormatError(`new session of ${sessionData.length} bytes is over maxSessionBytes (${maxSessionBytes})`));
       return undefined;
     }
     const session = Session.fromDER(sessionData, { maxBytes: maxSessionBytes });
     try {
       if (session.protocol === 'TLSv1.3') {
-        stats.skippedTls13 += 1;
+        this.#stats.skippedTls13 += 1;
         return undefined;
       }
       const ttlSeconds = Math.floor((session.expiresAt.getTime() - Date.now()) / 1000);
       if (ttlSeconds < 1) {
-        stats.expired += 1;
+        this.#stats.expired += 1;
         return undefined;
       }
       return ttlSeconds;
     } finally {
       session.free();
     }
+  }
+
+  // Node's listeners: arrow properties, so that detach() removes exactly these functions.
+  readonly #onNewSession = (sessionId: Buffer, sessionData: Buffer, callback: NewSessionCallback): void => {
+    this.#store(sessionId, sessionData).catch((error: Error) => this.#report(error)).finally(() => callback());
   };
 
-  const onNewSession = (sessionId: Buffer, sessionData: Buffer, callback: NewSessionCallback): void => {
-    let called = false;
-    const done = (): void => {
-      if (called) return;
-      called = true;
-      callback();
-    };
-    const work = async (): Promise<void> => {
-      let ttlSeconds: number | undefined;
-      try {
-        ttlSeconds = admit(sessionData);
-      } catch (error) {
-        stats.rejected += 1;
-        report(error as Error);
-        return;
-      }
-      if (ttlSeconds === undefined) return;
-      const key = storeKey(sessionId);
-      const payload = encodeSessionRecord({ scope, der: sessionData });
-      const record = sealer ? sealer.seal(key, payload) : wrapPlain(payload);
-      const started = performance.now();
-      try {
-        await withDeadline('set', budgetMs, store.set(key, record, ttlSeconds));
-        stats.stored += 1;
-      } catch (error) {
-        stats.errors += 1;
-        report(error as Error);
-      } finally {
-        stats.setLatency.record(performance.now() - started);
-      }
-    };
-    work().catch(report).finally(done);
-  };
+  async #store(sessionId: Buffer, sessionData: Buffer): Promise<void> {
+    let ttlSeconds: number | undefined;
+    try {
+      ttlSeconds = this.#admit(sessionData);
+    } catch (error) {
+      this.#stats.rejected += 1;
+      this.#report(error as Error);
+      return;
+    }
+    if (ttlSeconds === undefined) return;
+    const { sealer, store, budgetMs, scope } = this.#config;
+    const key = this.#storeKey(sessionId);
+    const payload = encodeSessionRecord({ scope, der: sessionData });
+    const record = sealer ? sealer.seal(key, payload) : wrapPlain(payload);
+    const started = performance.now();
+    try {
+      await withDeadline('set', budgetMs, store.set(key, record, ttlSeconds));
+      this.#stats.stored += 1;
+    } catch (error) {
+      this.#stats.errors += 1;
+      this.#report(error as Error);
+    } finally {
+      this.#stats.setLatency.record(performance.now() - started);
+    }
+  }
 
   /** Opens and checks a fetched record; returns the DER to hand to Node or throws RecordRejectedError. */
-  const accept = (key: string, sessionId: Buffer, record: Buffer): Buffer => {
+  #accept(key: string, sessionId: Buffer, record: Buffer): Buffer {
+    const { sealer, scope, maxSessionBytes } = this.#config;
     let der: Buffer;
     try {
       const payload = sealer ? sealer.open(key, record) : unwrapPlain(record);
@@ -166,74 +220,55 @@ export function attachSessionStore(server: tls.Server, options: AttachSessionSto
     }
     try {
       if (!session.id.equals(sessionId)) throw new RecordRejectedError('rejected', 'stored session has another session ID than the key it is stored under');
-      if (!session.idContext.equals(expectedIdContext)) throw new RecordRejectedError('rejected', 'stored session has another session ID context (scope)');
+      if (!session.idContext.equals(this.#expectedIdContext)) throw new RecordRejectedError('rejected', 'stored session has another session ID context (scope)');
       if (!session.isResumable) throw new RecordRejectedError('rejected', 'stored session is not resumable');
       if (session.isExpired()) throw new RecordRejectedError('expired', 'stored session has expired');
     } finally {
       session.free();
     }
     return Buffer.from(der);
+  }
+
+  readonly #onResumeSession = (sessionId: Buffer, callback: ResumeSessionCallback): void => {
+    // Exactly one call back, whatever happens: anything unexpected is a miss.
+    this.#lookup(sessionId).then(
+      (sessionData) => callback(null, sessionData),
+      (error: Error) => {
+        this.#report(error);
+        callback(null, null);
+      },
+    );
   };
 
-  const onResumeSession = (sessionId: Buffer, callback: ResumeSessionCallback): void => {
-    let called = false;
-    const done = (sessionData: Buffer | null): void => {
-      if (called) return;
-      called = true;
-      callback(null, sessionData);
-    };
-    const work = async (): Promise<Buffer | null> => {
-      const key = storeKey(sessionId);
-      const started = performance.now();
-      let record: Buffer | undefined;
-      try {
-        record = await withDeadline('get', budgetMs, store.get(key));
-      } catch (error) {
-        stats.errors += 1;
-        stats.misses += 1;
-        report(error as Error);
-        return null;
-      } finally {
-        stats.getLatency.record(performance.now() - started);
-      }
-      if (record === undefined) {
-        stats.misses += 1;
-        return null;
-      }
-      try {
-        const der = accept(key, sessionId, record);
-        stats.hits += 1;
-        return der;
-      } catch (error) {
-        const refused = error instanceof RecordRejectedError ? error : new RecordRejectedError('rejected', (error as Error).message);
-        if (refused.reason === 'expired') stats.expired += 1;
-        else stats.rejected += 1;
-        report(refused);
-        deleteQuietly(key);
-        return null;
-      }
-    };
-    work().then(done, (error: Error) => {
-      report(error);
-      done(null);
-    });
-  };
-
-  const restoreSessionIdContext = bindSessionIdContext(server, sessionIdContext);
-  server.on('newSession', onNewSession);
-  server.on('resumeSession', onResumeSession);
-
-  let attached = true;
-  return {
-    scope,
-    sessionIdContext,
-    stats: () => stats.snapshot(),
-    detach: () => {
-      if (!attached) return;
-      attached = false;
-      server.removeListener('newSession', onNewSession);
-      server.removeListener('resumeSession', onResumeSession);
-      restoreSessionIdContext();
-    },
-  };
+  async #lookup(sessionId: Buffer): Promise<Buffer | null> {
+    const key = this.#storeKey(sessionId);
+    const started = performance.now();
+    let record: Buffer | undefined;
+    try {
+      record = await withDeadline('get', this.#config.budgetMs, this.#config.store.get(key));
+    } catch (error) {
+      this.#stats.errors += 1;
+      this.#stats.misses += 1;
+      this.#report(error as Error);
+      return null;
+    } finally {
+      this.#stats.getLatency.record(performance.now() - started);
+    }
+    if (record === undefined) {
+      this.#stats.misses += 1;
+      return null;
+    }
+    try {
+      const der = this.#accept(key, sessionId, record);
+      this.#stats.hits += 1;
+      return der;
+    } catch (error) {
+      const refused = error instanceof RecordRejectedError ? error : new RecordRejectedError('rejected', (error as Error).message);
+      if (refused.reason === 'expired') this.#stats.expired += 1;
+      else this.#stats.rejected += 1;
+      this.#report(refused);
+      this.#deleteQuietly(key);
+      return null;
+    }
+  }
 }
