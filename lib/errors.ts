@@ -51,6 +51,26 @@ export class OpenSSLError extends TlsSessionError {
   }
 }
 
+/**
+ * session.toNodeSession() refused to bind a session to a host: `ERR_TLS_SESSION_HOST_MISMATCH`
+ * when `servername` differs from the host the session was authenticated for (pass
+ * `rebindToServername: true` to do it anyway), `ERR_TLS_SESSION_HOST_REQUIRED` when the running
+ * Node wraps sessions and neither `servername` nor a known authenticated host says for which host.
+ */
+export class SessionHostError extends TlsSessionError {
+  /** The host the session was authenticated for (from Node's envelope), if known. */
+  readonly authenticatedHost: string | undefined;
+  /** The servername the caller asked for, if any. */
+  readonly servername: string | undefined;
+
+  constructor(code: 'ERR_TLS_SESSION_HOST_MISMATCH' | 'ERR_TLS_SESSION_HOST_REQUIRED', message: string,
+    hosts: { authenticatedHost?: string; servername?: string } = {}) {
+    super(code, message);
+    this.authenticatedHost = hosts.authenticatedHost;
+    this.servername = hosts.servername;
+  }
+}
+
 /** Throws a TypeError with Node's ERR_INVALID_ARG_TYPE code, naming the argument. */
 export function invalidArgType(name: string, expected: string, actual: unknown): TypeError & { code: string } {
   const got = actual === null ? 'null' : Array.isArray(actual) ? 'an array' : typeof actual;

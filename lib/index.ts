@@ -1,5 +1,7 @@
 export { Session, SessionView, SessionReader, DEFAULT_MAX_DER_BYTES } from './session';
-export type { FromDEROptions, SessionSummary } from './session';
+export type { FromDEROptions, FromNodeSessionOptions, ToNodeSessionOptions, SessionSummary } from './session';
+export { nodeSessionFormat, nodeSessionFormatByVersion } from './node-session';
+export type { NodeSessionFormat, NodeSessionFormatInfo } from './node-session';
 export { openssl, proveOpenSSLBinding } from './openssl';
 export type { OpenSSLInfo, SymbolOrigin } from './openssl';
 export { ledger } from './ledger';
@@ -7,7 +9,7 @@ export type { Ledger } from './ledger';
 export { setLeakDetection, getLeakDetection } from './leak-detection';
 export type { LeakDetectionMode } from './leak-detection';
 export {
-  TlsSessionError, SessionDecodeError, SessionFreedError, SessionViewExpiredError, OpenSSLLoadError, OpenSSLError,
+  TlsSessionError, SessionDecodeError, SessionFreedError, SessionViewExpiredError, SessionHostError, OpenSSLLoadError, OpenSSLError,
 } from './errors';
 export * from './tls';
 export * from './persist';

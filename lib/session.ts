@@ -7,8 +7,11 @@
 import { X509Certificate } from 'node:crypto';
 import { inspect } from 'node:util';
 import { native, ReleaseReason, type NativeHandle, type NativeMetadata } from './binding';
-import { invalidArgType, outOfRange, SessionDecodeError, SessionFreedError, SessionViewExpiredError } from './errors';
+import { invalidArgType, outOfRange, SessionDecodeError, SessionFreedError, SessionHostError, SessionViewExpiredError } from './errors';
 import { kRegistered, trackOwner, untrackOwner } from './leak-detection';
+import {
+  buildNodeEnvelope, hasNodeEnvelopeMagic, MAX_NODE_SESSION_HOST_BYTES, nodeSessionFormat, parseNodeEnvelope,
+} from './node-session';
 
 /** Default cap on the DER passed to Session.fromDER: real sessions are < 8 KiB even with a certificate chain. */
 export const DEFAULT_MAX_DER_BYTES = 64 * 1024;
@@ -17,6 +20,25 @@ const HARD_MAX_DER_BYTES = 16 * 1024 * 1024;
 export interface FromDEROptions {
   /** Reject input longer than this many bytes (default 64 KiB, at most 16 MiB). */
   maxBytes?: number;
+}
+
+/** Options of Session.fromNodeSession: `maxBytes` caps the DER inside Node's envelope. */
+export type FromNodeSessionOptions = FromDEROptions;
+
+export interface ToNodeSessionOptions {
+  /**
+   * The identity the connection will have in Node: the `servername` you pass to tls.connect (or
+   * its `host` if you pass no servername). Required where the running Node wraps sessions and
+   * the session has no authenticatedHost (it came from fromDER).
+   */
+  servername?: string;
+  /**
+   * Bind the session to `servername` even though it was authenticated for another host. A
+   * deliberate choice (e.g. a fleet behind several names with one certificate): Node's host
+   * binding exists so that a session is not offered to a server other than the one it was
+   * established with.
+   */
+  rebindToServername?: boolean;
 }
 
 /** What JSON.stringify and util.inspect show: metadata only, never key material. */
@@ -35,6 +57,8 @@ export interface SessionSummary {
   hostname: string | undefined;
   alpnProtocol: string | undefined;
   peerCertificate: { subject: string; fingerprint256: string } | undefined;
+  /** Present when the session came from Node's envelope (Session.fromNodeSession). */
+  authenticatedHost?: string;
 }
 
 /** The metadata both owned sessions and borrowed views expose. */
@@ -42,6 +66,7 @@ export abstract class SessionReader {
   #metadata: NativeMetadata | undefined;
   #peerCertificate: X509Certificate | undefined;
   #derLength = 0;
+  #authenticatedHost: string | undefined;
 
   protected constructor(derLength: number) {
     this.#derLength = derLength;
@@ -107,9 +132,70 @@ export abstract class SessionReader {
     return der;
   }
 
-  /** A new, independent owned reference to the same SSL_SESSION (SSL_SESSION_up_ref). */
+  /**
+   * A new, independent owned reference to the same SSL_SESSION (SSL_SESSION_up_ref). It keeps
+   * the authenticatedHost: that is a fact about the SSL_SESSION, not about this reference.
+   */
   clone(): Session {
-    return adoptOwnedHandle(native.upRef(this.liveHandle()));
+    return SessionReader.withAuthenticatedHost(adoptOwnedHandle(native.upRef(this.liveHandle())), this.#authenticatedHost);
+  }
+
+  /**
+   * The host Node's client authenticated this session for, from Node's envelope
+   * (Session.fromNodeSession); undefined for sessions from plain DER (fromDER, Node 20, servers,
+   * the TLS engine). Read-only; kept by clone() and lend(); not part of the DER (toDER drops it),
+   * so a session stored as DER needs `servername` again in toNodeSession().
+   */
+  get authenticatedHost(): string | undefined {
+    return this.#authenticatedHost;
+  }
+
+  /** @internal Sets the host once, on a session or view just made; returns it. */
+  static withAuthenticatedHost<T extends SessionReader>(reader: T, host: string | undefined): T {
+    if (host !== undefined) reader.#authenticatedHost = host;
+    return reader;
+  }
+
+  /**
+   * What the running Node's `tls.connect({ session })` resumes: Node's envelope binding the
+   * session to a host where Node wraps client sessions (22.23.0+, 24.17.0+, 26.3.1+; see
+   * nodeSessionFormat()), plain DER where it does not (Node 20).
+   *
+   * The host is `servername` when given, else the session's authenticatedHost. A session is never
+   * bound to a host other than its authenticatedHost unless `rebindToServername: true`
+   * (SessionHostError ERR_TLS_SESSION_HOST_MISMATCH; hosts compare ignoring ASCII case, and the
+   * envelope carries `servername` as given because Node compares it byte for byte). Where Node
+   * wraps and no host is known: SessionHostError ERR_TLS_SESSION_HOST_REQUIRED. The mismatch check
+   * runs on every Node line, so code behaves the same before and after the upgrade.
+   */
+  toNodeSession(options: ToNodeSessionOptions = {}): Buffer {
+    if (options === null || typeof options !== 'object') throw invalidArgType('options', 'an object', options);
+    const { servername, rebindToServername = false } = options;
+    if (servername !== undefined) {
+      if (typeof servername !== 'string') throw invalidArgType('options.servername', 'of type string', servername);
+      const bytes = Buffer.byteLength(servername, 'utf8');
+      if (bytes === 0 || bytes > MAX_NODE_SESSION_HOST_BYTES) {
+        throw outOfRange('options.servername', `a non-empty string of at most ${MAX_NODE_SESSION_HOST_BYTES} UTF-8 bytes`, `${bytes} bytes`);
+      }
+    }
+    if (typeof rebindToServername !== 'boolean') throw invalidArgType('options.rebindToServername', 'of type boolean', rebindToServername);
+    const der = this.toDER();
+    const known = this.#authenticatedHost;
+    const asciiLower = (host: string): string => host.replace(/[A-Z]+/g, (upper) => upper.toLowerCase());
+    if (servername !== undefined && known !== undefined && asciiLower(servername) !== asciiLower(known) && !rebindToServername) {
+      throw new SessionHostError('ERR_TLS_SESSION_HOST_MISMATCH',
+        `this session was authenticated for ${JSON.stringify(known)}, not ${JSON.stringify(servername)}: Node binds client sessions ` +
+        'to their host so that one is never offered to another server; pass rebindToServername: true to do it deliberately',
+        { authenticatedHost: known, servername });
+    }
+    if (nodeSessionFormat().format === 'der') return der;
+    const host = servername ?? known;
+    if (host === undefined) {
+      throw new SessionHostError('ERR_TLS_SESSION_HOST_REQUIRED',
+        `Node ${process.version} binds client sessions to a host and this session has no authenticatedHost ` +
+        "(it came from plain DER): pass toNodeSession({ servername }) with the connection's servername (or host)");
+    }
+    return buildNodeEnvelope(host, der);
   }
 
   protected summary(): SessionSummary {
@@ -130,6 +216,7 @@ export abstract class SessionReader {
       hostname: m.hostname,
       alpnProtocol: m.alpnProtocol,
       peerCertificate: cert && { subject: cert.subject, fingerprint256: cert.fingerprint256 },
+      ...(this.#authenticatedHost !== undefined && { authenticatedHost: this.#authenticatedHost }),
     };
   }
 
@@ -186,10 +273,29 @@ export class Session extends SessionReader {
       }
     }
     if (bytes.byteLength === 0) throw new SessionDecodeError('empty input: a DER-encoded SSL_SESSION needs at least one byte');
+    if (bytes[0] === 0 && hasNodeEnvelopeMagic(bytes)) {
+      throw new SessionDecodeError('this is a node:tls client session in Node\'s host-binding envelope ("\\0nodejs:tls:session:…"), ' +
+        'not plain DER: read it with Session.fromNodeSession(bytes)');
+    }
     if (bytes.byteLength > maxBytes) {
       throw new SessionDecodeError(`input of ${bytes.byteLength} bytes is over the ${maxBytes}-byte limit for one session (options.maxBytes)`);
     }
     return Session.adopt(native.decode(bytes), bytes.byteLength);
+  }
+
+  /**
+   * Takes what the running Node's client hands out (the 'session' event, getSession()), in
+   * either form, and returns an owned Session: Node's envelope (22.23.0+, 24.17.0+, 26.3.1+) is
+   * parsed strictly and its host kept as `authenticatedHost`; plain DER (Node 20) is read as by
+   * fromDER (no authenticatedHost). The form is told by content (DER starts with 0x30, the
+   * envelope with 0x00). A malformed envelope (truncated, unknown version, bad length, empty or
+   * non-UTF-8 host, nothing or more than one session after it) throws SessionDecodeError.
+   */
+  static fromNodeSession(bytes: Uint8Array, options?: FromNodeSessionOptions): Session {
+    if (!(bytes instanceof Uint8Array)) throw invalidArgType('bytes', 'a Uint8Array or Buffer', bytes);
+    if (bytes.byteLength === 0 || bytes[0] !== 0) return Session.fromDER(bytes, options);
+    const { host, der } = parseNodeEnvelope(bytes);
+    return SessionReader.withAuthenticatedHost(Session.fromDER(der, options), host);
   }
 
   /** True once free() ran (or the GC / teardown released the reference). */
@@ -217,7 +323,7 @@ export class Session extends SessionReader {
   lend<T>(fn: (view: SessionView) => T): T {
     const viewHandle = native.lend(this.liveHandle());
     try {
-      return fn(SessionView.borrow(viewHandle));
+      return fn(SessionReader.withAuthenticatedHost(SessionView.borrow(viewHandle), this.authenticatedHost));
     } finally {
       native.release(viewHandle, ReleaseReason.Explicit);
     }

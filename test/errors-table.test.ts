@@ -113,6 +113,20 @@ const provoke: Record<string, () => Promise<unknown>> = {
     return store.get('key');
   }),
   StoreTimeoutError: () => reported(stalledStore, async (port) => { await handshake(pki, port); }),
+  SessionHostError: () => caught(async () => {
+    // Node's client envelope (22.23+/24.17+/26.3.1+) for a.example, bound again for b.example: refused on every line.
+    const { session: der } = await handshake(pki, await listenOnce());
+    const host = Buffer.from('a.example');
+    const envelope = Buffer.concat([Buffer.from('\0nodejs:tls:session:1\0', 'latin1'), Buffer.from([0, host.length]), host, der!]);
+    using session = Session.fromNodeSession(envelope);
+    return session.toNodeSession({ servername: 'b.example' });
+  }),
+  NodeInternalsError: () => caught(() => {
+    // A Node whose tls.Server had no SNI context list (simulated on one server).
+    const server = tls12Server(pki);
+    delete (server as unknown as { _contexts?: unknown })._contexts;
+    return attachSessionStore(server, { store: new MemoryStore(), scope: 'fleet' });
+  }),
   RecordRejectedError: () => {
     const records = new Map<string, Buffer>();
     const store: SessionStore = {

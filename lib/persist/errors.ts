@@ -53,6 +53,26 @@ export class ScopeError extends TlsSessionError {
   }
 }
 
+/**
+ * attachSessionStore needs undocumented parts of Node's tls.Server (the native SecureContext's
+ * setSessionIdContext through `server._sharedCreds.context`, and the SNI list `server._contexts`)
+ * and the running Node does not have them. Thrown at attach, so a Node that changed them fails
+ * loudly at startup instead of silently at handshake time (sessions that never resume across
+ * processes). `missing` names each piece; `nodeVersion` is process.version.
+ */
+export class NodeInternalsError extends TlsSessionError {
+  readonly nodeVersion: string;
+  readonly missing: readonly string[];
+  constructor(missing: readonly string[], nodeVersion: string = process.version) {
+    super('ERR_TLS_SESSION_NODE_INTERNALS',
+      `attachSessionStore cannot work on Node ${nodeVersion}: the tls.Server internals it sets the session ID context through ` +
+      `are missing (${missing.join('; ')}). Without them sessions would silently fail to resume across processes. ` +
+      'tls-session is tested on Node 20, 22, 24 and 26; please report this Node version.');
+    this.nodeVersion = nodeVersion;
+    this.missing = Object.freeze([...missing]);
+  }
+}
+
 /** A stored session was refused on resumption (expired, other scope, tampered, undecodable); it is deleted. */
 export class RecordRejectedError extends TlsSessionError {
   readonly reason: 'expired' | 'rejected';

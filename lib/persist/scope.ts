@@ -38,6 +38,40 @@ function nativeOf(context: NativeSecureContext | { context: NativeSecureContext 
 }
 
 /**
+ * The pieces of Node's tls.Server internals that bindSessionIdContext (and, when the scope is to
+ * be derived, deriveScope) needs and this server lacks, each named as `server.…`; empty when all
+ * are there. Present on Node 20, 22, 24 and 26 (measured); a later Node may change them.
+ */
+export function missingServerInternals(server: tls.Server, { derivingScope }: { derivingScope: boolean }): string[] {
+  const target = internals(server);
+  const missing: string[] = [];
+  const creds = target._sharedCreds;
+  if (creds === null || typeof creds !== 'object') {
+    missing.push('server._sharedCreds');
+  } else if (creds.context === null || typeof creds.context !== 'object') {
+    missing.push('server._sharedCreds.context');
+  } else {
+    if (typeof creds.context.setSessionIdContext !== 'function') missing.push('server._sharedCreds.context.setSessionIdContext()');
+    if (derivingScope && typeof creds.context.getCertificate !== 'function') missing.push('server._sharedCreds.context.getCertificate()');
+  }
+  if (!Array.isArray(target._contexts)) {
+    missing.push('server._contexts (the SNI context list)');
+  } else {
+    for (const entry of target._contexts as unknown[]) {
+      const pair = Array.isArray(entry) ? entry : [];
+      const source = (pair[0] as { source?: unknown } | undefined)?.source; // a RegExp (of Node's realm: no instanceof)
+      const label = `server._contexts entry ${typeof source === 'string' ? source : '?'}`;
+      const native = pair[1] !== null && typeof pair[1] === 'object' ? nativeOf(pair[1] as NativeSecureContext) : undefined;
+      if (typeof native?.setSessionIdContext !== 'function') missing.push(`${label}: setSessionIdContext()`);
+      else if (derivingScope && typeof native.getCertificate !== 'function') missing.push(`${label}: getCertificate()`);
+    }
+  }
+  if (typeof target.setSecureContext !== 'function') missing.push('server.setSecureContext()');
+  if (typeof target.addContext !== 'function') missing.push('server.addContext()');
+  return missing;
+}
+
+/**
  * 'x509:' + SHA-256 over the default certificate and each SNI context (pattern + certificate),
  * as configured when called. Throws ScopeError when the server has no certificate to read.
  */

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { constants as cryptoConstants } from 'node:crypto';
 import { promisify } from 'node:util';
+import { Session } from '../../lib';
 import type { Pki } from './pki';
 
 const execFileP = promisify(execFile);
@@ -66,25 +67,39 @@ export interface NodeClientOptions {
   servername?: string;
   alpnProtocols?: string[];
   pki: Pki;
+  /** A session to offer, as DER: it goes to Node through Session#toNodeSession. */
   session?: Buffer;
   cert?: boolean;
 }
 
-/** Connects with node:tls and resolves with the client session (DER) and whether it resumed. */
-export async function nodeClientSession(port: number, opts: NodeClientOptions): Promise<{ der: Buffer; reused: boolean }> {
+/**
+ * Connects with node:tls and resolves with the client session and whether it resumed. Sessions
+ * cross Node's client API the documented way on every Node line: what Node hands out goes
+ * through Session.fromNodeSession (plain DER on Node 20, Node's host envelope on 22.23+/24.17+/
+ * 26.3.1+), and `der` is its toDER(); `opts.session` (DER) goes in through toNodeSession.
+ */
+export async function nodeClientSession(port: number, opts: NodeClientOptions): Promise<{ der: Buffer; reused: boolean; authenticatedHost: string | undefined }> {
+  // Node's identity for the connection: servername, else host.
+  const identity = opts.servername ?? '127.0.0.1';
+  let offered: Buffer | undefined;
+  if (opts.session) {
+    using session = Session.fromDER(opts.session);
+    offered = session.toNodeSession({ servername: identity });
+  }
   const socket = tls.connect({
     host: '127.0.0.1', port, servername: opts.servername, ca: opts.pki.ca, ALPNProtocols: opts.alpnProtocols,
-    session: opts.session, rejectUnauthorized: false,
+    session: offered, rejectUnauthorized: false,
     cert: opts.cert ? opts.pki.clientCert : undefined, key: opts.cert ? opts.pki.clientKey : undefined,
   });
-  let der: Buffer | undefined;
-  socket.on('session', (s: Buffer) => { der = s; });
+  let received: Buffer | undefined;
+  socket.on('session', (s: Buffer) => { received = s; });
   socket.resume();
   await once(socket, 'secureConnect');
   const reused = socket.isSessionReused();
   await once(socket, 'close');
-  if (der === undefined) throw new Error('the node:tls client received no session');
-  return { der, reused };
+  if (received === undefined) throw new Error('the node:tls client received no session');
+  using session = Session.fromNodeSession(received);
+  return { der: session.toDER(), reused, authenticatedHost: session.authenticatedHost };
 }
 
 export interface SClientOptions {

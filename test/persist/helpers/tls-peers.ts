@@ -1,12 +1,17 @@
 /** Real TLS peers on 127.0.0.1 for the persistence tests. */
 import { constants } from 'node:crypto';
 import * as tls from 'node:tls';
+import { Session } from '../../../lib';
 import type { Pki } from '../../helpers/pki';
 
 export interface HandshakeResult {
   reused: boolean;
   protocol: string | null;
-  /** The last session the client received (undefined if the server sent none). */
+  /**
+   * The last session the client received, as DER (undefined if the server sent none): what Node
+   * handed out, read with Session.fromNodeSession and re-encoded with toDER, so it is the same
+   * kind of bytes on every Node line (Node 22.23+/24.17+/26.3.1+ wrap client sessions).
+   */
   session: Buffer | undefined;
 }
 
@@ -34,13 +39,31 @@ export function close(server: tls.Server): Promise<void> {
   return new Promise((resolve) => server.close(() => resolve()));
 }
 
-/** One full client connection: handshake, read until the server closes, report reuse. */
+/** What a DER session becomes for this Node's tls.connect, bound to `servername` (see Session#toNodeSession). */
+export function forNode(der: Buffer, servername: string): Buffer {
+  using session = Session.fromDER(der);
+  return session.toNodeSession({ servername });
+}
+
+/** Node's client session (either form) as DER. */
+export function fromNode(nodeSession: Buffer): Buffer {
+  using session = Session.fromNodeSession(nodeSession);
+  return session.toDER();
+}
+
+/**
+ * One full client connection: handshake, read until the server closes, report reuse. `session`
+ * is DER (as HandshakeResult.session is); it is handed to Node with toNodeSession for the
+ * connection's servername ('localhost' unless `extra` says otherwise).
+ */
 export function handshake(pki: Pki, port: number, session?: Buffer, extra: tls.ConnectionOptions = {}): Promise<HandshakeResult> {
+  const servername = extra.servername ?? 'localhost';
+  const offered = session && forNode(session, servername);
   return new Promise((resolve, reject) => {
     let received: Buffer | undefined;
     let reused = false;
     let protocol: string | null = null;
-    const socket = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca: pki.ca, session, ...extra });
+    const socket = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca: pki.ca, ...extra, session: offered });
     socket.once('secureConnect', () => {
       reused = socket.isSessionReused();
       protocol = socket.getProtocol();
@@ -48,6 +71,12 @@ export function handshake(pki: Pki, port: number, session?: Buffer, extra: tls.C
     socket.on('session', (s: Buffer) => { received = s; });
     socket.on('data', () => {});
     socket.once('error', reject);
-    socket.once('close', () => resolve({ reused, protocol, session: received }));
+    socket.once('close', () => {
+      try {
+        resolve({ reused, protocol, session: received && fromNode(received) });
+      } catch (error) {
+        reject(error);
+      }
+    });
   });
 }
