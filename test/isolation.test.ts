@@ -3,25 +3,15 @@
  * Node's binary exports its OpenSSL unversioned, so anything resolved through the global
  * scope would silently land in `node`.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openssl, proveOpenSSLBinding, Session, OpenSSLLoadError } from '../lib';
-import { makeSampleSessions } from './helpers/sessions';
+import { openssl, proveOpenSSLBinding, OpenSSLLoadError } from '../lib';
+import { inChild, requireLib } from './helpers/child';
 
 const root = join(__dirname, '..');
 const addon = join(root, 'build', 'Release', 'tls_session.node');
-
-/** Runs a snippet in a fresh node process against the given environment; returns its JSON output. */
-function inChild(code: string, env: Record<string, string> = {}): { status: number | null; out: string; err: string } {
-  const result = spawnSync(process.execPath, ['-e', code], {
-    cwd: root, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 60_000,
-  });
-  return { status: result.status, out: result.stdout, err: result.stderr };
-}
-
-const requireLib = `require(${JSON.stringify(join(root, 'dist', 'lib', 'index.js'))})`;
 
 describe('the bound OpenSSL is the system library', () => {
   test('openssl.libssl / libcrypto are the system files, not the node executable', () => {
@@ -118,27 +108,5 @@ describe('TLS_SESSION_LIBSSL selects another OpenSSL', () => {
     const error = JSON.parse(r.out);
     expect(error.code).toBe('ERR_TLS_SESSION_LIBSSL');
     expect(error.message).toMatch(/symbol d2i_SSL_SESSION is missing from .*libcrypto\.so\.3/);
-  });
-});
-
-describe('the cmake-js build is the same addon', () => {
-  const cmakeAddon = join(root, 'build-cmake', 'Release', 'tls_session.node');
-
-  beforeAll(() => {
-    // Incremental: quick when `npm run build:cmake` (CI) already built it from these sources.
-    execFileSync('npx', ['cmake-js', existsSync(cmakeAddon) ? 'build' : 'rebuild', '--out', 'build-cmake'],
-      { cwd: root, stdio: 'ignore', timeout: 300_000 });
-  }, 320_000);
-
-  test('it loads, binds the same system library and decodes the same session', async () => {
-    const { server } = await makeSampleSessions();
-    const r = inChild(`const t = ${requireLib}; const s = t.Session.fromDER(Buffer.from(${JSON.stringify(server.toString('base64'))}, 'base64'));
-      console.log(JSON.stringify({ libssl: t.openssl.libssl, id: s.id.toString('hex'), same: s.toDER().toString('base64') }));`,
-    { TLS_SESSION_ADDON: cmakeAddon });
-    expect(r.err).toBe('');
-    const out = JSON.parse(r.out);
-    const local = Session.fromDER(server);
-    expect(out).toEqual({ libssl: openssl.libssl, id: local.id.toString('hex'), same: server.toString('base64') });
-    local.free();
   });
 });
