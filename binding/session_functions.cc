@@ -248,8 +248,8 @@ Napi::Value CertificateToBuffer(Napi::Env env, X509* certificate) {
 
 Napi::Value AdoptSession(Napi::Env env, SessionPointer session, size_t der_length) {
   size_t native_bytes = EstimateSessionBytes(session.get(), der_length);
-  // Hand-over: the table owns the reference from here (and frees it itself if it is full).
-  SessionHandle handle = Sessions(env).AdoptOwned(session.release(), native_bytes);
+  // The table owns the reference from here (if it is full, the reference is freed with it).
+  SessionHandle handle = Sessions(env).AdoptOwned(std::move(session), native_bytes);
   if (handle == 0) throw MakeError(env, ErrorKind::kOpenSSL, "too many live sessions in this environment");
   return Napi::Number::New(env, handle);
 }

@@ -31,29 +31,26 @@ bool Decode(SessionHandle handle, uint32_t* index, uint32_t* generation, bool* b
 
 SessionTable::~SessionTable() { ReleaseAll(); }
 
-SessionHandle SessionTable::Insert(SSL_SESSION* session, bool borrowed, size_t native_bytes) {
+SessionHandle SessionTable::Insert(SessionPointer owned, SSL_SESSION* borrowed, size_t native_bytes) {
   uint32_t index;
   if (!free_slots_.empty()) {
     index = free_slots_.back();
     free_slots_.pop_back();
   } else {
-    if (slots_.size() > kIndexMask) return 0;
+    if (slots_.size() > kIndexMask) return 0;  // `owned`, if any, is freed on return
     index = static_cast<uint32_t>(slots_.size());
     slots_.emplace_back();
   }
   Slot& slot = slots_[index];
-  slot.session = session;
+  slot.owned = std::move(owned);
   slot.borrowed = borrowed;
   slot.native_bytes = static_cast<uint32_t>(std::min<size_t>(native_bytes, UINT32_MAX));
-  return Encode(index, slot.generation, borrowed);
+  return Encode(index, slot.generation, borrowed != nullptr);
 }
 
-SessionHandle SessionTable::AdoptOwned(SSL_SESSION* session, size_t native_bytes) {
-  SessionHandle handle = Insert(session, false, native_bytes);
-  if (handle == 0) {
-    ossl().SSL_SESSION_free(session);  // the reference was handed to us: never leak it
-    return 0;
-  }
+SessionHandle SessionTable::AdoptOwned(SessionPointer session, size_t native_bytes) {
+  SessionHandle handle = Insert(std::move(session), nullptr, native_bytes);
+  if (handle == 0) return 0;  // the table was full: the reference went with `session`
   SessionLedger::Acquired();
   live_owned_++;
   ReportExternal(static_cast<int64_t>(native_bytes));
@@ -61,7 +58,7 @@ SessionHandle SessionTable::AdoptOwned(SSL_SESSION* session, size_t native_bytes
 }
 
 SessionHandle SessionTable::Lend(SSL_SESSION* session) {
-  SessionHandle handle = Insert(session, true, 0);
+  SessionHandle handle = Insert(nullptr, session, 0);
   if (handle != 0) loans_.push_back(static_cast<uint32_t>(static_cast<uint64_t>(handle) & kIndexMask));
   return handle;
 }
@@ -77,40 +74,40 @@ const SessionTable::Slot* SessionTable::Lookup(SessionHandle handle, uint32_t* i
   bool borrowed;
   if (!Decode(handle, index, &generation, &borrowed) || *index >= slots_.size()) return nullptr;
   const Slot& slot = slots_[*index];
-  if (slot.session == nullptr || slot.generation != generation || slot.borrowed != borrowed) return nullptr;
+  if (slot.session() == nullptr || slot.generation != generation || slot.is_borrowed() != borrowed) return nullptr;
   return &slot;
 }
 
 SSL_SESSION* SessionTable::Find(SessionHandle handle) const {
   uint32_t index;
   const Slot* slot = Lookup(handle, &index);
-  return slot != nullptr ? slot->session : nullptr;
+  return slot != nullptr ? slot->session() : nullptr;
 }
 
-void SessionTable::Vacate(uint32_t index) {
+SessionPointer SessionTable::Vacate(uint32_t index) {
   Slot& slot = slots_[index];
-  slot.session = nullptr;
+  SessionPointer owned = std::move(slot.owned);
+  slot.borrowed = nullptr;
   slot.native_bytes = 0;
   // A handle is never reused: a slot whose generations are used up is retired, not wrapped.
   // So a stale handle (e.g. from the GC safety net of an already freed Session) finds nothing.
   if (++slot.generation < kGenerationLimit) free_slots_.push_back(index);
+  return owned;
 }
 
 bool SessionTable::Release(SessionHandle handle, ReleaseReason reason) {
   uint32_t index;
   if (Lookup(handle, &index) == nullptr) return false;
   Slot& slot = slots_[index];
-  if (slot.borrowed) {
+  if (slot.is_borrowed()) {
     loans_.erase(std::remove(loans_.begin(), loans_.end(), index), loans_.end());
     Vacate(index);
     return true;
   }
-  SSL_SESSION* session = slot.session;
   int64_t bytes = slot.native_bytes;
-  EndLoansOf(session);  // a view must not outlive the reference it was lent from
-  Vacate(index);
+  EndLoansOf(slot.session());  // a view must not outlive the reference it was lent from
+  Vacate(index).reset();       // SSL_SESSION_free: the one release of this reference
   live_owned_--;
-  ossl().SSL_SESSION_free(session);
   SessionLedger::Released(reason);
   ReportExternal(-bytes);
   return true;
@@ -119,7 +116,7 @@ bool SessionTable::Release(SessionHandle handle, ReleaseReason reason) {
 void SessionTable::EndLoansOf(const SSL_SESSION* session) {
   for (size_t i = 0; i < loans_.size();) {
     uint32_t index = loans_[i];
-    if (slots_[index].session == session) {
+    if (slots_[index].borrowed == session) {
       loans_[i] = loans_.back();
       loans_.pop_back();
       Vacate(index);
@@ -134,12 +131,9 @@ void SessionTable::ReleaseAll() {
   for (uint32_t index : loans_) Vacate(index);
   loans_.clear();
   for (uint32_t index = 0; index < slots_.size(); ++index) {
-    Slot& slot = slots_[index];
-    if (slot.session == nullptr) continue;
-    SSL_SESSION* session = slot.session;
-    Vacate(index);
+    if (slots_[index].owned == nullptr) continue;
+    Vacate(index).reset();  // SSL_SESSION_free
     live_owned_--;
-    ossl().SSL_SESSION_free(session);
     SessionLedger::Released(ReleaseReason::kTeardown);
   }
 }

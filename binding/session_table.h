@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "openssl_library.h"
+#include "openssl_pointers.h"
 #include "session_ledger.h"
 
 namespace tls_session {
@@ -30,7 +31,8 @@ class SessionTable {
 
   // Takes over one reference the caller already holds (d2i, get1, up_ref). `native_bytes` is
   // reported to V8 as external memory so dropped sessions are collected under pressure.
-  SessionHandle AdoptOwned(SSL_SESSION* session, size_t native_bytes);
+  // Returns 0 when the table is full (the reference is then freed with `session`).
+  SessionHandle AdoptOwned(SessionPointer session, size_t native_bytes);
   // Lends `session` without taking a reference; the caller must EndLoan before its own
   // reference can go away.
   SessionHandle Lend(SSL_SESSION* session);
@@ -51,16 +53,22 @@ class SessionTable {
   int64_t v8_external_memory() const { return v8_external_memory_; }
 
  private:
+  // An owned slot holds its reference in `owned` (freed when the slot lets go of it); a
+  // borrowed slot only points at the lender's session.
   struct Slot {
-    SSL_SESSION* session = nullptr;
+    SessionPointer owned;
+    SSL_SESSION* borrowed = nullptr;
     uint32_t generation = 1;
-    bool borrowed = false;
     uint32_t native_bytes = 0;
+    SSL_SESSION* session() const { return owned != nullptr ? owned.get() : borrowed; }
+    bool is_borrowed() const { return borrowed != nullptr; }
   };
 
-  SessionHandle Insert(SSL_SESSION* session, bool borrowed, size_t native_bytes);
+  // Puts the session in a free slot; 0 when the table is full.
+  SessionHandle Insert(SessionPointer owned, SSL_SESSION* borrowed, size_t native_bytes);
   const Slot* Lookup(SessionHandle handle, uint32_t* index) const;
-  void Vacate(uint32_t index);
+  // Empties the slot (never reusing its handle) and returns the reference it owned, if any.
+  SessionPointer Vacate(uint32_t index);
   void ReportExternal(int64_t delta);
 
   napi_env env_;
