@@ -16,12 +16,36 @@ import { constants } from 'node:crypto';
 import { openssl, Session, setLeakDetection } from '../lib';
 import { native } from '../lib/binding';
 
-interface Sample { name: string; der: Buffer; target: number; iterations: number }
+interface Sample {
+  name: string;
+  der: Buffer;
+  target: number;
+  iterations: number;
+}
 
 function selfSignedCertificate(): { key: Buffer; cert: Buffer } {
   const dir = mkdtempSync(join(tmpdir(), 'tls-session-bench-'));
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-    '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-subj', '/CN=localhost', '-days', '1'], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      join(dir, 'key.pem'),
+      '-out',
+      join(dir, 'cert.pem'),
+      '-subj',
+      '/CN=localhost',
+      '-days',
+      '1',
+    ],
+    { stdio: 'ignore' },
+  );
   return { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) };
 }
 
@@ -30,12 +54,17 @@ async function makeSamples(): Promise<{ server: Buffer; client: Buffer }> {
   const { key, cert } = selfSignedCertificate();
   let serverSession: Buffer | undefined;
   const server = tls.createServer({ key, cert, maxVersion: 'TLSv1.2', secureOptions: constants.SSL_OP_NO_TICKET }, (s) => s.end('x'));
-  server.on('newSession', (_id: Buffer, data: Buffer, done: () => void) => { serverSession = data; done(); });
+  server.on('newSession', (_id: Buffer, data: Buffer, done: () => void) => {
+    serverSession = data;
+    done();
+  });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const socket = tls.connect({ port: (server.address() as { port: number }).port, host: '127.0.0.1', rejectUnauthorized: false });
   let clientSession: Buffer | undefined;
-  socket.on('session', (s: Buffer) => { clientSession = s; });
+  socket.on('session', (s: Buffer) => {
+    clientSession = s;
+  });
   socket.resume();
   await once(socket, 'close');
   server.close();
@@ -90,16 +119,26 @@ async function main(): Promise<void> {
     const c: number[] = [];
     for (let t = 0; t < trials; t++) {
       // Alternate the order so drift on a noisy machine hits both sides alike.
-      if (t % 2 === 0) { js.push(timeJavaScript(sample.der, sample.iterations)); c.push(timeNative(sample.der, sample.iterations)); }
-      else { c.push(timeNative(sample.der, sample.iterations)); js.push(timeJavaScript(sample.der, sample.iterations)); }
+      if (t % 2 === 0) {
+        js.push(timeJavaScript(sample.der, sample.iterations));
+        c.push(timeNative(sample.der, sample.iterations));
+      } else {
+        c.push(timeNative(sample.der, sample.iterations));
+        js.push(timeJavaScript(sample.der, sample.iterations));
+      }
       (globalThis as { gc?: () => void }).gc?.();
     }
     const ratio = best(js) / best(c);
     const met = ratio <= sample.target;
     allMet &&= met;
-    console.log(`${sample.name.padEnd(44)} | ${(best(js) / 1000).toFixed(2).padStart(18)} µs | ${(best(c) / 1000).toFixed(2).padStart(13)} µs | ${ratio.toFixed(3)} | <= ${sample.target} ${met ? 'met' : 'MISSED'}`);
+    console.log(
+      `${sample.name.padEnd(44)} | ${(best(js) / 1000).toFixed(2).padStart(18)} µs | ${(best(c) / 1000).toFixed(2).padStart(13)} µs | ${ratio.toFixed(3)} | <= ${sample.target} ${met ? 'met' : 'MISSED'}`,
+    );
   }
   console.log(`\n${allMet ? 'all targets met' : 'some targets missed (noisy machine? rerun, or raise BENCH_TRIALS)'}`);
 }
 
-main().catch((err) => { console.error(err); process.exitCode = 1; });
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});

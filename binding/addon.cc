@@ -34,10 +34,14 @@ Napi::Value SetErrorClasses(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsObject()) throw Napi::TypeError::New(env, "setErrorClasses expects an object");
   Napi::Object classes = info[0].As<Napi::Object>();
-  const std::pair<const char*, ErrorKind> names[] = {
-      {"decode", ErrorKind::kDecode}, {"freed", ErrorKind::kFreed}, {"viewExpired", ErrorKind::kViewExpired},
-      {"openssl", ErrorKind::kOpenSSL}, {"invalidArgument", ErrorKind::kInvalidArgument}, {"state", ErrorKind::kState},
-      {"config", ErrorKind::kConfig}, {"protocol", ErrorKind::kProtocol}};
+  const std::pair<const char*, ErrorKind> names[] = {{"decode", ErrorKind::kDecode},
+                                                     {"freed", ErrorKind::kFreed},
+                                                     {"viewExpired", ErrorKind::kViewExpired},
+                                                     {"openssl", ErrorKind::kOpenSSL},
+                                                     {"invalidArgument", ErrorKind::kInvalidArgument},
+                                                     {"state", ErrorKind::kState},
+                                                     {"config", ErrorKind::kConfig},
+                                                     {"protocol", ErrorKind::kProtocol}};
   for (const auto& [name, kind] : names) {
     Napi::Value ctor = classes.Get(name);
     if (!ctor.IsFunction()) throw Napi::TypeError::New(env, std::string("setErrorClasses: missing class ") + name);

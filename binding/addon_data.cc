@@ -18,9 +18,7 @@ AddonData::~AddonData() {
   Teardown();
 }
 
-Napi::FunctionReference* AddonData::ErrorConstructor(ErrorKind kind) {
-  return &error_constructors_[static_cast<int>(kind)];
-}
+Napi::FunctionReference* AddonData::ErrorConstructor(ErrorKind kind) { return &error_constructors_[static_cast<int>(kind)]; }
 
 void AddonData::SetErrorConstructor(ErrorKind kind, Napi::Function ctor) {
   error_constructors_[static_cast<int>(kind)] = Napi::Persistent(ctor);

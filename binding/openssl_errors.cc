@@ -29,10 +29,9 @@ Napi::Error MakeError(Napi::Env env, ErrorKind kind, const std::string& message,
   Napi::FunctionReference* ctor = data != nullptr ? data->ErrorConstructor(kind) : nullptr;
   if (ctor == nullptr || ctor->IsEmpty()) {
     // Only before lib/binding.ts registered the classes: still typed by `code`.
-    static const char* const kCodes[] = {"ERR_TLS_SESSION_DECODE", "ERR_TLS_SESSION_FREED",
-                                         "ERR_TLS_SESSION_VIEW_EXPIRED", "ERR_TLS_SESSION_OPENSSL",
-                                         "ERR_INVALID_ARG_TYPE", "ERR_TLS_SESSION_STATE",
-                                         "ERR_TLS_SESSION_CONFIG", "ERR_TLS_SESSION_PROTOCOL"};
+    static const char* const kCodes[] = {"ERR_TLS_SESSION_DECODE",  "ERR_TLS_SESSION_FREED",   "ERR_TLS_SESSION_VIEW_EXPIRED",
+                                         "ERR_TLS_SESSION_OPENSSL", "ERR_INVALID_ARG_TYPE",    "ERR_TLS_SESSION_STATE",
+                                         "ERR_TLS_SESSION_CONFIG",  "ERR_TLS_SESSION_PROTOCOL"};
     Napi::Error error = kind == ErrorKind::kInvalidArgument ? Napi::TypeError::New(env, full) : Napi::Error::New(env, full);
     error.Set("code", kCodes[static_cast<int>(kind)]);
     return error;

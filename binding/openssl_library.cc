@@ -2,13 +2,13 @@
 
 #include <dlfcn.h>
 #include <elf.h>
-#include <link.h>
 #include <limits.h>
+#include <link.h>
 #include <stdlib.h>
 
 #include <cstring>
-#include <utility>
 #include <mutex>
+#include <utility>
 
 namespace tls_session {
 namespace {
@@ -102,17 +102,30 @@ int ProveRelocations(void* handle, void* scope_handle, const MappedRanges& pair,
   auto absolute = [base](ElfW(Addr) ptr) { return ptr < base ? base + ptr : ptr; };
   const ElfW(Sym)* symtab = nullptr;
   const char* strtab = nullptr;
-  const ElfW(Rela)* tables[2] = {nullptr, nullptr};
+  const ElfW(Rela) * tables[2] = {nullptr, nullptr};
   size_t sizes[2] = {0, 0};
   for (const ElfW(Dyn)* dyn = map->l_ld; dyn->d_tag != DT_NULL; ++dyn) {
     switch (dyn->d_tag) {
-      case DT_SYMTAB: symtab = reinterpret_cast<const ElfW(Sym)*>(absolute(dyn->d_un.d_ptr)); break;
-      case DT_STRTAB: strtab = reinterpret_cast<const char*>(absolute(dyn->d_un.d_ptr)); break;
-      case DT_JMPREL: tables[0] = reinterpret_cast<const ElfW(Rela)*>(absolute(dyn->d_un.d_ptr)); break;
-      case DT_PLTRELSZ: sizes[0] = dyn->d_un.d_val; break;
-      case DT_RELA: tables[1] = reinterpret_cast<const ElfW(Rela)*>(absolute(dyn->d_un.d_ptr)); break;
-      case DT_RELASZ: sizes[1] = dyn->d_un.d_val; break;
-      default: break;
+      case DT_SYMTAB:
+        symtab = reinterpret_cast<const ElfW(Sym)*>(absolute(dyn->d_un.d_ptr));
+        break;
+      case DT_STRTAB:
+        strtab = reinterpret_cast<const char*>(absolute(dyn->d_un.d_ptr));
+        break;
+      case DT_JMPREL:
+        tables[0] = reinterpret_cast<const ElfW(Rela)*>(absolute(dyn->d_un.d_ptr));
+        break;
+      case DT_PLTRELSZ:
+        sizes[0] = dyn->d_un.d_val;
+        break;
+      case DT_RELA:
+        tables[1] = reinterpret_cast<const ElfW(Rela)*>(absolute(dyn->d_un.d_ptr));
+        break;
+      case DT_RELASZ:
+        sizes[1] = dyn->d_un.d_val;
+        break;
+      default:
+        break;
     }
   }
   if (symtab == nullptr || strtab == nullptr) return 0;
@@ -188,8 +201,8 @@ bool OpenSSLLibrary::LoadImpl(std::string* error) {
   libssl_handle_ = dlopen(libssl_name.c_str(), flags);
   if (libssl_handle_ == nullptr) {
     const char* why = dlerror();
-    *error = "tls-session: cannot load the system OpenSSL library '" + libssl_name + "': " +
-             (why != nullptr ? why : "unknown dlopen error") + ". " + kFix;
+    *error = "tls-session: cannot load the system OpenSSL library '" + libssl_name +
+             "': " + (why != nullptr ? why : "unknown dlopen error") + ". " + kFix;
     return false;
   }
   libssl_path_ = HandlePath(libssl_handle_);
@@ -208,23 +221,22 @@ bool OpenSSLLibrary::LoadImpl(std::string* error) {
     dlerror();
     void* fn = dlsym(handle, name);
     if (fn == nullptr) {
-      *error = std::string("tls-session: symbol ") + name + " is missing from " + file +
-               "; an OpenSSL 3 libssl/libcrypto is required. " + kFix;
+      *error =
+          std::string("tls-session: symbol ") + name + " is missing from " + file + "; an OpenSSL 3 libssl/libcrypto is required. " + kFix;
       ok = false;
       return;
     }
     std::string origin = OriginOf(fn);
     if (origin != file) {
-      *error = std::string("tls-session: symbol ") + name + " resolved to " + (origin.empty() ? "<unknown>" : origin) +
-               " instead of " + file + "; refusing to mix OpenSSL copies. " + kFix;
+      *error = std::string("tls-session: symbol ") + name + " resolved to " + (origin.empty() ? "<unknown>" : origin) + " instead of " +
+               file + "; refusing to mix OpenSSL copies. " + kFix;
       ok = false;
       return;
     }
     *slot = fn;
   };
 #define TLS_SESSION_BIND_SSL(name) bind(libssl_handle_, libssl_path_, #name, reinterpret_cast<void**>(&api_.name));
-#define TLS_SESSION_BIND_CRYPTO(name) \
-  bind(libcrypto_handle_, libcrypto_path_, #name, reinterpret_cast<void**>(&api_.name));
+#define TLS_SESSION_BIND_CRYPTO(name) bind(libcrypto_handle_, libcrypto_path_, #name, reinterpret_cast<void**>(&api_.name));
   TLS_SESSION_LIBSSL_SYMBOLS(TLS_SESSION_BIND_SSL)
   TLS_SESSION_LIBCRYPTO_SYMBOLS(TLS_SESSION_BIND_CRYPTO)
 #undef TLS_SESSION_BIND_SSL

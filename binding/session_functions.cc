@@ -16,15 +16,24 @@ constexpr size_t kSessionBaseBytes = 1024;
 
 const char* ProtocolName(int version) {
   switch (version) {
-    case TLS1_3_VERSION: return "TLSv1.3";
-    case TLS1_2_VERSION: return "TLSv1.2";
-    case TLS1_1_VERSION: return "TLSv1.1";
-    case TLS1_VERSION: return "TLSv1";
-    case SSL3_VERSION: return "SSLv3";
-    case DTLS1_BAD_VER: return "DTLSv0.9";
-    case DTLS1_VERSION: return "DTLSv1";
-    case DTLS1_2_VERSION: return "DTLSv1.2";
-    default: return "unknown";
+    case TLS1_3_VERSION:
+      return "TLSv1.3";
+    case TLS1_2_VERSION:
+      return "TLSv1.2";
+    case TLS1_1_VERSION:
+      return "TLSv1.1";
+    case TLS1_VERSION:
+      return "TLSv1";
+    case SSL3_VERSION:
+      return "SSLv3";
+    case DTLS1_BAD_VER:
+      return "DTLSv0.9";
+    case DTLS1_VERSION:
+      return "DTLSv1";
+    case DTLS1_2_VERSION:
+      return "DTLSv1.2";
+    default:
+      return "unknown";
   }
 }
 
@@ -211,9 +220,7 @@ size_t EstimateSessionBytes(const SSL_SESSION* session, size_t der_length) {
   return kSessionBaseBytes + der_length + (peer != nullptr ? kPeerCertificateBytes : 0);
 }
 
-bool IsUint8Array(Napi::Value value) {
-  return value.IsTypedArray() && value.As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array;
-}
+bool IsUint8Array(Napi::Value value) { return value.IsTypedArray() && value.As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array; }
 
 SessionPointer DecodeExactDer(const uint8_t* data, size_t length, std::string* problem) {
   problem->clear();
@@ -230,8 +237,7 @@ SessionPointer DecodeExactDer(const uint8_t* data, size_t length, std::string* p
   int64_t timeout = ossl().SSL_SESSION_get_timeout(session.get());
   if (time < 0 || timeout < 0 || time > kMaxSessionSeconds || timeout > kMaxSessionSeconds - time) {
     *problem = "the session's time (" + std::to_string(time) + ") and timeout (" + std::to_string(timeout) +
-               ") are out of range: both must be >= 0 and time + timeout <= " + std::to_string(kMaxSessionSeconds) +
-               " seconds since 1970";
+               ") are out of range: both must be >= 0 and time + timeout <= " + std::to_string(kMaxSessionSeconds) + " seconds since 1970";
     return nullptr;
   }
   return session;

@@ -27,12 +27,12 @@ int ConnectionIndex() {
 }  // namespace
 
 void TlsConnection::Init(Napi::Env env, Napi::Object exports) {
-  Napi::Function ctor = DefineClass(
-      env, "NativeTlsConnection",
-      {InstanceMethod<&TlsConnection::Cycle>("cycle"), InstanceMethod<&TlsConnection::Write>("write"),
-       InstanceMethod<&TlsConnection::Shutdown>("shutdown"), InstanceMethod<&TlsConnection::Info>("info"),
-       InstanceMethod<&TlsConnection::GetSession>("getSession"), InstanceMethod<&TlsConnection::SetSession>("setSession"),
-       InstanceMethod<&TlsConnection::Free>("free")});
+  Napi::Function ctor =
+      DefineClass(env, "NativeTlsConnection",
+                  {InstanceMethod<&TlsConnection::Cycle>("cycle"), InstanceMethod<&TlsConnection::Write>("write"),
+                   InstanceMethod<&TlsConnection::Shutdown>("shutdown"), InstanceMethod<&TlsConnection::Info>("info"),
+                   InstanceMethod<&TlsConnection::GetSession>("getSession"), InstanceMethod<&TlsConnection::SetSession>("setSession"),
+                   InstanceMethod<&TlsConnection::Free>("free")});
   exports.Set("NativeTlsConnection", ctor);
 }
 
@@ -41,8 +41,7 @@ TlsConnection* TlsConnection::FromSsl(SSL* ssl) {
 }
 
 // (context, { servername?, verifyHost?, verifyIp? }, sessionHandle?)
-TlsConnection::TlsConnection(const Napi::CallbackInfo& info)
-    : Napi::ObjectWrap<TlsConnection>(info), data_(AddonData::Get(info.Env())) {
+TlsConnection::TlsConnection(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TlsConnection>(info), data_(AddonData::Get(info.Env())) {
   Napi::Env env = info.Env();
   TlsContext* context = TlsContext::FromValue(env, info[0]);
   if (!info[1].IsObject()) throw MakeError(env, ErrorKind::kInvalidArgument, "NativeTlsConnection options must be an object");

@@ -54,7 +54,7 @@ class TlsConnection : public Napi::ObjectWrap<TlsConnection>, public TlsEngine::
   static constexpr int64_t kNativeBytes = 48 * 1024;
 
   AddonData* data_;
-  SSLPointer ssl_;  // released to TlsEngine::Free (ReleaseNative)
+  SSLPointer ssl_;              // released to TlsEngine::Free (ReleaseNative)
   BIO* network_in_ = nullptr;   // owned by ssl_: bytes from the peer
   BIO* network_out_ = nullptr;  // owned by ssl_: bytes for the peer
   bool server_ = false;

@@ -23,9 +23,7 @@ int ContextIndex() {
 
 // The server's ALPN list lives in the SSL_CTX's ex_data, freed with the SSL_CTX itself: the
 // select callback can run after the TlsContext object is gone (connections keep the SSL_CTX).
-void FreeAlpn(void* parent, void* ptr, CRYPTO_EX_DATA* ad, int index, long argl, void* argp) {
-  delete static_cast<std::string*>(ptr);
-}
+void FreeAlpn(void* parent, void* ptr, CRYPTO_EX_DATA* ad, int index, long argl, void* argp) { delete static_cast<std::string*>(ptr); }
 
 int AlpnIndex() {
   static int index = -1;
@@ -76,11 +74,16 @@ int PassphraseCallback(char* buffer, int size, int rwflag, void* user) {
 // user did not ask for a client cache, nothing is stored internally.
 long CacheMode(Napi::Env env, const std::string& mode, bool server, bool* emit_new) {
   long bits;
-  if (mode == "off") bits = SSL_SESS_CACHE_OFF;
-  else if (mode == "client") bits = SSL_SESS_CACHE_CLIENT;
-  else if (mode == "server") bits = SSL_SESS_CACHE_SERVER;
-  else if (mode == "both") bits = SSL_SESS_CACHE_BOTH;
-  else throw MakeError(env, ErrorKind::kInvalidArgument, "sessionCache.mode must be 'off', 'client', 'server' or 'both'");
+  if (mode == "off")
+    bits = SSL_SESS_CACHE_OFF;
+  else if (mode == "client")
+    bits = SSL_SESS_CACHE_CLIENT;
+  else if (mode == "server")
+    bits = SSL_SESS_CACHE_SERVER;
+  else if (mode == "both")
+    bits = SSL_SESS_CACHE_BOTH;
+  else
+    throw MakeError(env, ErrorKind::kInvalidArgument, "sessionCache.mode must be 'off', 'client', 'server' or 'both'");
   long role_bit = server ? SSL_SESS_CACHE_SERVER : SSL_SESS_CACHE_CLIENT;
   *emit_new = (bits & role_bit) != 0;
   if (!server && (bits & SSL_SESS_CACHE_CLIENT) == 0) bits |= SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE;
@@ -92,8 +95,7 @@ long CacheMode(Napi::Env env, const std::string& mode, bool server, bool* emit_n
 void TlsContext::Init(Napi::Env env, Napi::Object exports) {
   Napi::Function ctor = DefineClass(env, "NativeTlsContext",
                                     {InstanceMethod<&TlsContext::Flush>("flush"), InstanceMethod<&TlsContext::Stats>("stats"),
-                                     InstanceMethod<&TlsContext::Close>("close"),
-                                     StaticMethod<&TlsContext::LiveOwners>("liveOwners")});
+                                     InstanceMethod<&TlsContext::Close>("close"), StaticMethod<&TlsContext::LiveOwners>("liveOwners")});
   exports.Set("NativeTlsContext", ctor);
 }
 
@@ -242,7 +244,8 @@ void TlsContext::LoadCertificateChain(Napi::Env env, Napi::Value pem) {
   X509Pointer leaf(api.PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
   if (leaf == nullptr) ThrowOpenSSLError(env, ErrorKind::kConfig, "cert: no PEM certificate could be read");
   // Takes its own reference; ours goes with `leaf`.
-  if (api.SSL_CTX_use_certificate(ctx_.get(), leaf.get()) != 1) ThrowOpenSSLError(env, ErrorKind::kConfig, "cert: the certificate was refused");
+  if (api.SSL_CTX_use_certificate(ctx_.get(), leaf.get()) != 1)
+    ThrowOpenSSLError(env, ErrorKind::kConfig, "cert: the certificate was refused");
   // Further certificates in the same PEM are the chain sent after the leaf.
   while (X509Pointer extra{api.PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)}) {
     // SSL_CTX_add_extra_chain_cert (a macro) takes ownership on success only.
@@ -265,7 +268,8 @@ void TlsContext::LoadPrivateKey(Napi::Env env, Napi::Value pem, Napi::Value pass
   // The message never quotes the key or the passphrase, only OpenSSL's reason.
   if (key == nullptr) ThrowOpenSSLError(env, ErrorKind::kConfig, "key: no PEM private key could be read");
   // Takes its own reference; ours goes with `key`.
-  if (api.SSL_CTX_use_PrivateKey(ctx_.get(), key.get()) != 1) ThrowOpenSSLError(env, ErrorKind::kConfig, "key: the private key was refused");
+  if (api.SSL_CTX_use_PrivateKey(ctx_.get(), key.get()) != 1)
+    ThrowOpenSSLError(env, ErrorKind::kConfig, "key: the private key was refused");
 }
 
 void TlsContext::LoadCa(Napi::Env env, Napi::Value pem) {
@@ -367,7 +371,7 @@ int TlsContext::OnNewSession(SSL* ssl, SSL_SESSION* session) noexcept {
 
 // get_session_cb: the returned session carries a reference for OpenSSL.
 SSL_SESSION* TlsContext::OnGetSession(SSL* ssl, const unsigned char* id, int length, int* copy) noexcept {
-  *copy = 0;  // we take OpenSSL's reference ourselves (dup or d2i) before returning the session
+  *copy = 0;                               // we take OpenSSL's reference ourselves (dup or d2i) before returning the session
   MarkPopErrorOnReturn keep_outer_errors;  // a refused lookup is a cache miss, not a handshake error
   try {
     TlsContext* self = FromCtx(ossl().SSL_get_SSL_CTX(ssl));

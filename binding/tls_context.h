@@ -51,8 +51,8 @@ class TlsContext : public Napi::ObjectWrap<TlsContext>, public TlsEngine::Owner 
   static SSL_SESSION* OnGetSession(SSL* ssl, const unsigned char* id, int length, int* copy) noexcept;
   static void OnRemoveSession(SSL_CTX* ctx, SSL_SESSION* session) noexcept;
   static void OnInfo(const SSL* ssl, int where, int value) noexcept;
-  static int OnAlpnSelect(SSL* ssl, const unsigned char** out, unsigned char* out_length, const unsigned char* in,
-                          unsigned int in_length, void* arg) noexcept;
+  static int OnAlpnSelect(SSL* ssl, const unsigned char** out, unsigned char* out_length, const unsigned char* in, unsigned int in_length,
+                          void* arg) noexcept;
 
   Napi::Value Dispatch(Event event, Napi::Value argument);
 
@@ -61,10 +61,10 @@ class TlsContext : public Napi::ObjectWrap<TlsContext>, public TlsEngine::Owner 
   static constexpr int64_t kNativeBytes = 16 * 1024;
 
   AddonData* data_;
-  SSLCtxPointer ctx_;  // released to TlsEngine::Free (ReleaseNative)
+  SSLCtxPointer ctx_;                 // released to TlsEngine::Free (ReleaseNative)
   Napi::FunctionReference dispatch_;  // (event, argument) => result; lib/tls/context.ts
   bool server_ = false;
-  bool emit_new_sessions_ = false;    // the user's cache mode covers this context's role
+  bool emit_new_sessions_ = false;  // the user's cache mode covers this context's role
 };
 
 }  // namespace tls_session

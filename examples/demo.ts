@@ -27,7 +27,10 @@ interface RunningServer {
   port: number;
 }
 
-interface Tally { full: number; resumed: number }
+interface Tally {
+  full: number;
+  resumed: number;
+}
 
 async function startServer(dbPath: string, secret: Buffer, certificate: { key: Buffer; cert: Buffer }, port = 0): Promise<RunningServer> {
   const server = createServer(certificate, (req, res) => res.end('hello\n'));
@@ -93,8 +96,10 @@ async function main(): Promise<void> {
   const certificate = devCertificate(join(dir, 'cert'));
   const ca = certificate.cert;
   const agents = new Map<string, Agent[]>([
-    ['TLS 1.2, session ID (store)', Array.from({ length: CLIENTS_PER_KIND }, () =>
-      new Agent({ ca, maxVersion: 'TLSv1.2', secureOptions: constants.SSL_OP_NO_TICKET }))],
+    [
+      'TLS 1.2, session ID (store)',
+      Array.from({ length: CLIENTS_PER_KIND }, () => new Agent({ ca, maxVersion: 'TLSv1.2', secureOptions: constants.SSL_OP_NO_TICKET })),
+    ],
     ['TLS 1.3, ticket (key ring)', Array.from({ length: CLIENTS_PER_KIND }, () => new Agent({ ca, minVersion: 'TLSv1.3' }))],
   ]);
 
@@ -115,8 +120,10 @@ async function main(): Promise<void> {
       ...[...before].map(([kind, t]) => ['before restart', kind, t] as [string, string, Tally]),
       ...[...after].map(([kind, t]) => ['after restart', kind, t] as [string, string, Tally]),
     ]);
-    console.log(`\nstore (TLS 1.2): before restart stored ${statsBefore.stored}, hits ${statsBefore.hits}; ` +
-      `after restart hits ${statsAfter.hits}, misses ${statsAfter.misses}, rejected ${statsAfter.rejected}`);
+    console.log(
+      `\nstore (TLS 1.2): before restart stored ${statsBefore.stored}, hits ${statsBefore.hits}; ` +
+        `after restart hits ${statsAfter.hits}, misses ${statsAfter.misses}, rejected ${statsAfter.rejected}`,
+    );
     const resumedAfter = [...after.values()].reduce((sum, t) => sum + t.resumed, 0);
     console.log(`resumed after restart: ${resumedAfter} of ${[...after.values()].reduce((s, t) => s + t.full + t.resumed, 0)}`);
     if (resumedAfter === 0) {

@@ -16,7 +16,16 @@ const store = new RedisStore({ url: process.env.REDIS_URL ?? 'redis://127.0.0.1:
 const secret = Buffer.from(process.env.TLS_SESSION_SECRET ?? '', 'hex'); // 32 bytes, the same on every member
 const sessions = attachSessionStore(server, { store, secret });
 const ring = new TicketKeyRing({ store, secret, rotationSeconds: 3600 });
-store.ready().then(() => ring.attach(server))
+store
+  .ready()
+  .then(() => ring.attach(server))
   .then(() => server.listen(Number(process.env.PORT ?? 8443), () => console.log('listening on', server.address())))
-  .catch((error: Error & { code?: string }) => { console.error(`cannot start: ${error.code} ${error.message}`); process.exit(1); });
-process.once('SIGTERM', () => { sessions.detach(); ring.close(); server.close(() => void store.close()); });
+  .catch((error: Error & { code?: string }) => {
+    console.error(`cannot start: ${error.code} ${error.message}`);
+    process.exit(1);
+  });
+process.once('SIGTERM', () => {
+  sessions.detach();
+  ring.close();
+  server.close(() => void store.close());
+});

@@ -13,7 +13,11 @@ import { devCertificate } from './dev-cert';
 const server = createServer(devCertificate(), (req, res) => res.end('hello\n'));
 const store = new SqliteStore({ path: process.env.TLS_SESSION_DB ?? 'tls-sessions.db' });
 const secret = process.env.TLS_SESSION_SECRET ? Buffer.from(process.env.TLS_SESSION_SECRET, 'hex') : undefined; // 32 bytes
-attachSessionStore(server, { store, secret });              // TLS 1.2 session IDs
-new TicketKeyRing({ store, secret }).attach(server)         // TLS 1.3 (and 1.2) tickets
+attachSessionStore(server, { store, secret }); // TLS 1.2 session IDs
+new TicketKeyRing({ store, secret })
+  .attach(server) // TLS 1.3 (and 1.2) tickets
   .then(() => server.listen(Number(process.env.PORT ?? 8443), () => console.log('listening on', server.address())))
-  .catch((error: Error & { code?: string }) => { console.error(`cannot start: ${error.code} ${error.message}`); process.exit(1); });
+  .catch((error: Error & { code?: string }) => {
+    console.error(`cannot start: ${error.code} ${error.message}`);
+    process.exit(1);
+  });

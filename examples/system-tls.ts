@@ -16,18 +16,42 @@ import { openssl, Session, TlsConnection, TlsContext } from '../lib';
 
 function throwawayCertificate(): { cert: Buffer; key: Buffer } {
   const dir = mkdtempSync(join(tmpdir(), 'system-tls-'));
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1',
-    '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')],
-    { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=DNS:localhost',
+      '-keyout',
+      join(dir, 'key.pem'),
+      '-out',
+      join(dir, 'cert.pem'),
+    ],
+    { stdio: 'ignore' },
+  );
   return { cert: readFileSync(join(dir, 'cert.pem')), key: readFileSync(join(dir, 'key.pem')) };
 }
 
 /** One client connection: returns the last session it received (owned) and whether it resumed. */
-async function fetchGreeting(client: TlsContext, port: number, session?: Session): Promise<{ text: string; reused: boolean; session: Session | null }> {
+async function fetchGreeting(
+  client: TlsContext,
+  port: number,
+  session?: Session,
+): Promise<{ text: string; reused: boolean; session: Session | null }> {
   const conn = TlsConnection.connect(client, connect(port, '127.0.0.1'), { servername: 'localhost', session });
   let latest: Session | null = null;
   conn.on('session', (s) => {
-    latest?.free();  // TLS 1.3 may send several tickets: keep the newest
+    latest?.free(); // TLS 1.3 may send several tickets: keep the newest
     latest = s;
   });
   const chunks: Buffer[] = [];
@@ -53,7 +77,7 @@ async function main(): Promise<void> {
   const first = await fetchGreeting(clientContext, port);
   console.log(first.text.trim(), '| resumed:', first.reused);
   if (first.session === null) throw new Error('no session received');
-  const saved = first.session.toDER();  // what you would put in a file or a cache
+  const saved = first.session.toDER(); // what you would put in a file or a cache
   first.session.free();
 
   using session = Session.fromDER(saved);

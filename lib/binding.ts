@@ -4,9 +4,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  OpenSSLError, OpenSSLLoadError, SessionDecodeError, SessionFreedError, SessionViewExpiredError,
-} from './errors';
+import { OpenSSLError, OpenSSLLoadError, SessionDecodeError, SessionFreedError, SessionViewExpiredError } from './errors';
 import { TlsConfigError, TlsProtocolError, TlsStateError } from './tls/errors';
 import type { NativeBinding, NativeErrorKind } from './native-types';
 
@@ -30,14 +28,14 @@ class NativeArgumentError extends TypeError {
  * Native code builds these instances directly: nothing re-wraps them on the way to the caller.
  */
 const ERROR_CLASSES: Record<NativeErrorKind, Function> = {
-  decode: SessionDecodeError,          // ERR_TLS_SESSION_DECODE
-  freed: SessionFreedError,            // ERR_TLS_SESSION_FREED
+  decode: SessionDecodeError, // ERR_TLS_SESSION_DECODE
+  freed: SessionFreedError, // ERR_TLS_SESSION_FREED
   viewExpired: SessionViewExpiredError, // ERR_TLS_SESSION_VIEW_EXPIRED
-  openssl: OpenSSLError,               // ERR_TLS_SESSION_OPENSSL
+  openssl: OpenSSLError, // ERR_TLS_SESSION_OPENSSL
   invalidArgument: NativeArgumentError, // ERR_INVALID_ARG_TYPE
-  state: TlsStateError,                // ERR_TLS_SESSION_STATE
-  config: TlsConfigError,              // ERR_TLS_SESSION_CONFIG
-  protocol: TlsProtocolError,          // ERR_TLS_SESSION_PROTOCOL
+  state: TlsStateError, // ERR_TLS_SESSION_STATE
+  config: TlsConfigError, // ERR_TLS_SESSION_CONFIG
+  protocol: TlsProtocolError, // ERR_TLS_SESSION_PROTOCOL
 };
 
 function load(): NativeBinding {

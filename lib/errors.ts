@@ -63,8 +63,11 @@ export class SessionHostError extends TlsSessionError {
   /** The servername the caller asked for, if any. */
   readonly servername: string | undefined;
 
-  constructor(code: 'ERR_TLS_SESSION_HOST_MISMATCH' | 'ERR_TLS_SESSION_HOST_REQUIRED', message: string,
-    hosts: { authenticatedHost?: string; servername?: string } = {}) {
+  constructor(
+    code: 'ERR_TLS_SESSION_HOST_MISMATCH' | 'ERR_TLS_SESSION_HOST_REQUIRED',
+    message: string,
+    hosts: { authenticatedHost?: string; servername?: string } = {},
+  ) {
     super(code, message);
     this.authenticatedHost = hosts.authenticatedHost;
     this.servername = hosts.servername;
@@ -81,7 +84,9 @@ export function invalidArgType(name: string, expected: string, actual: unknown):
 
 /** A RangeError with Node's ERR_OUT_OF_RANGE code, naming the argument. */
 export function outOfRange(name: string, expected: string, actual: unknown): RangeError & { code: string } {
-  const err = new RangeError(`The value of "${name}" is out of range. It must be ${expected}. Received ${String(actual)}`) as RangeError & { code: string };
+  const err = new RangeError(`The value of "${name}" is out of range. It must be ${expected}. Received ${String(actual)}`) as RangeError & {
+    code: string;
+  };
   err.code = 'ERR_OUT_OF_RANGE';
   return err;
 }

@@ -9,7 +9,13 @@ export type { Ledger } from './ledger';
 export { setLeakDetection, getLeakDetection } from './leak-detection';
 export type { LeakDetectionMode } from './leak-detection';
 export {
-  TlsSessionError, SessionDecodeError, SessionFreedError, SessionViewExpiredError, SessionHostError, OpenSSLLoadError, OpenSSLError,
+  TlsSessionError,
+  SessionDecodeError,
+  SessionFreedError,
+  SessionViewExpiredError,
+  SessionHostError,
+  OpenSSLLoadError,
+  OpenSSLError,
 } from './errors';
 export * from './tls';
 export * from './persist';

@@ -39,8 +39,10 @@ const registry = new FinalizationRegistry<Held>((held) => {
   if (!native.release(handle, ReleaseReason.Gc)) return;
   if (mode === 'trace' && typeof held !== 'number') {
     const stack = held.createdAt.split('\n').slice(1).join('\n');
-    process.emitWarning(`A tls-session Session was garbage-collected without free(); it was created at:\n${stack}`,
-      { code: LEAK_WARNING_CODE, type: 'TlsSessionLeakWarning' });
+    process.emitWarning(`A tls-session Session was garbage-collected without free(); it was created at:\n${stack}`, {
+      code: LEAK_WARNING_CODE,
+      type: 'TlsSessionLeakWarning',
+    });
   } else if (mode !== 'off') {
     if (pendingLeaks++ === 0) setTimeout(reportLeakBurst, 0).unref();
   }
@@ -50,14 +52,19 @@ function reportLeakBurst(): void {
   const count = pendingLeaks;
   pendingLeaks = 0;
   if (count === 0 || mode === 'off') return;
-  process.emitWarning(`${count} tls-session Session(s) were garbage-collected without free(); ` +
-    "free them (or use `using`), or call setLeakDetection('trace') to see where they were created.",
-    { code: LEAK_WARNING_CODE, type: 'TlsSessionLeakWarning' });
+  process.emitWarning(
+    `${count} tls-session Session(s) were garbage-collected without free(); ` +
+      "free them (or use `using`), or call setLeakDetection('trace') to see where they were created.",
+    { code: LEAK_WARNING_CODE, type: 'TlsSessionLeakWarning' },
+  );
 }
 
 export function setLeakDetection(next: LeakDetectionMode): void {
   if (next !== 'off' && next !== 'count' && next !== 'trace') {
-    throw new TlsSessionError('ERR_INVALID_ARG_VALUE', `setLeakDetection: mode must be 'off', 'count' or 'trace'; received ${String(next)}`);
+    throw new TlsSessionError(
+      'ERR_INVALID_ARG_VALUE',
+      `setLeakDetection: mode must be 'off', 'count' or 'trace'; received ${String(next)}`,
+    );
   }
   mode = next;
 }

@@ -11,5 +11,10 @@ export interface Ledger {
 export function ledger(): Ledger {
   const l = native.ledger();
   const released = l.explicit + l.gc + l.teardown;
-  return { acquired: l.acquired, released, live: l.acquired - released, releasedBy: { explicit: l.explicit, gc: l.gc, teardown: l.teardown } };
+  return {
+    acquired: l.acquired,
+    released,
+    live: l.acquired - released,
+    releasedBy: { explicit: l.explicit, gc: l.gc, teardown: l.teardown },
+  };
 }

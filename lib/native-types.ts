@@ -9,7 +9,10 @@ export type NativeErrorKind = 'decode' | 'freed' | 'viewExpired' | 'openssl' | '
 /** A session's slot in the native table (see binding/session_table.h). Never 0 when valid. */
 export type NativeHandle = number;
 
-export const enum ReleaseReason { Explicit = 0, Gc = 1 }
+export const enum ReleaseReason {
+  Explicit = 0,
+  Gc = 1,
+}
 
 export interface NativeMetadata {
   id: Buffer;
@@ -37,7 +40,12 @@ export interface NativeOpenSSLInfo {
   headerVersion: string;
 }
 
-export interface SymbolOrigin { symbol: string; library: 'libssl' | 'libcrypto'; file: string; ok: boolean }
+export interface SymbolOrigin {
+  symbol: string;
+  library: 'libssl' | 'libcrypto';
+  file: string;
+  ok: boolean;
+}
 
 export interface NativeBinding extends NativeTlsBinding {
   openssl: NativeOpenSSLInfo;
@@ -79,13 +87,26 @@ export interface NativeTlsContextOptions {
 }
 
 /** Native → JavaScript calls from the SSL_CTX callbacks. */
-export const enum ContextEvent { NewSession = 0, RemoveSession = 1, Lookup = 2 }
+export const enum ContextEvent {
+  NewSession = 0,
+  RemoveSession = 1,
+  Lookup = 2,
+}
 export type ContextDispatch = (event: ContextEvent, argument: unknown) => unknown;
 
 export interface NativeCacheStats {
-  size: number; maxSize: number; timeout: number;
-  connect: number; connectGood: number; accept: number; acceptGood: number;
-  hits: number; callbackHits: number; misses: number; timeouts: number; cacheFull: number;
+  size: number;
+  maxSize: number;
+  timeout: number;
+  connect: number;
+  connectGood: number;
+  accept: number;
+  acceptGood: number;
+  hits: number;
+  callbackHits: number;
+  misses: number;
+  timeouts: number;
+  cacheFull: number;
 }
 
 export interface NativeTlsContext {
@@ -124,7 +145,11 @@ export interface NativeTlsConnection {
   free(): void;
 }
 
-export interface NativeConnectionOptions { servername?: string; verifyHost?: string; verifyIp?: string }
+export interface NativeConnectionOptions {
+  servername?: string;
+  verifyHost?: string;
+  verifyIp?: string;
+}
 
 export interface NativeTlsBinding {
   NativeTlsContext: {

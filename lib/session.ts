@@ -9,9 +9,7 @@ import { inspect } from 'node:util';
 import { native, ReleaseReason, type NativeHandle, type NativeMetadata } from './binding';
 import { invalidArgType, outOfRange, SessionDecodeError, SessionFreedError, SessionHostError, SessionViewExpiredError } from './errors';
 import { kRegistered, trackOwner, untrackOwner } from './leak-detection';
-import {
-  buildNodeEnvelope, hasNodeEnvelopeMagic, MAX_NODE_SESSION_HOST_BYTES, nodeSessionFormat, parseNodeEnvelope,
-} from './node-session';
+import { buildNodeEnvelope, hasNodeEnvelopeMagic, MAX_NODE_SESSION_HOST_BYTES, nodeSessionFormat, parseNodeEnvelope } from './node-session';
 
 /** Default cap on the DER passed to Session.fromDER: real sessions are < 8 KiB even with a certificate chain. */
 export const DEFAULT_MAX_DER_BYTES = 64 * 1024;
@@ -87,25 +85,52 @@ export abstract class SessionReader {
   }
 
   /** Session ID (empty for a TLS 1.3 or ticket-only session that has none). */
-  get id(): Buffer { return Buffer.from(this.#read().id); }
+  get id(): Buffer {
+    return Buffer.from(this.#read().id);
+  }
   /** Session ID context the server bound the session to. */
-  get idContext(): Buffer { return Buffer.from(this.#read().idContext); }
+  get idContext(): Buffer {
+    return Buffer.from(this.#read().idContext);
+  }
   /** 'TLSv1.3', 'TLSv1.2', ... as `openssl sess_id -text` prints it. */
-  get protocol(): string { return this.#read().protocol; }
+  get protocol(): string {
+    return this.#read().protocol;
+  }
   /** OpenSSL's cipher name, e.g. 'TLS_AES_256_GCM_SHA384' or 'ECDHE-ECDSA-AES128-GCM-SHA256'. */
-  get cipher(): string | undefined { return this.#read().cipher; }
-  get startTime(): Date { return new Date(this.#read().startTime * 1000); }
+  get cipher(): string | undefined {
+    return this.#read().cipher;
+  }
+  get startTime(): Date {
+    return new Date(this.#read().startTime * 1000);
+  }
   /** Lifetime in seconds, counted from startTime. */
-  get timeout(): number { return this.#read().timeout; }
-  get expiresAt(): Date { const m = this.#read(); return new Date((m.startTime + m.timeout) * 1000); }
-  get isResumable(): boolean { return this.#read().isResumable; }
-  get hasTicket(): boolean { return this.#read().hasTicket; }
+  get timeout(): number {
+    return this.#read().timeout;
+  }
+  get expiresAt(): Date {
+    const m = this.#read();
+    return new Date((m.startTime + m.timeout) * 1000);
+  }
+  get isResumable(): boolean {
+    return this.#read().isResumable;
+  }
+  get hasTicket(): boolean {
+    return this.#read().hasTicket;
+  }
   /** Seconds; 0 when the server sent none. */
-  get ticketLifetimeHint(): number { return this.#read().ticketLifetimeHint; }
-  get maxEarlyData(): number { return this.#read().maxEarlyData; }
+  get ticketLifetimeHint(): number {
+    return this.#read().ticketLifetimeHint;
+  }
+  get maxEarlyData(): number {
+    return this.#read().maxEarlyData;
+  }
   /** SNI hostname the session was negotiated for, if any. */
-  get hostname(): string | undefined { return this.#read().hostname; }
-  get alpnProtocol(): string | undefined { return this.#read().alpnProtocol; }
+  get hostname(): string | undefined {
+    return this.#read().hostname;
+  }
+  get alpnProtocol(): string | undefined {
+    return this.#read().alpnProtocol;
+  }
   get peerCertificate(): X509Certificate | undefined {
     const der = this.#read().peerCertificate;
     if (der === undefined) return undefined;
@@ -175,7 +200,11 @@ export abstract class SessionReader {
       if (typeof servername !== 'string') throw invalidArgType('options.servername', 'of type string', servername);
       const bytes = Buffer.byteLength(servername, 'utf8');
       if (bytes === 0 || bytes > MAX_NODE_SESSION_HOST_BYTES) {
-        throw outOfRange('options.servername', `a non-empty string of at most ${MAX_NODE_SESSION_HOST_BYTES} UTF-8 bytes`, `${bytes} bytes`);
+        throw outOfRange(
+          'options.servername',
+          `a non-empty string of at most ${MAX_NODE_SESSION_HOST_BYTES} UTF-8 bytes`,
+          `${bytes} bytes`,
+        );
       }
     }
     if (typeof rebindToServername !== 'boolean') throw invalidArgType('options.rebindToServername', 'of type boolean', rebindToServername);
@@ -183,17 +212,21 @@ export abstract class SessionReader {
     const known = this.#authenticatedHost;
     const asciiLower = (host: string): string => host.replace(/[A-Z]+/g, (upper) => upper.toLowerCase());
     if (servername !== undefined && known !== undefined && asciiLower(servername) !== asciiLower(known) && !rebindToServername) {
-      throw new SessionHostError('ERR_TLS_SESSION_HOST_MISMATCH',
+      throw new SessionHostError(
+        'ERR_TLS_SESSION_HOST_MISMATCH',
         `this session was authenticated for ${JSON.stringify(known)}, not ${JSON.stringify(servername)}: Node binds client sessions ` +
-        'to their host so that one is never offered to another server; pass rebindToServername: true to do it deliberately',
-        { authenticatedHost: known, servername });
+          'to their host so that one is never offered to another server; pass rebindToServername: true to do it deliberately',
+        { authenticatedHost: known, servername },
+      );
     }
     if (nodeSessionFormat().format === 'der') return der;
     const host = servername ?? known;
     if (host === undefined) {
-      throw new SessionHostError('ERR_TLS_SESSION_HOST_REQUIRED',
+      throw new SessionHostError(
+        'ERR_TLS_SESSION_HOST_REQUIRED',
         `Node ${process.version} binds client sessions to a host and this session has no authenticatedHost ` +
-        "(it came from plain DER): pass toNodeSession({ servername }) with the connection's servername (or host)");
+          "(it came from plain DER): pass toNodeSession({ servername }) with the connection's servername (or host)",
+      );
     }
     return buildNodeEnvelope(host, der);
   }
@@ -274,11 +307,15 @@ export class Session extends SessionReader {
     }
     if (bytes.byteLength === 0) throw new SessionDecodeError('empty input: a DER-encoded SSL_SESSION needs at least one byte');
     if (bytes[0] === 0 && hasNodeEnvelopeMagic(bytes)) {
-      throw new SessionDecodeError('this is a node:tls client session in Node\'s host-binding envelope ("\\0nodejs:tls:session:…"), ' +
-        'not plain DER: read it with Session.fromNodeSession(bytes)');
+      throw new SessionDecodeError(
+        'this is a node:tls client session in Node\'s host-binding envelope ("\\0nodejs:tls:session:…"), ' +
+          'not plain DER: read it with Session.fromNodeSession(bytes)',
+      );
     }
     if (bytes.byteLength > maxBytes) {
-      throw new SessionDecodeError(`input of ${bytes.byteLength} bytes is over the ${maxBytes}-byte limit for one session (options.maxBytes)`);
+      throw new SessionDecodeError(
+        `input of ${bytes.byteLength} bytes is over the ${maxBytes}-byte limit for one session (options.maxBytes)`,
+      );
     }
     return Session.adopt(native.decode(bytes), bytes.byteLength);
   }

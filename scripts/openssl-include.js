@@ -50,8 +50,10 @@ for (const dir of [...new Set(candidates)]) {
   }
 }
 if (!fs.existsSync(path.join(target, 'ssl.h')) || !fs.existsSync(path.join(target, 'opensslconf.h'))) {
-  process.stderr.write('tls-session: the system OpenSSL headers were not found (need openssl/ssl.h and openssl/opensslconf.h).\n' +
-    'Install them: apt-get install libssl-dev (Debian/Ubuntu), or set TLS_SESSION_OPENSSL_INCLUDE to their include directory.\n');
+  process.stderr.write(
+    'tls-session: the system OpenSSL headers were not found (need openssl/ssl.h and openssl/opensslconf.h).\n' +
+      'Install them: apt-get install libssl-dev (Debian/Ubuntu), or set TLS_SESSION_OPENSSL_INCLUDE to their include directory.\n',
+  );
   process.exit(1);
 }
 process.stdout.write(outDir + '\n');

@@ -4,7 +4,9 @@ import { ledger, Session, SessionDecodeError, DEFAULT_MAX_DER_BYTES } from '../l
 import { makeSampleSessions, type SampleSessions } from './helpers/sessions';
 
 let samples: SampleSessions;
-beforeAll(async () => { samples = await makeSampleSessions(); });
+beforeAll(async () => {
+  samples = await makeSampleSessions();
+});
 
 /** Decodes `bytes`: either a SessionDecodeError, or a session that is fully usable and then freed. */
 function decodeOrReject(bytes: Uint8Array): 'rejected' | 'accepted' {
@@ -18,8 +20,14 @@ function decodeOrReject(bytes: Uint8Array): 'rejected' | 'accepted' {
   }
   try {
     // Whatever OpenSSL accepted must be readable and re-encodable without a crash.
-    void session.protocol; void session.cipher; void session.id; void session.expiresAt; void session.hostname;
-    void session.alpnProtocol; void session.peerCertificate; session.toDER();
+    void session.protocol;
+    void session.cipher;
+    void session.id;
+    void session.expiresAt;
+    void session.hostname;
+    void session.alpnProtocol;
+    void session.peerCertificate;
+    session.toDER();
   } catch (err) {
     // A peer certificate OpenSSL kept but Node's X509 parser refuses is the one acceptable failure.
     expect(String(err)).toMatch(/certificate|X509|asn1/i);
@@ -31,8 +39,14 @@ function decodeOrReject(bytes: Uint8Array): 'rejected' | 'accepted' {
 
 describe('wrong types', () => {
   test.each([
-    ['undefined', undefined], ['null', null], ['a string', 'MIIB'], ['a number', 42], ['an array', [48, 1]],
-    ['an ArrayBuffer', new ArrayBuffer(8)], ['a DataView', new DataView(new ArrayBuffer(8))], ['an object', { length: 2 }],
+    ['undefined', undefined],
+    ['null', null],
+    ['a string', 'MIIB'],
+    ['a number', 42],
+    ['an array', [48, 1]],
+    ['an ArrayBuffer', new ArrayBuffer(8)],
+    ['a DataView', new DataView(new ArrayBuffer(8))],
+    ['an object', { length: 2 }],
     ['an Int16Array', new Int16Array(4)],
   ])('%s is a TypeError with code ERR_INVALID_ARG_TYPE', (_name, value) => {
     expect(() => Session.fromDER(value as unknown as Uint8Array)).toThrow(TypeError);
@@ -68,7 +82,7 @@ describe('bad bytes', () => {
     }
   });
 
-  test('every truncation of a real session is rejected with OpenSSL\'s reason', () => {
+  test("every truncation of a real session is rejected with OpenSSL's reason", () => {
     const before = ledger();
     for (const der of [samples.server, samples.clientWithCertificate]) {
       for (let length = 1; length < der.length; length++) {
@@ -101,17 +115,20 @@ describe('bad bytes', () => {
 
   test('random bytes and mutated sessions never crash or leak (fast-check)', () => {
     const before = ledger();
-    fc.assert(fc.property(fc.uint8Array({ minLength: 1, maxLength: 2048 }), (bytes) => {
-      decodeOrReject(bytes);
-    }), { numRuns: 2000 });
-    fc.assert(fc.property(
-      fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 8 }),
-      (edits) => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 1, maxLength: 2048 }), (bytes) => {
+        decodeOrReject(bytes);
+      }),
+      { numRuns: 2000 },
+    );
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 8 }), (edits) => {
         const bytes = Buffer.from(samples.clientWithCertificate);
         for (const [at, value] of edits) bytes[at % bytes.length] = value;
         decodeOrReject(bytes);
-      },
-    ), { numRuns: 1500 });
+      }),
+      { numRuns: 1500 },
+    );
     expect(ledger().live).toBe(before.live);
   });
 
@@ -121,7 +138,11 @@ describe('bad bytes', () => {
     expect(session.toDER().equals(samples.server)).toBe(true);
     session.free();
     let reason = '';
-    try { Session.fromDER(Buffer.from([0x02, 0x01, 0x00])); } catch (err) { reason = (err as SessionDecodeError).opensslReason ?? ''; }
+    try {
+      Session.fromDER(Buffer.from([0x02, 0x01, 0x00]));
+    } catch (err) {
+      reason = (err as SessionDecodeError).opensslReason ?? '';
+    }
     expect(reason).not.toMatch(/too long|header/); // the first failure's reason did not leak into this one
     expect(reason).not.toBe('');
   });

@@ -16,15 +16,20 @@ describe('the cmake-js build is the same addon', () => {
 
   beforeAll(() => {
     // Incremental: quick when `npm run build:cmake` (CI) already built it from these sources.
-    execFileSync('npx', ['cmake-js', existsSync(cmakeAddon) ? 'build' : 'rebuild', '--out', 'build-cmake'],
-      { cwd: root, stdio: 'ignore', timeout: 300_000 });
+    execFileSync('npx', ['cmake-js', existsSync(cmakeAddon) ? 'build' : 'rebuild', '--out', 'build-cmake'], {
+      cwd: root,
+      stdio: 'ignore',
+      timeout: 300_000,
+    });
   }, 320_000);
 
   test('it loads, binds the same system library and decodes the same session', async () => {
     const { server } = await makeSampleSessions();
-    const r = inChild(`const t = ${requireLib}; const s = t.Session.fromDER(Buffer.from(${JSON.stringify(server.toString('base64'))}, 'base64'));
+    const r = inChild(
+      `const t = ${requireLib}; const s = t.Session.fromDER(Buffer.from(${JSON.stringify(server.toString('base64'))}, 'base64'));
       console.log(JSON.stringify({ libssl: t.openssl.libssl, id: s.id.toString('hex'), same: s.toDER().toString('base64') }));`,
-    { TLS_SESSION_ADDON: cmakeAddon });
+      { TLS_SESSION_ADDON: cmakeAddon },
+    );
     expect(r.err).toBe('');
     const out = JSON.parse(r.out);
     const local = Session.fromDER(server);

@@ -15,7 +15,9 @@ import { duplexPair } from './tls/helpers/duplex-pair';
 import { close, handshake, listen, tls12Server } from './persist/helpers/tls-peers';
 
 let pki: Pki;
-beforeAll(() => { pki = makePki(); });
+beforeAll(() => {
+  pki = makePki();
+});
 
 function readmeRows(): Array<{ name: string; code: string }> {
   const readme = readFileSync(join(__dirname, '..', 'README.md'), 'utf8');
@@ -60,30 +62,37 @@ const provoke: Record<string, () => Promise<unknown>> = {
   TypeError: () => caught(() => Session.fromDER('x' as unknown as Buffer)),
   RangeError: () => caught(() => Session.fromDER(Buffer.from([0x30]), { maxBytes: 0 })),
   SessionDecodeError: () => caught(() => Session.fromDER(Buffer.from([1, 2, 3]))),
-  SessionFreedError: () => caught(async () => {
-    const { session: der } = await handshake(pki, await listenOnce());
-    const session = Session.fromDER(der!);
-    session.free();
-    return session.toDER();
-  }),
-  SessionViewExpiredError: () => caught(async () => {
-    const { session: der } = await handshake(pki, await listenOnce());
-    using session = Session.fromDER(der!);
-    let view: lib.SessionView | undefined;
-    session.lend((v) => { view = v; });
-    return view!.id;
-  }),
+  SessionFreedError: () =>
+    caught(async () => {
+      const { session: der } = await handshake(pki, await listenOnce());
+      const session = Session.fromDER(der!);
+      session.free();
+      return session.toDER();
+    }),
+  SessionViewExpiredError: () =>
+    caught(async () => {
+      const { session: der } = await handshake(pki, await listenOnce());
+      using session = Session.fromDER(der!);
+      let view: lib.SessionView | undefined;
+      session.lend((v) => {
+        view = v;
+      });
+      return view!.id;
+    }),
   OpenSSLLoadError: async () => {
     // In a child process: the library is loaded once per process, at require.
     const script = `require(${JSON.stringify(join(__dirname, 'persist', 'fixtures', 'register-ts.js'))});
       try { require(${JSON.stringify(join(__dirname, '..', 'lib', 'index.ts'))}); } catch (e) { console.log(JSON.stringify({ name: e.name, code: e.code })); }`;
-    const run = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { ...process.env, TLS_SESSION_LIBSSL: '/nonexistent/libssl.so.3' } });
-    return JSON.parse(run.stdout) as { name: string; code: string };  // checked by name: another process
+    const run = spawnSync(process.execPath, ['-e', script], {
+      encoding: 'utf8',
+      env: { ...process.env, TLS_SESSION_LIBSSL: '/nonexistent/libssl.so.3' },
+    });
+    return JSON.parse(run.stdout) as { name: string; code: string }; // checked by name: another process
   },
   TlsConfigError: () => caught(() => new TlsContext({ role: 'server', cert: 'not a certificate', key: 'not a key' })),
   TlsProtocolError: async () => {
     const serverCtx = new TlsContext({ role: 'server', cert: pki.serverCert, key: pki.serverKey });
-    const clientCtx = new TlsContext({ role: 'client', ca: pki.clientCert });  // not the issuer of the server's certificate
+    const clientCtx = new TlsContext({ role: 'client', ca: pki.clientCert }); // not the issuer of the server's certificate
     const [a, b] = duplexPair();
     TlsConnection.accept(serverCtx, b).on('error', () => {});
     const client = TlsConnection.connect(clientCtx, a, { servername: 'localhost' });
@@ -94,45 +103,61 @@ const provoke: Record<string, () => Promise<unknown>> = {
   },
   TlsDisconnectError: async () => {
     const ctx = new TlsContext({ role: 'client', ca: pki.ca });
-    const silent = new Duplex({ read() {}, write(_c, _e, cb) { cb(); } });
+    const silent = new Duplex({
+      read() {},
+      write(_c, _e, cb) {
+        cb();
+      },
+    });
     const client = TlsConnection.connect(ctx, silent, { servername: 'localhost' });
-    setImmediate(() => silent.push(null));  // the transport ends before any answer
+    setImmediate(() => silent.push(null)); // the transport ends before any answer
     const [error] = await once(client, 'error');
     ctx.close();
     return error;
   },
-  TlsStateError: () => caught(() => {
-    const ctx = new TlsContext({ role: 'client', ca: pki.ca });
-    ctx.close();
-    ctx.flushSessions();
-  }),
+  TlsStateError: () =>
+    caught(() => {
+      const ctx = new TlsContext({ role: 'client', ca: pki.ca });
+      ctx.close();
+      ctx.flushSessions();
+    }),
   PersistConfigError: () => caught(() => attachSessionStore(tls12Server(pki), { store: new MemoryStore(), secret: Buffer.alloc(16) })),
-  StoreClosedError: () => caught(async () => {
-    const store = new MemoryStore();
-    await store.close();
-    return store.get('key');
-  }),
-  StoreTimeoutError: () => reported(stalledStore, async (port) => { await handshake(pki, port); }),
-  SessionHostError: () => caught(async () => {
-    // Node's client envelope (22.23+/24.17+/26.3.1+) for a.example, bound again for b.example: refused on every line.
-    const { session: der } = await handshake(pki, await listenOnce());
-    const host = Buffer.from('a.example');
-    const envelope = Buffer.concat([Buffer.from('\0nodejs:tls:session:1\0', 'latin1'), Buffer.from([0, host.length]), host, der!]);
-    using session = Session.fromNodeSession(envelope);
-    return session.toNodeSession({ servername: 'b.example' });
-  }),
-  NodeInternalsError: () => caught(() => {
-    // A Node whose tls.Server had no SNI context list (simulated on one server).
-    const server = tls12Server(pki);
-    delete (server as unknown as { _contexts?: unknown })._contexts;
-    return attachSessionStore(server, { store: new MemoryStore(), scope: 'fleet' });
-  }),
+  StoreClosedError: () =>
+    caught(async () => {
+      const store = new MemoryStore();
+      await store.close();
+      return store.get('key');
+    }),
+  StoreTimeoutError: () =>
+    reported(stalledStore, async (port) => {
+      await handshake(pki, port);
+    }),
+  SessionHostError: () =>
+    caught(async () => {
+      // Node's client envelope (22.23+/24.17+/26.3.1+) for a.example, bound again for b.example: refused on every line.
+      const { session: der } = await handshake(pki, await listenOnce());
+      const host = Buffer.from('a.example');
+      const envelope = Buffer.concat([Buffer.from('\0nodejs:tls:session:1\0', 'latin1'), Buffer.from([0, host.length]), host, der!]);
+      using session = Session.fromNodeSession(envelope);
+      return session.toNodeSession({ servername: 'b.example' });
+    }),
+  NodeInternalsError: () =>
+    caught(() => {
+      // A Node whose tls.Server had no SNI context list (simulated on one server).
+      const server = tls12Server(pki);
+      delete (server as unknown as { _contexts?: unknown })._contexts;
+      return attachSessionStore(server, { store: new MemoryStore(), scope: 'fleet' });
+    }),
   RecordRejectedError: () => {
     const records = new Map<string, Buffer>();
     const store: SessionStore = {
       get: async (key) => records.get(key),
-      set: async (key, value) => { records.set(key, value); },
-      delete: async (key) => { records.delete(key); },
+      set: async (key, value) => {
+        records.set(key, value);
+      },
+      delete: async (key) => {
+        records.delete(key);
+      },
       close: async () => {},
     };
     return reported(store, async (port) => {
@@ -148,7 +173,9 @@ async function listenOnce(): Promise<number> {
   plainServer ??= tls12Server(pki);
   return plainServer.listening ? (plainServer.address() as { port: number }).port : listen(plainServer);
 }
-afterAll(async () => { if (plainServer) await close(plainServer); });
+afterAll(async () => {
+  if (plainServer) await close(plainServer);
+});
 
 const rows = readmeRows();
 
@@ -166,7 +193,8 @@ test('the README lists every exported error class a caller can meet, and nothing
 
 test.each(rows.map((r) => [r.name, r.code] as const))('%s (%s) is raised as the README says', async (name, code) => {
   const error = await provoke[name]!();
-  const expectedClass = name === 'TypeError' ? TypeError : name === 'RangeError' ? RangeError : (lib as unknown as Record<string, Function>)[name]!;
+  const expectedClass =
+    name === 'TypeError' ? TypeError : name === 'RangeError' ? RangeError : (lib as unknown as Record<string, Function>)[name]!;
   if (error instanceof Error) expect(error).toBeInstanceOf(expectedClass);
   else expect((error as { name?: string }).name).toBe(name);
   expect((error as { code?: string }).code).toBe(code);

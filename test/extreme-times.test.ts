@@ -21,7 +21,11 @@ beforeAll(async () => {
 });
 
 const EXTREMES: Array<[string, bigint]> = [
-  ['2^53', 2n ** 53n], ['INT64_MAX', 2n ** 63n - 1n], ['INT64_MIN', -(2n ** 63n)], ['-1', -1n], ['8.64e12 + 1', 8_640_000_000_001n],
+  ['2^53', 2n ** 53n],
+  ['INT64_MAX', 2n ** 63n - 1n],
+  ['INT64_MIN', -(2n ** 63n)],
+  ['-1', -1n],
+  ['8.64e12 + 1', 8_640_000_000_001n],
 ];
 
 test('the rewriter is faithful: unchanged fields give the same bytes', () => {
@@ -36,7 +40,8 @@ test.each(EXTREMES)('time = %s is refused at decode with SessionDecodeError nami
 
 test.each(EXTREMES)('timeout = %s is refused at decode with SessionDecodeError', (_name, value) => {
   expect(() => Session.fromDER(withSessionTimes(der, { timeout: value }))).toThrow(
-    expect.objectContaining({ code: 'ERR_TLS_SESSION_DECODE', message: expect.stringMatching(/out of range/) }));
+    expect.objectContaining({ code: 'ERR_TLS_SESSION_DECODE', message: expect.stringMatching(/out of range/) }),
+  );
 });
 
 test('the largest accepted values give valid dates that serialise, and expiry is computed', () => {
@@ -58,7 +63,10 @@ test('an engine lookup that returns such DER is a cache miss: full handshake, no
   const forged = withSessionTimes(first.serverSession.toDER(), { timeout: 2n ** 53n });
   serverCtx.flushSessions(new Date(Date.now() + 10 * 365 * 24 * 3600 * 1000));
   let asked = 0;
-  serverCtx.setSessionLookup(() => { asked++; return forged; });
+  serverCtx.setSessionLookup(() => {
+    asked++;
+    return forged;
+  });
   const second = await establish(serverCtx, clientCtx, first.clientSession);
   expect(asked).toBe(1);
   expect(second.client.isSessionReused()).toBe(false);

@@ -40,7 +40,7 @@ describe('the bound OpenSSL is the system library', () => {
     expect(byName.get('ERR_get_error')?.file).toBe(openssl.libcrypto);
   });
 
-  test('the version is the system library\'s, as the openssl CLI (linked to it) reports', () => {
+  test("the version is the system library's, as the openssl CLI (linked to it) reports", () => {
     const cli = execFileSync('openssl', ['version', '-v'], { encoding: 'utf8' }).trim();
     const libraryVersion = /Library: (OpenSSL [^)]+)\)/.exec(cli)?.[1] ?? cli;
     expect(openssl.version).toBe(libraryVersion);
@@ -52,26 +52,29 @@ describe('the bound OpenSSL is the system library', () => {
     }
   });
 
-  test('the addon imports no OpenSSL symbol (it would resolve to Node\'s copy)', () => {
+  test("the addon imports no OpenSSL symbol (it would resolve to Node's copy)", () => {
     const undefinedSymbols = execFileSync('nm', ['-D', '--undefined-only', addon], { encoding: 'utf8' });
     expect(undefinedSymbols).toMatch(/napi_create_/); // nm did read the addon's imports
-    const openSSLImports = undefinedSymbols.split('\n')
+    const openSSLImports = undefinedSymbols
+      .split('\n')
       .filter((line) => /\s(SSL|SSL_CTX|BIO|X509|EVP|PEM|ERR|CRYPTO|OPENSSL|OpenSSL|d2i|i2d|ASN1|TLS|DTLS)_?\w*$/.test(line.trim()))
       .filter((line) => !/napi_|node_api/.test(line));
     expect(openSSLImports).toEqual([]);
   });
 });
 
-describe('libssl\'s own references are proven bound inside the system pair', () => {
+describe("libssl's own references are proven bound inside the system pair", () => {
   test('thousands of relocations of libssl and libcrypto were checked at load', () => {
     expect(openssl.relocationsChecked).toBeGreaterThan(1000);
   });
 
-  test('without RTLD_DEEPBIND, Node interposes libssl\'s internal calls, and the load-time proof refuses', () => {
+  test("without RTLD_DEEPBIND, Node interposes libssl's internal calls, and the load-time proof refuses", () => {
     // The entry points alone would pass dladdr: it is d2i_SSL_SESSION's own calls (e.g. into
     // SSL_SESSION_new, OPENSSL_sk_*) that the global scope hands to Node's bundled copy.
-    const r = inChild(`try { ${requireLib}; console.log('{"loaded":true}') } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })) }`,
-      { TLS_SESSION_NO_DEEPBIND: '1' });
+    const r = inChild(
+      `try { ${requireLib}; console.log('{"loaded":true}') } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })) }`,
+      { TLS_SESSION_NO_DEEPBIND: '1' },
+    );
     const error = JSON.parse(r.out);
     expect(error.code).toBe('ERR_TLS_SESSION_LIBSSL');
     expect(error.message).toContain(`was bound to ${realpathSync(process.execPath)} instead of ${openssl.libcrypto}`);
@@ -83,17 +86,21 @@ describe('TLS_SESSION_LIBSSL selects another OpenSSL', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tls-session-libssl-'));
     const copy = join(dir, 'libssl.so.3');
     copyFileSync(openssl.libssl, copy);
-    const r = inChild(`const t = ${requireLib}; const p = t.proveOpenSSLBinding();
+    const r = inChild(
+      `const t = ${requireLib}; const p = t.proveOpenSSLBinding();
       console.log(JSON.stringify({ libssl: t.openssl.libssl, allOk: p.every((x) => x.ok), free: p.find((x) => x.symbol === 'SSL_SESSION_free').file }));`,
-    { TLS_SESSION_LIBSSL: copy });
+      { TLS_SESSION_LIBSSL: copy },
+    );
     expect(r.err).toBe('');
     const report = JSON.parse(r.out);
     expect(report).toEqual({ libssl: realpathSync(copy), allOk: true, free: realpathSync(copy) });
   });
 
   test('a missing library fails require() with one clear message naming the file and the fix', () => {
-    const r = inChild(`try { ${requireLib} } catch (e) { console.log(JSON.stringify({ name: e.name, code: e.code, message: e.message })) }`,
-      { TLS_SESSION_LIBSSL: '/nonexistent/libssl.so.3' });
+    const r = inChild(
+      `try { ${requireLib} } catch (e) { console.log(JSON.stringify({ name: e.name, code: e.code, message: e.message })) }`,
+      { TLS_SESSION_LIBSSL: '/nonexistent/libssl.so.3' },
+    );
     const error = JSON.parse(r.out);
     expect(error.name).toBe(OpenSSLLoadError.name);
     expect(error.code).toBe('ERR_TLS_SESSION_LIBSSL');
@@ -103,8 +110,9 @@ describe('TLS_SESSION_LIBSSL selects another OpenSSL', () => {
   });
 
   test('a library without a needed symbol is refused, naming the symbol and the file', () => {
-    const r = inChild(`try { ${requireLib} } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })) }`,
-      { TLS_SESSION_LIBSSL: openssl.libcrypto });
+    const r = inChild(`try { ${requireLib} } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })) }`, {
+      TLS_SESSION_LIBSSL: openssl.libcrypto,
+    });
     const error = JSON.parse(r.out);
     expect(error.code).toBe('ERR_TLS_SESSION_LIBSSL');
     expect(error.message).toMatch(/symbol d2i_SSL_SESSION is missing from .*libcrypto\.so\.3/);

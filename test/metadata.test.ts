@@ -6,12 +6,12 @@ import { inspect } from 'node:util';
 import { X509Certificate } from 'node:crypto';
 import { Session } from '../lib';
 import { makePki, type Pki } from './helpers/pki';
-import {
-  nodeClientSession, sClientSession, sessIdCert, sessIdText, startNodeServer, startSServer,
-} from './helpers/peers';
+import { nodeClientSession, sClientSession, sessIdCert, sessIdText, startNodeServer, startSServer } from './helpers/peers';
 
 let pki: Pki;
-beforeAll(() => { pki = makePki(); });
+beforeAll(() => {
+  pki = makePki();
+});
 
 async function expectMatchesSessId(der: Buffer): Promise<Session> {
   const text = await sessIdText(der);
@@ -92,19 +92,22 @@ describe('metadata equals openssl sess_id -text', () => {
     }
   });
 
-  test.each(['1.2', '1.3'] as const)('TLS %s sessions from openssl s_client against openssl s_server that acknowledges SNI', async (version) => {
-    const server = await startSServer(pki, ['-servername', 'foo.test', '-cert2', pki.serverCertPath, '-key2', pki.serverKeyPath]);
-    try {
-      const { der } = await sClientSession(server.port, { pki, tls: version, servername: 'foo.test' });
-      const session = await expectMatchesSessId(der);
-      expect(session.protocol).toBe(`TLSv${version}`);
-      expect(session.hostname).toBe('foo.test'); // s_server acknowledged SNI, so the client kept it
-      expect(session.hasTicket).toBe(true);
-      session.free();
-    } finally {
-      await server.stop();
-    }
-  });
+  test.each(['1.2', '1.3'] as const)(
+    'TLS %s sessions from openssl s_client against openssl s_server that acknowledges SNI',
+    async (version) => {
+      const server = await startSServer(pki, ['-servername', 'foo.test', '-cert2', pki.serverCertPath, '-key2', pki.serverKeyPath]);
+      try {
+        const { der } = await sClientSession(server.port, { pki, tls: version, servername: 'foo.test' });
+        const session = await expectMatchesSessId(der);
+        expect(session.protocol).toBe(`TLSv${version}`);
+        expect(session.hostname).toBe('foo.test'); // s_server acknowledged SNI, so the client kept it
+        expect(session.hasTicket).toBe(true);
+        session.free();
+      } finally {
+        await server.stop();
+      }
+    },
+  );
 
   test.each(['1.2', '1.3'] as const)('TLS %s session with ALPN and a client certificate, s_client against s_server', async (version) => {
     const server = await startSServer(pki, ['-alpn', 'h2,http/1.1', '-verify', '1', '-CAfile', pki.caCertPath]);

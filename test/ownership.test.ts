@@ -7,7 +7,9 @@ import { native } from '../lib/binding';
 import { makeSampleSessions, type SampleSessions } from './helpers/sessions';
 
 let samples: SampleSessions;
-beforeAll(async () => { samples = await makeSampleSessions(); });
+beforeAll(async () => {
+  samples = await makeSampleSessions();
+});
 afterEach(() => setLeakDetection('count'));
 
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -35,8 +37,15 @@ describe('free', () => {
     expect(session.free()).toBe(false);
     session[Symbol.dispose]();
     const uses: Array<() => unknown> = [
-      () => session.toDER(), () => session.clone(), () => session.id, () => session.protocol, () => session.cipher,
-      () => session.expiresAt, () => session.peerCertificate, () => session.hostname, () => session.lend(() => 1),
+      () => session.toDER(),
+      () => session.clone(),
+      () => session.id,
+      () => session.protocol,
+      () => session.cipher,
+      () => session.expiresAt,
+      () => session.peerCertificate,
+      () => session.hostname,
+      () => session.lend(() => 1),
       () => session.isExpired(),
     ];
     for (const use of uses) {
@@ -238,9 +247,10 @@ describe('environment teardown', () => {
       workerData: { der: samples.server, count: 250, wait: how === 'is terminated' },
       execArgv: [],
     });
-    const [message] = await once(worker, 'message') as [{ live: number }];
+    const [message] = (await once(worker, 'message')) as [{ live: number }];
     expect(message.live).toBe(250);
-    if (how === 'is terminated') await worker.terminate(); else await once(worker, 'exit');
+    if (how === 'is terminated') await worker.terminate();
+    else await once(worker, 'exit');
     const after = ledger();
     expect(after.live).toBe(before.live);
     expect(after.releasedBy.teardown - before.releasedBy.teardown).toBe(250);

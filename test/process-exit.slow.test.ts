@@ -16,12 +16,31 @@ const lib = join(__dirname, '..', 'dist', 'lib', 'index.js');
 /** valgrind's loss records whose allocation stack passes through d2i_SSL_SESSION, minus OpenSSL's one-time init. */
 function sessionAllocations(script: string, mode: 'exit' | 'abort'): string[] {
   const log = join(mkdtempSync(join(tmpdir(), 'tls-session-valgrind-')), 'memcheck.log');
-  spawnSync('valgrind', ['--leak-check=full', '--show-leak-kinds=all', '--errors-for-leak-kinds=none',
-    '--num-callers=12', `--log-file=${log}`, process.execPath, script, mode], { stdio: 'ignore', timeout: 240_000 });
+  spawnSync(
+    'valgrind',
+    [
+      '--leak-check=full',
+      '--show-leak-kinds=all',
+      '--errors-for-leak-kinds=none',
+      '--num-callers=12',
+      `--log-file=${log}`,
+      process.execPath,
+      script,
+      mode,
+    ],
+    { stdio: 'ignore', timeout: 240_000 },
+  );
   const report = readFileSync(log, 'utf8');
   if (!/LEAK SUMMARY|All heap blocks were freed/.test(report)) throw new Error(`valgrind did not finish:\n${report.slice(-2000)}`);
-  return report.split(/\n==\d+== \n/).filter((record) => /are (still reachable|definitely lost|indirectly lost|possibly lost)/.test(record)
-    && record.includes('d2i_SSL_SESSION') && !record.includes('OPENSSL_init') && !record.includes('run_once'));
+  return report
+    .split(/\n==\d+== \n/)
+    .filter(
+      (record) =>
+        /are (still reachable|definitely lost|indirectly lost|possibly lost)/.test(record) &&
+        record.includes('d2i_SSL_SESSION') &&
+        !record.includes('OPENSSL_init') &&
+        !record.includes('run_once'),
+    );
 }
 
 describe('process exit', () => {
@@ -30,10 +49,13 @@ describe('process exit', () => {
     execFileSync('valgrind', ['--version']); // fails loudly if valgrind is missing (.ci/run installs it)
     const { server } = await makeSampleSessions();
     script = join(mkdtempSync(join(tmpdir(), 'tls-session-exit-')), 'exit.js');
-    writeFileSync(script, `const t = require(${JSON.stringify(lib)});
+    writeFileSync(
+      script,
+      `const t = require(${JSON.stringify(lib)});
       globalThis.kept = [];
       for (let i = 0; i < 40; i++) globalThis.kept.push(t.Session.fromDER(Buffer.from(${JSON.stringify(server.toString('base64'))}, 'base64')));
-      if (process.argv[2] === 'abort') process.abort();`);
+      if (process.argv[2] === 'abort') process.abort();`,
+    );
   }, 60_000);
 
   test('live sessions are released at exit; without teardown (abort) they would still be allocated', () => {

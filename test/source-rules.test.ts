@@ -19,7 +19,11 @@ function sources(dir: string): string[] {
 test('no OpenSSL *_free call outside binding/openssl_pointers.h (the owner types)', () => {
   const offenders = sources(bindingDir)
     .filter((file) => !file.endsWith('openssl_pointers.h') && !file.endsWith('openssl_symbols.h'))
-    .flatMap((file) => readFileSync(file, 'utf8').split('\n').map((line, i) => ({ file, line: i + 1, text: line })))
+    .flatMap((file) =>
+      readFileSync(file, 'utf8')
+        .split('\n')
+        .map((line, i) => ({ file, line: i + 1, text: line })),
+    )
     .filter(({ text }) => /\b(api|ossl\(\))\s*\.\s*\w+_free\s*\(/.test(text));
   expect(offenders).toEqual([]);
 });
@@ -27,6 +31,8 @@ test('no OpenSSL *_free call outside binding/openssl_pointers.h (the owner types
 test('every session-cache and info callback OpenSSL calls is declared noexcept', () => {
   const header = readFileSync(join(bindingDir, 'tls_context.h'), 'utf8');
   const callbacks = [...header.matchAll(/static [^;(]+ (On\w+)\(([^;]*)\)( noexcept)?;/g)];
-  expect(callbacks.map((m) => m[1])).toEqual(expect.arrayContaining(['OnNewSession', 'OnGetSession', 'OnRemoveSession', 'OnInfo', 'OnAlpnSelect']));
+  expect(callbacks.map((m) => m[1])).toEqual(
+    expect.arrayContaining(['OnNewSession', 'OnGetSession', 'OnRemoveSession', 'OnInfo', 'OnAlpnSelect']),
+  );
   expect(callbacks.filter((m) => m[3] === undefined).map((m) => m[1])).toEqual([]);
 });

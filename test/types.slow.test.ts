@@ -14,8 +14,15 @@ test('dist/lib ships declarations', () => {
 
 test('misuse of ownership does not type-check; correct use does', () => {
   const fixture = join(__dirname, 'fixtures', 'public-types.ts');
-  const program = ts.createProgram([fixture], { strict: true, noEmit: true, target: ts.ScriptTarget.ES2022,
-    lib: ['lib.es2022.d.ts', 'lib.esnext.disposable.d.ts'], types: ['node'], module: ts.ModuleKind.CommonJS, skipLibCheck: true });
+  const program = ts.createProgram([fixture], {
+    strict: true,
+    noEmit: true,
+    target: ts.ScriptTarget.ES2022,
+    lib: ['lib.es2022.d.ts', 'lib.esnext.disposable.d.ts'],
+    types: ['node'],
+    module: ts.ModuleKind.CommonJS,
+    skipLibCheck: true,
+  });
   const diagnostics = ts.getPreEmitDiagnostics(program).filter((d) => d.file?.fileName === fixture);
   const source = readFileSync(fixture, 'utf8').split('\n');
   const failingLines = new Set(diagnostics.map((d) => d.file!.getLineAndCharacterOfPosition(d.start!).line));

@@ -15,7 +15,8 @@ namespace {
 // benchNativeLoop(bytes, iterations) -> nanoseconds for all iterations.
 Napi::Value NativeLoop(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsTypedArray() || !info[1].IsNumber()) throw Napi::TypeError::New(env, "benchNativeLoop(bytes: Uint8Array, iterations: number)");
+  if (!info[0].IsTypedArray() || !info[1].IsNumber())
+    throw Napi::TypeError::New(env, "benchNativeLoop(bytes: Uint8Array, iterations: number)");
   Napi::Uint8Array bytes = info[0].As<Napi::Uint8Array>();
   long iterations = static_cast<long>(info[1].As<Napi::Number>().Int64Value());
   const auto& api = ossl();

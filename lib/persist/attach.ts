@@ -65,7 +65,8 @@ export function attachSessionStore(server: tls.Server, options: AttachSessionSto
   const maxSessionBytes = options.maxSessionBytes ?? DEFAULT_MAX_SESSION_BYTES;
   const budgetMs = options.budgetMs ?? 50;
   const keyPrefix = options.keyPrefix ?? 'session:';
-  if (!Number.isInteger(maxSessionBytes) || maxSessionBytes < 64) throw outOfRange('options.maxSessionBytes', 'an integer >= 64', maxSessionBytes);
+  if (!Number.isInteger(maxSessionBytes) || maxSessionBytes < 64)
+    throw outOfRange('options.maxSessionBytes', 'an integer >= 64', maxSessionBytes);
   if (!Number.isInteger(budgetMs) || budgetMs < 1) throw outOfRange('options.budgetMs', 'an integer >= 1', budgetMs);
   if (typeof keyPrefix !== 'string') throw invalidArgType('options.keyPrefix', 'of type string', keyPrefix);
   if (options.scope !== undefined && (typeof options.scope !== 'string' || options.scope.length === 0)) {
@@ -170,7 +171,9 @@ class SessionStoreAttachment implements SessionStoreHandle {
 
   // Node's listeners: arrow properties, so that detach() removes exactly these functions.
   readonly #onNewSession = (sessionId: Buffer, sessionData: Buffer, callback: NewSessionCallback): void => {
-    this.#store(sessionId, sessionData).catch((error: Error) => this.#report(error)).finally(() => callback());
+    this.#store(sessionId, sessionData)
+      .catch((error: Error) => this.#report(error))
+      .finally(() => callback());
   };
 
   async #store(sessionId: Buffer, sessionData: Buffer): Promise<void> {
@@ -219,8 +222,10 @@ class SessionStoreAttachment implements SessionStoreHandle {
       throw new RecordRejectedError('rejected', `stored session does not decode: ${(error as Error).message}`, error);
     }
     try {
-      if (!session.id.equals(sessionId)) throw new RecordRejectedError('rejected', 'stored session has another session ID than the key it is stored under');
-      if (!session.idContext.equals(this.#expectedIdContext)) throw new RecordRejectedError('rejected', 'stored session has another session ID context (scope)');
+      if (!session.id.equals(sessionId))
+        throw new RecordRejectedError('rejected', 'stored session has another session ID than the key it is stored under');
+      if (!session.idContext.equals(this.#expectedIdContext))
+        throw new RecordRejectedError('rejected', 'stored session has another session ID context (scope)');
       if (!session.isResumable) throw new RecordRejectedError('rejected', 'stored session is not resumable');
       if (session.isExpired()) throw new RecordRejectedError('expired', 'stored session has expired');
     } finally {

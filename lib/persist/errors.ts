@@ -64,10 +64,12 @@ export class NodeInternalsError extends TlsSessionError {
   readonly nodeVersion: string;
   readonly missing: readonly string[];
   constructor(missing: readonly string[], nodeVersion: string = process.version) {
-    super('ERR_TLS_SESSION_NODE_INTERNALS',
+    super(
+      'ERR_TLS_SESSION_NODE_INTERNALS',
       `attachSessionStore cannot work on Node ${nodeVersion}: the tls.Server internals it sets the session ID context through ` +
-      `are missing (${missing.join('; ')}). Without them sessions would silently fail to resume across processes. ` +
-      'tls-session is tested on Node 20, 22, 24 and 26; please report this Node version.');
+        `are missing (${missing.join('; ')}). Without them sessions would silently fail to resume across processes. ` +
+        'tls-session is tested on Node 20, 22, 24 and 26; please report this Node version.',
+    );
     this.nodeVersion = nodeVersion;
     this.missing = Object.freeze([...missing]);
   }

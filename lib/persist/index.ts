@@ -15,6 +15,13 @@ export type { Secret, SecretKey, SealPurpose } from './seal';
 export { deriveScope, sessionIdContextFor } from './scope';
 export type { SessionStoreStats, LatencyPercentiles } from './stats';
 export {
-  PersistConfigError, StoreError, StoreTimeoutError, StoreClosedError, RecordFormatError, RecordRejectedError,
-  UnsealError, ScopeError, NodeInternalsError,
+  PersistConfigError,
+  StoreError,
+  StoreTimeoutError,
+  StoreClosedError,
+  RecordFormatError,
+  RecordRejectedError,
+  UnsealError,
+  ScopeError,
+  NodeInternalsError,
 } from './errors';

@@ -109,14 +109,24 @@ export function bindSessionIdContext(server: tls.Server, sessionIdContext: strin
   };
   apply(sessionIdContext);
 
-  const restoreSetSecureContext = wrapMethod(target, 'setSecureContext', (original) => function (this: ServerInternals, options) {
-    original.call(this, { ...options, sessionIdContext });
-    apply(sessionIdContext);
-  });
-  const restoreAddContext = wrapMethod(target, 'addContext', (original) => function (this: ServerInternals, hostname, context) {
-    original.call(this, hostname, context);
-    apply(sessionIdContext);
-  });
+  const restoreSetSecureContext = wrapMethod(
+    target,
+    'setSecureContext',
+    (original) =>
+      function (this: ServerInternals, options) {
+        original.call(this, { ...options, sessionIdContext });
+        apply(sessionIdContext);
+      },
+  );
+  const restoreAddContext = wrapMethod(
+    target,
+    'addContext',
+    (original) =>
+      function (this: ServerInternals, hostname, context) {
+        original.call(this, hostname, context);
+        apply(sessionIdContext);
+      },
+  );
 
   return () => {
     restoreSetSecureContext();

@@ -100,7 +100,8 @@ export class SqliteStore implements SessionStore {
     const sweepIntervalMs = options.sweepIntervalMs ?? 60_000;
     const busyTimeoutMs = options.busyTimeoutMs ?? 50;
     const openTimeoutMs = options.openTimeoutMs ?? 5000;
-    if (!Number.isInteger(sweepIntervalMs) || sweepIntervalMs < 0) throw outOfRange('options.sweepIntervalMs', 'an integer >= 0', sweepIntervalMs);
+    if (!Number.isInteger(sweepIntervalMs) || sweepIntervalMs < 0)
+      throw outOfRange('options.sweepIntervalMs', 'an integer >= 0', sweepIntervalMs);
     if (!Number.isInteger(busyTimeoutMs) || busyTimeoutMs < 0) throw outOfRange('options.busyTimeoutMs', 'an integer >= 0', busyTimeoutMs);
     if (!Number.isInteger(openTimeoutMs) || openTimeoutMs < 0) throw outOfRange('options.openTimeoutMs', 'an integer >= 0', openTimeoutMs);
     this.path = path;
@@ -120,10 +121,13 @@ export class SqliteStore implements SessionStore {
 
   async get(key: string): Promise<Buffer | undefined> {
     validateKey(key);
-    const row = this.#run((s) => s.get.get(key, Date.now()), () => {
-      this.#stats.busyMisses += 1;
-      return undefined;
-    });
+    const row = this.#run(
+      (s) => s.get.get(key, Date.now()),
+      () => {
+        this.#stats.busyMisses += 1;
+        return undefined;
+      },
+    );
     return row?.value;
   }
 
@@ -131,9 +135,12 @@ export class SqliteStore implements SessionStore {
     validateKey(key);
     validateValue(value);
     validateTtl(ttlSeconds);
-    this.#run((s) => s.set.run(key, value, Date.now() + ttlSeconds * 1000), () => {
-      this.#stats.busyDropped += 1;
-    });
+    this.#run(
+      (s) => s.set.run(key, value, Date.now() + ttlSeconds * 1000),
+      () => {
+        this.#stats.busyDropped += 1;
+      },
+    );
   }
 
   async setIfAbsent(key: string, value: Buffer, ttlSeconds: number): Promise<boolean> {
@@ -143,25 +150,34 @@ export class SqliteStore implements SessionStore {
     const now = Date.now();
     // Not a handshake path (TicketKeyRing retries a failed rotation), and "false" would claim
     // another process wrote the key: a lock is reported as such.
-    const result = this.#run((s) => s.insertIfAbsent.run(key, value, now + ttlSeconds * 1000, now), () => {
-      throw this.#busyError('setIfAbsent');
-    });
+    const result = this.#run(
+      (s) => s.insertIfAbsent.run(key, value, now + ttlSeconds * 1000, now),
+      () => {
+        throw this.#busyError('setIfAbsent');
+      },
+    );
     return result.changes === 1;
   }
 
   async delete(key: string): Promise<void> {
     validateKey(key);
     // A dropped delete leaves a record that is refused again on its next lookup and expires anyway.
-    this.#run((s) => s.delete.run(key), () => {
-      this.#stats.busyDropped += 1;
-    });
+    this.#run(
+      (s) => s.delete.run(key),
+      () => {
+        this.#stats.busyDropped += 1;
+      },
+    );
   }
 
   /** Deletes expired rows now; resolves with how many went. */
   async sweep(): Promise<number> {
-    return this.#run((s) => s.sweep.run(Date.now()), () => {
-      throw this.#busyError('sweep');
-    }).changes;
+    return this.#run(
+      (s) => s.sweep.run(Date.now()),
+      () => {
+        throw this.#busyError('sweep');
+      },
+    ).changes;
   }
 
   /** Locks and damage the store absorbed instead of failing callers (see SqliteStoreStats). */
@@ -178,7 +194,11 @@ export class SqliteStore implements SessionStore {
   #sweepQuietly(): void {
     // A failed sweep (e.g. a lock held by another process) is retried at the next tick.
     try {
-      if (!this.#closed) this.#run((s) => s.sweep.run(Date.now()), () => undefined);
+      if (!this.#closed)
+        this.#run(
+          (s) => s.sweep.run(Date.now()),
+          () => undefined,
+        );
     } catch {
       /* retried next interval */
     }
@@ -289,7 +309,10 @@ export class SqliteStore implements SessionStore {
         if (!retryable) throw err;
         const elapsedMs = Date.now() - started;
         if (elapsedMs >= timeoutMs) {
-          throw new StoreError(`SQLite session store ${this.path} stayed locked by another process for ${elapsedMs} ms while opening`, SQLITE_BUSY_CODE);
+          throw new StoreError(
+            `SQLite session store ${this.path} stayed locked by another process for ${elapsedMs} ms while opening`,
+            SQLITE_BUSY_CODE,
+          );
         }
         this.#stats.openRetries += 1;
         // Jitter: processes that collided once must not retry in lockstep.
@@ -310,7 +333,10 @@ export class SqliteStore implements SessionStore {
   }
 
   #busyError(operation: string): StoreError {
-    return new StoreError(`SQLite session store ${this.path} stayed locked for more than ${this.#busyTimeoutMs} ms (${operation})`, SQLITE_BUSY_CODE);
+    return new StoreError(
+      `SQLite session store ${this.path} stayed locked for more than ${this.#busyTimeoutMs} ms (${operation})`,
+      SQLITE_BUSY_CODE,
+    );
   }
 }
 
@@ -375,10 +401,14 @@ function isLocked(err: unknown): boolean {
 /** The file (or its -wal) is not, or no longer, the database this store made. */
 function isDamaged(err: unknown): boolean {
   const code = errorCode(err);
-  return code === 'SQLITE_NOTADB' || code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_IOERR_SHORT_READ'
-    || code === 'SQLITE_READONLY_DBMOVED'
+  return (
+    code === 'SQLITE_NOTADB' ||
+    code.startsWith('SQLITE_CORRUPT') ||
+    code === 'SQLITE_IOERR_SHORT_READ' ||
+    code === 'SQLITE_READONLY_DBMOVED' ||
     // A valid but foreign or emptied database: reopening recreates the table.
-    || (code === 'SQLITE_ERROR' && /no such table: tls_sessions/.test((err as Error).message));
+    (code === 'SQLITE_ERROR' && /no such table: tls_sessions/.test((err as Error).message))
+  );
 }
 
 function fileIdentity(path: string): FileIdentity | undefined {

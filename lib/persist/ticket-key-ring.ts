@@ -148,10 +148,13 @@ export class TicketKeyRing {
     const nextBoundary = (this.#currentEpoch() + 1) * epochMs;
     const prefetchAt = nextBoundary - epochMs / 2;
     const wakeAt = !this.#keys.has(this.#currentEpoch() + 1) && nowMs < prefetchAt ? prefetchAt : nextBoundary;
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      void this.#tick();
-    }, Math.max(0, wakeAt - nowMs));
+    this.#timer = setTimeout(
+      () => {
+        this.#timer = undefined;
+        void this.#tick();
+      },
+      Math.max(0, wakeAt - nowMs),
+    );
     this.#timer.unref();
   }
 
@@ -206,7 +209,8 @@ export class TicketKeyRing {
       this.#stats.fetched += 1;
     }
     const key = this.#sealer ? this.#sealer.open(storeKey, record) : unwrapPlain(record);
-    if (key.length !== TICKET_KEY_BYTES) throw new RecordFormatError(`stored ticket key has ${key.length} bytes, expected ${TICKET_KEY_BYTES}`);
+    if (key.length !== TICKET_KEY_BYTES)
+      throw new RecordFormatError(`stored ticket key has ${key.length} bytes, expected ${TICKET_KEY_BYTES}`);
     const owned = Buffer.from(key);
     this.#keys.set(epoch, owned);
     return owned;

@@ -29,7 +29,11 @@ export interface AcceptOptions {
   allowHalfOpen?: boolean;
 }
 
-export interface CipherInfo { name: string; standardName: string; version: string }
+export interface CipherInfo {
+  name: string;
+  standardName: string;
+  version: string;
+}
 
 type Transport = Duplex;
 
@@ -97,9 +101,14 @@ export class TlsConnection extends Duplex {
       if (servername !== undefined && netIsIP(servername) === 0) nativeOptions.servername = servername;
       const checked = host ?? servername;
       if (checked !== undefined) {
-        if (netIsIP(checked) !== 0) nativeOptions.verifyIp = checked; else nativeOptions.verifyHost = checked;
+        if (netIsIP(checked) !== 0) nativeOptions.verifyIp = checked;
+        else nativeOptions.verifyHost = checked;
       } else if (context.verifiesPeer) {
-        throw invalidArgType('options.servername', 'a host name or IP address to verify the server against (or a context with rejectUnauthorized: false)', undefined);
+        throw invalidArgType(
+          'options.servername',
+          'a host name or IP address to verify the server against (or a context with rejectUnauthorized: false)',
+          undefined,
+        );
       }
       if (options.session !== undefined) session = handleOf(options.session, 'options.session');
     }
@@ -121,8 +130,12 @@ export class TlsConnection extends Duplex {
   // ---- public API, as tls.TLSSocket -------------------------------------------------------
 
   /** True once the handshake completed. */
-  get encrypted(): true { return true; }
-  get secureEstablished(): boolean { return this.#secure; }
+  get encrypted(): true {
+    return true;
+  }
+  get secureEstablished(): boolean {
+    return this.#secure;
+  }
 
   /** The current session as an owned Session (SSL_get1_session): free() it. Null before there is one or after destroy. */
   getSession(): Session | null {
@@ -140,17 +153,25 @@ export class TlsConnection extends Duplex {
     this.#native.setSession(handle);
   }
 
-  isSessionReused(): boolean { return this.#info?.reused ?? false; }
+  isSessionReused(): boolean {
+    return this.#info?.reused ?? false;
+  }
   /** 'TLSv1.3', 'TLSv1.2', ... or null before the handshake. */
-  getProtocol(): string | null { return this.#info?.protocol ?? null; }
-  getCipher(): CipherInfo | null { return this.#info?.cipher ? { ...this.#info.cipher } : null; }
+  getProtocol(): string | null {
+    return this.#info?.protocol ?? null;
+  }
+  getCipher(): CipherInfo | null {
+    return this.#info?.cipher ? { ...this.#info.cipher } : null;
+  }
   /** The peer's certificate, or null (no handshake yet, or none sent). */
   getPeerCertificate(): X509Certificate | null {
     const der = this.#info?.peerCertificate;
     return der ? new X509Certificate(der) : null;
   }
   /** The negotiated ALPN protocol, or false (as tls.TLSSocket). */
-  get alpnProtocol(): string | false { return this.#info?.alpnProtocol ?? false; }
+  get alpnProtocol(): string | false {
+    return this.#info?.alpnProtocol ?? false;
+  }
 
   // ---- Duplex ------------------------------------------------------------------------------
 
@@ -170,7 +191,7 @@ export class TlsConnection extends Duplex {
 
   override _final(callback: (error?: Error | null) => void): void {
     if (!this.#secure || inEngine() || this.#pendingWrite !== null) {
-      this.#pendingFinal = callback;  // like TLSSocket: end() before the handshake waits for it
+      this.#pendingFinal = callback; // like TLSSocket: end() before the handshake waits for it
       if (this.#secure) this.#schedule();
       return;
     }
@@ -182,7 +203,7 @@ export class TlsConnection extends Duplex {
     const native = this.#native;
     this.#native = null;
     for (const [event, listener] of this.#listeners) this.socket.removeListener(event, listener);
-    this.socket.on('error', () => {});  // late transport errors have nowhere useful to go
+    this.socket.on('error', () => {}); // late transport errors have nowhere useful to go
     const healthy = error === null && this.#secure && !this.#failed;
     const finish = () => {
       // A clean close sends close_notify first: OpenSSL drops a session from its cache when an
@@ -196,9 +217,11 @@ export class TlsConnection extends Duplex {
         }
       }
       native?.free();
-      if (this.#failed || healthy) endThenDestroy(this.socket, out); else this.socket.destroy();
+      if (this.#failed || healthy) endThenDestroy(this.socket, out);
+      else this.socket.destroy();
     };
-    if (inEngine()) setImmediate(finish); else finish();
+    if (inEngine()) setImmediate(finish);
+    else finish();
     // A write or end() that waited for the handshake (or for a callback to return) gets the
     // reason the connection ended, as node:tls does: an `await write()` must not hang.
     const pendingWrite = this.#pendingWrite;
@@ -236,7 +259,8 @@ export class TlsConnection extends Duplex {
       if (!this.#secure && this.#inbox.length === 0 && !this.destroyed) this.#cycle(undefined);
       while (this.#inbox.length > 0 && !this.destroyed) {
         const input = this.#inbox.shift()!;
-        if (input === 'eof') this.#onTransportEnd(); else this.#cycle(input);
+        if (input === 'eof') this.#onTransportEnd();
+        else this.#cycle(input);
       }
       if (this.#secure && !this.destroyed) {
         const pending = this.#pendingWrite;
@@ -372,9 +396,9 @@ function asError(err: unknown): Error {
 function endThenDestroy(socket: Transport, last: Buffer | undefined): void {
   if (socket.destroyed) return;
   if (socket.writableEnded || !socket.writable) {
-    if (socket.writableFinished || !socket.writableEnded) socket.destroy(); else socket.once('finish', () => socket.destroy());
+    if (socket.writableFinished || !socket.writableEnded) socket.destroy();
+    else socket.once('finish', () => socket.destroy());
     return;
   }
   socket.end(last, () => socket.destroy());
 }
-

@@ -80,7 +80,7 @@ const CACHE_MODES: readonly string[] = ['off', 'client', 'server', 'both'];
 function pemBytes(value: Pem | undefined, name: string): Buffer | undefined {
   if (value === undefined) return undefined;
   if (typeof value === 'string') return Buffer.from(value);
-  if (value instanceof Uint8Array) return Buffer.from(value);  // a copy: ours is zeroed after use
+  if (value instanceof Uint8Array) return Buffer.from(value); // a copy: ours is zeroed after use
   throw invalidArgType(name, 'a PEM string, Buffer or Uint8Array', value);
 }
 
@@ -134,13 +134,17 @@ function toNativeOptions(options: TlsContextOptions): NativeTlsContextOptions {
   const ca = cas && Buffer.concat(cas.map((c, i) => Buffer.concat([pemBytes(c, `options.ca[${i}]`)!, Buffer.from('\n')])));
   const rejectUnauthorized = optionalBoolean(options.rejectUnauthorized, 'options.rejectUnauthorized', true);
   const requestCert = optionalBoolean(options.requestCert, 'options.requestCert', false);
-  if (!server && options.requestCert !== undefined) throw invalidArgType('options.requestCert', 'undefined on a client context', options.requestCert);
+  if (!server && options.requestCert !== undefined)
+    throw invalidArgType('options.requestCert', 'undefined on a client context', options.requestCert);
   const key = pemBytes(options.key, 'options.key');
   const cert = pemBytes(options.cert, 'options.cert');
-  if ((key === undefined) !== (cert === undefined)) throw invalidArgType(key ? 'options.cert' : 'options.key', 'a PEM string or Buffer (cert and key go together)', undefined);
+  if ((key === undefined) !== (cert === undefined))
+    throw invalidArgType(key ? 'options.cert' : 'options.key', 'a PEM string or Buffer (cert and key go together)', undefined);
   if (server && cert === undefined) throw invalidArgType('options.cert', 'a PEM string or Buffer on a server context', undefined);
-  const idContext = options.sessionIdContext === undefined ? undefined
-    : Buffer.from(typeof options.sessionIdContext === 'string' ? Buffer.from(options.sessionIdContext) : options.sessionIdContext);
+  const idContext =
+    options.sessionIdContext === undefined
+      ? undefined
+      : Buffer.from(typeof options.sessionIdContext === 'string' ? Buffer.from(options.sessionIdContext) : options.sessionIdContext);
   if (idContext !== undefined && (idContext.length === 0 || idContext.length > 32)) {
     throw outOfRange('options.sessionIdContext', '1 to 32 bytes', idContext.length);
   }
@@ -196,9 +200,9 @@ export class TlsContext extends EventEmitter {
       return undefined;
     };
     try {
-      this.#native = new tlsNative.NativeTlsContext(nativeOptions, dispatch);  // throws TlsConfigError as it is
+      this.#native = new tlsNative.NativeTlsContext(nativeOptions, dispatch); // throws TlsConfigError as it is
     } finally {
-      nativeOptions.key?.fill(0);  // our copy of the key; the caller's is theirs
+      nativeOptions.key?.fill(0); // our copy of the key; the caller's is theirs
     }
   }
 

@@ -10,7 +10,10 @@ export const requireLib = `(require(${JSON.stringify(join(root, 'test', 'persist
 /** Runs `code` in a fresh node process with `env` added; returns its exit status and output. */
 export function inChild(code: string, env: Record<string, string> = {}): { status: number | null; out: string; err: string } {
   const result = spawnSync(process.execPath, ['-e', code], {
-    cwd: root, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 60_000,
+    cwd: root,
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+    timeout: 60_000,
   });
   return { status: result.status, out: result.stdout, err: result.stderr };
 }

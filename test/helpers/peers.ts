@@ -16,7 +16,6 @@ import type { Pki } from './pki';
 
 const execFileP = promisify(execFile);
 
-
 export interface NodeServerOptions {
   pki: Pki;
   maxVersion?: tls.SecureVersion;
@@ -36,20 +35,23 @@ export interface NodeServer {
 /** A node:tls server that greets every client (so TLS 1.3 clients receive their tickets) and closes. */
 export async function startNodeServer(opts: NodeServerOptions): Promise<NodeServer> {
   const newSessions: Buffer[] = [];
-  const server = tls.createServer({
-    key: opts.pki.serverKey,
-    cert: opts.pki.serverCert,
-    ca: opts.pki.ca,
-    maxVersion: opts.maxVersion,
-    requestCert: opts.requestCert ?? false,
-    rejectUnauthorized: false,
-    ALPNProtocols: opts.alpnProtocols,
-    secureOptions: opts.tickets === false ? cryptoConstants.SSL_OP_NO_TICKET : 0,
-  }, (socket) => {
-    socket.on('error', () => {});
-    socket.end('hello\n');
-    setTimeout(() => socket.destroy(), 2000).unref(); // a peer that ignores close_notify
-  });
+  const server = tls.createServer(
+    {
+      key: opts.pki.serverKey,
+      cert: opts.pki.serverCert,
+      ca: opts.pki.ca,
+      maxVersion: opts.maxVersion,
+      requestCert: opts.requestCert ?? false,
+      rejectUnauthorized: false,
+      ALPNProtocols: opts.alpnProtocols,
+      secureOptions: opts.tickets === false ? cryptoConstants.SSL_OP_NO_TICKET : 0,
+    },
+    (socket) => {
+      socket.on('error', () => {});
+      socket.end('hello\n');
+      setTimeout(() => socket.destroy(), 2000).unref(); // a peer that ignores close_notify
+    },
+  );
   server.on('newSession', (_id: Buffer, data: Buffer, done: () => void) => {
     newSessions.push(Buffer.from(data));
     done();
@@ -78,7 +80,10 @@ export interface NodeClientOptions {
  * through Session.fromNodeSession (plain DER on Node 20, Node's host envelope on 22.23+/24.17+/
  * 26.3.1+), and `der` is its toDER(); `opts.session` (DER) goes in through toNodeSession.
  */
-export async function nodeClientSession(port: number, opts: NodeClientOptions): Promise<{ der: Buffer; reused: boolean; authenticatedHost: string | undefined }> {
+export async function nodeClientSession(
+  port: number,
+  opts: NodeClientOptions,
+): Promise<{ der: Buffer; reused: boolean; authenticatedHost: string | undefined }> {
   // Node's identity for the connection: servername, else host.
   const identity = opts.servername ?? '127.0.0.1';
   let offered: Buffer | undefined;
@@ -87,12 +92,20 @@ export async function nodeClientSession(port: number, opts: NodeClientOptions): 
     offered = session.toNodeSession({ servername: identity });
   }
   const socket = tls.connect({
-    host: '127.0.0.1', port, servername: opts.servername, ca: opts.pki.ca, ALPNProtocols: opts.alpnProtocols,
-    session: offered, rejectUnauthorized: false,
-    cert: opts.cert ? opts.pki.clientCert : undefined, key: opts.cert ? opts.pki.clientKey : undefined,
+    host: '127.0.0.1',
+    port,
+    servername: opts.servername,
+    ca: opts.pki.ca,
+    ALPNProtocols: opts.alpnProtocols,
+    session: offered,
+    rejectUnauthorized: false,
+    cert: opts.cert ? opts.pki.clientCert : undefined,
+    key: opts.cert ? opts.pki.clientKey : undefined,
   });
   let received: Buffer | undefined;
-  socket.on('session', (s: Buffer) => { received = s; });
+  socket.on('session', (s: Buffer) => {
+    received = s;
+  });
   socket.resume();
   await once(socket, 'secureConnect');
   const reused = socket.isSessionReused();
@@ -115,9 +128,19 @@ export interface SClientOptions {
 export async function sClientSession(port: number, opts: SClientOptions): Promise<{ der: Buffer; output: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'tls-session-sclient-'));
   const sessOut = join(dir, 'session.pem');
-  const args = ['s_client', '-connect', `127.0.0.1:${port}`, `-tls${opts.tls.replace('.', '_')}`,
-    '-sess_out', sessOut, '-ign_eof', '-CAfile', opts.pki.caCertPath];
-  if (opts.servername) args.push('-servername', opts.servername); else args.push('-noservername');
+  const args = [
+    's_client',
+    '-connect',
+    `127.0.0.1:${port}`,
+    `-tls${opts.tls.replace('.', '_')}`,
+    '-sess_out',
+    sessOut,
+    '-ign_eof',
+    '-CAfile',
+    opts.pki.caCertPath,
+  ];
+  if (opts.servername) args.push('-servername', opts.servername);
+  else args.push('-noservername');
   if (opts.alpn) args.push('-alpn', opts.alpn);
   if (opts.cert) args.push('-cert', opts.pki.clientCertPath, '-key', opts.pki.clientKeyPath);
   if (opts.sessIn) {
@@ -127,12 +150,16 @@ export async function sClientSession(port: number, opts: SClientOptions): Promis
   }
   const child = spawn('openssl', args, { stdio: ['pipe', 'pipe', 'pipe'] });
   let output = '';
-  child.stdout.on('data', (d: Buffer) => { output += d.toString(); });
-  child.stderr.on('data', (d: Buffer) => { output += d.toString(); });
+  child.stdout.on('data', (d: Buffer) => {
+    output += d.toString();
+  });
+  child.stderr.on('data', (d: Buffer) => {
+    output += d.toString();
+  });
   child.stdin.end('GET / HTTP/1.0\r\n\r\n'); // s_server -www answers this and closes
   // s_client writes -sess_out as soon as it has the session; a peer that never closes must not hang the test.
   const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-  const [code] = await once(child, 'exit') as [number];
+  const [code] = (await once(child, 'exit')) as [number];
   clearTimeout(killer);
   // The exit code is not the verdict: s_client exits 1 when the server closes first. The session file is.
   if (!existsSync(sessOut)) throw new Error(`openssl s_client (exit ${code}) saved no session:\n${output}`);
@@ -143,7 +170,7 @@ export async function sClientSession(port: number, opts: SClientOptions): Promis
 async function writeDerAsPem(der: Buffer, path: string): Promise<void> {
   const child = spawn('openssl', ['sess_id', '-inform', 'DER', '-outform', 'PEM', '-out', path], { stdio: ['pipe', 'ignore', 'pipe'] });
   child.stdin.end(der);
-  const [code] = await once(child, 'exit') as [number];
+  const [code] = (await once(child, 'exit')) as [number];
   if (code !== 0) throw new Error('openssl sess_id could not convert the session to PEM');
 }
 
@@ -151,18 +178,31 @@ async function writeDerAsPem(der: Buffer, path: string): Promise<void> {
 export async function startSServer(pki: Pki, extra: string[] = []): Promise<{ port: number; stop(): Promise<void> }> {
   for (let attempt = 0; ; attempt++) {
     const port = await freePort();
-    const child: ChildProcess = spawn('openssl', ['s_server', '-accept', `127.0.0.1:${port}`, '-cert', pki.serverCertPath,
-      '-key', pki.serverKeyPath, '-www', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child: ChildProcess = spawn(
+      'openssl',
+      ['s_server', '-accept', `127.0.0.1:${port}`, '-cert', pki.serverCertPath, '-key', pki.serverKeyPath, '-www', ...extra],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let log = '';
     const ready = new Promise<boolean>((resolve) => {
-      child.stdout!.on('data', (d: Buffer) => { log += d.toString(); if (log.includes('ACCEPT')) resolve(true); });
-      child.stderr!.on('data', (d: Buffer) => { log += d.toString(); });
+      child.stdout!.on('data', (d: Buffer) => {
+        log += d.toString();
+        if (log.includes('ACCEPT')) resolve(true);
+      });
+      child.stderr!.on('data', (d: Buffer) => {
+        log += d.toString();
+      });
       child.on('exit', () => resolve(false));
     });
     if (await ready) {
       return {
         port,
-        stop: async () => { if (child.exitCode === null) { child.kill('SIGKILL'); await once(child, 'exit'); } },
+        stop: async () => {
+          if (child.exitCode === null) {
+            child.kill('SIGKILL');
+            await once(child, 'exit');
+          }
+        },
       };
     }
     if (attempt >= 3) throw new Error(`openssl s_server did not start:\n${log}`);
@@ -173,9 +213,11 @@ export async function startSServer(pki: Pki, extra: string[] = []): Promise<{ po
 export async function sessIdText(der: Buffer): Promise<Record<string, string>> {
   const child = spawn('openssl', ['sess_id', '-inform', 'DER', '-text', '-noout'], { stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
-  child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
   child.stdin.end(der);
-  const [code] = await once(child, 'exit') as [number];
+  const [code] = (await once(child, 'exit')) as [number];
   if (code !== 0) throw new Error('openssl sess_id failed');
   const fields: Record<string, string> = {};
   for (const line of out.split('\n')) {
@@ -190,7 +232,9 @@ export async function sessIdText(der: Buffer): Promise<Record<string, string>> {
 export async function sessIdCert(der: Buffer): Promise<string> {
   const child = spawn('openssl', ['sess_id', '-inform', 'DER', '-cert', '-outform', 'PEM'], { stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
-  child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
   child.stdin.end(der);
   await once(child, 'exit');
   const m = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(out);

@@ -4,7 +4,10 @@
  * carry values no real peer would send.
  */
 
-interface Tlv { tag: number; body: Buffer }
+interface Tlv {
+  tag: number;
+  body: Buffer;
+}
 
 function readLength(der: Buffer, at: number): [length: number, next: number] {
   const first = der[at]!;

@@ -85,7 +85,10 @@ test('without attach, different session ID contexts refuse each other (why attac
   const shared = new Map<string, Buffer>();
   const make = (context: string) => {
     const server = tls12Server(pki, { sessionIdContext: context });
-    server.on('newSession', (id: Buffer, data: Buffer, cb: () => void) => { shared.set(id.toString('hex'), data); cb(); });
+    server.on('newSession', (id: Buffer, data: Buffer, cb: () => void) => {
+      shared.set(id.toString('hex'), data);
+      cb();
+    });
     server.on('resumeSession', (id: Buffer, cb: (e: null, d: Buffer | null) => void) => cb(null, shared.get(id.toString('hex')) ?? null));
     return server;
   };
@@ -190,18 +193,21 @@ describe('bad records are refused, counted and deleted', () => {
     expect(handle.stats().rejected).toBe(1);
   });
 
-  test.each([['2^53', 2n ** 53n], ['INT64_MAX', 2n ** 63n - 1n], ['INT64_MIN', -(2n ** 63n)]])(
-    'sealed record whose session has an extreme time (%s): refused, never resumed', async (_name, extreme) => {
-      const { key, session } = await issue();
-      const sealer = new Sealer(secret, 'session-record');
-      const payload = sealer.open(key, (await store.get(key))!);
-      const scopeLength = payload.readUInt16BE(1);
-      const forged = withSessionTimes(payload.subarray(3 + scopeLength), { time: extreme });
-      await store.set(key, sealer.seal(key, Buffer.concat([payload.subarray(0, 3 + scopeLength), forged])), 300);
-      expect((await handshake(pki, port, session)).reused).toBe(false);
-      expect(handle.stats().rejected).toBe(1);
-      expect(await store.get(key)).toBeUndefined();
-    });
+  test.each([
+    ['2^53', 2n ** 53n],
+    ['INT64_MAX', 2n ** 63n - 1n],
+    ['INT64_MIN', -(2n ** 63n)],
+  ])('sealed record whose session has an extreme time (%s): refused, never resumed', async (_name, extreme) => {
+    const { key, session } = await issue();
+    const sealer = new Sealer(secret, 'session-record');
+    const payload = sealer.open(key, (await store.get(key))!);
+    const scopeLength = payload.readUInt16BE(1);
+    const forged = withSessionTimes(payload.subarray(3 + scopeLength), { time: extreme });
+    await store.set(key, sealer.seal(key, Buffer.concat([payload.subarray(0, 3 + scopeLength), forged])), 300);
+    expect((await handshake(pki, port, session)).reused).toBe(false);
+    expect(handle.stats().rejected).toBe(1);
+    expect(await store.get(key)).toBeUndefined();
+  });
 
   test('record moved under another session ID key', async () => {
     const one = await issue();
@@ -251,8 +257,12 @@ test('TLS 1.3 newSession events are skipped (Node resumes TLS 1.3 by ticket only
 
 test('a failing store and a throwing onError never break handshakes', async () => {
   const broken: SessionStore = {
-    get: async () => { throw new Error('backend down'); },
-    set: async () => { throw new Error('backend down'); },
+    get: async () => {
+      throw new Error('backend down');
+    },
+    set: async () => {
+      throw new Error('backend down');
+    },
     delete: async () => {},
     close: async () => {},
   };
@@ -264,7 +274,13 @@ test('a failing store and a throwing onError never break handshakes', async () =
   };
   for (const store of [broken, stalled]) {
     const server = tls12Server(pki);
-    const handle = attachSessionStore(server, { store, budgetMs: 50, onError: () => { throw new Error('bad listener'); } });
+    const handle = attachSessionStore(server, {
+      store,
+      budgetMs: 50,
+      onError: () => {
+        throw new Error('bad listener');
+      },
+    });
     const port = await listen(server);
     try {
       const first = await handshake(pki, port);
@@ -303,10 +319,15 @@ test('detach removes the listeners and restores the session ID context; bad opti
   expect(server.listenerCount('newSession')).toBe(0);
   expect(server.listenerCount('resumeSession')).toBe(0);
   expect((server as unknown as { sessionIdContext: string }).sessionIdContext).toBe('original');
-  expect(() => attachSessionStore(server, { store: {} as SessionStore })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
-  expect(() => attachSessionStore(server, { store: new MemoryStore(), secret: Buffer.alloc(16) }))
-    .toThrow(expect.objectContaining({ code: 'ERR_TLS_SESSION_PERSIST_CONFIG' }));
-  expect(() => attachSessionStore(server, { store: new MemoryStore(), budgetMs: 0 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+  expect(() => attachSessionStore(server, { store: {} as SessionStore })).toThrow(
+    expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }),
+  );
+  expect(() => attachSessionStore(server, { store: new MemoryStore(), secret: Buffer.alloc(16) })).toThrow(
+    expect.objectContaining({ code: 'ERR_TLS_SESSION_PERSIST_CONFIG' }),
+  );
+  expect(() => attachSessionStore(server, { store: new MemoryStore(), budgetMs: 0 })).toThrow(
+    expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }),
+  );
 });
 
 test('handle output never shows the secret', () => {
@@ -321,7 +342,7 @@ test('handle output never shows the secret', () => {
   }
 });
 
-test('SNI contexts (added before or after attach) and setSecureContext keep the scope\'s session ID context', async () => {
+test("SNI contexts (added before or after attach) and setSecureContext keep the scope's session ID context", async () => {
   const store = new MemoryStore();
   const server = tls12Server(pki);
   const sniOptions = { key: pki.serverKey, cert: pki.serverCert, maxVersion: 'TLSv1.2' as const };
@@ -348,21 +369,30 @@ test('SNI contexts (added before or after attach) and setSecureContext keep the 
 });
 
 test('works on https.Server and http2.createSecureServer too', async () => {
-  const tlsOptions = { key: pki.serverKey, cert: pki.serverCert, maxVersion: 'TLSv1.2' as const, secureOptions: constants.SSL_OP_NO_TICKET };
+  const tlsOptions = {
+    key: pki.serverKey,
+    cert: pki.serverCert,
+    maxVersion: 'TLSv1.2' as const,
+    secureOptions: constants.SSL_OP_NO_TICKET,
+  };
   const servers: tls.Server[] = [
     https.createServer(tlsOptions, (req, res) => res.end('hi')),
     http2.createSecureServer(tlsOptions) as unknown as tls.Server,
   ];
   // Hands back the TLS 1.2 session (as DER) right after the handshake, then hangs up.
-  const connect = (port: number, session?: Buffer) => new Promise<{ reused: boolean; session: Buffer }>((resolve, reject) => {
-    const offered = session && forNode(session, 'localhost');
-    const socket = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca: pki.ca, session: offered, ALPNProtocols: ['h2', 'http/1.1'] }, () => {
-      const result = { reused: socket.isSessionReused(), session: fromNode(socket.getSession()!) };
-      socket.destroy();
-      resolve(result);
+  const connect = (port: number, session?: Buffer) =>
+    new Promise<{ reused: boolean; session: Buffer }>((resolve, reject) => {
+      const offered = session && forNode(session, 'localhost');
+      const socket = tls.connect(
+        { host: '127.0.0.1', port, servername: 'localhost', ca: pki.ca, session: offered, ALPNProtocols: ['h2', 'http/1.1'] },
+        () => {
+          const result = { reused: socket.isSessionReused(), session: fromNode(socket.getSession()!) };
+          socket.destroy();
+          resolve(result);
+        },
+      );
+      socket.once('error', reject);
     });
-    socket.once('error', reject);
-  });
   for (const server of servers) {
     const handle = attachSessionStore(server, { store: new MemoryStore(), secret });
     const port = await listen(server);

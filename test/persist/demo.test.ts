@@ -8,8 +8,12 @@ import { join } from 'node:path';
 test('the demo prints the handshake table and resumes sessions after the restart', async () => {
   const root = join(__dirname, '..', '..');
   const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    execFile(process.execPath, ['-r', join(__dirname, 'fixtures', 'register-ts.js'), join(root, 'examples', 'demo.ts')],
-      { cwd: root, timeout: 60_000 }, (error, out, err) => resolve({ code: error ? (error.code as number) ?? 1 : 0, stdout: out, stderr: err }));
+    execFile(
+      process.execPath,
+      ['-r', join(__dirname, 'fixtures', 'register-ts.js'), join(root, 'examples', 'demo.ts')],
+      { cwd: root, timeout: 60_000 },
+      (error, out, err) => resolve({ code: error ? ((error.code as number) ?? 1) : 0, stdout: out, stderr: err }),
+    );
   });
   expect(stderr).toBe('');
   expect(code).toBe(0);

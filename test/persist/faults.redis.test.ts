@@ -147,7 +147,10 @@ describe.each(['SqliteStore', 'RedisStore'] as const)('bad records in a real %s 
     // Remembers written keys so the test can reach the records, like an attacker with store access.
     store = {
       get: (key) => inner.get(key),
-      set: (key, value, ttl) => { keys.push(key); return inner.set(key, value, ttl); },
+      set: (key, value, ttl) => {
+        keys.push(key);
+        return inner.set(key, value, ttl);
+      },
       delete: (key) => inner.delete(key),
       close: () => inner.close(),
     };

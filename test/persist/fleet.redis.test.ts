@@ -34,8 +34,14 @@ async function pair(config: ServerProcessConfig): Promise<[ServerProcess, Server
 }
 
 test('TLS 1.2: a session issued by server A resumes on server B through Redis', async () => {
-  const [a, b] = await pair({ store: 'redis', url: redis.url, mode: 'tls12-store', secretHex: randomBytes(32).toString('hex'),
-    certPath: pki.serverCertPath, keyPath: pki.serverKeyPath });
+  const [a, b] = await pair({
+    store: 'redis',
+    url: redis.url,
+    mode: 'tls12-store',
+    secretHex: randomBytes(32).toString('hex'),
+    certPath: pki.serverCertPath,
+    keyPath: pki.serverKeyPath,
+  });
   const first = await handshake(pki, a.port);
   expect(first.protocol).toBe('TLSv1.2');
   expect(first.reused).toBe(false);
@@ -47,8 +53,14 @@ test('TLS 1.2: a session issued by server A resumes on server B through Redis', 
 });
 
 test('TLS 1.3: a ticket issued by server A resumes on server B through TicketKeyRing', async () => {
-  const [a, b] = await pair({ store: 'redis', url: redis.url, mode: 'tls13-ring', secretHex: randomBytes(32).toString('hex'),
-    certPath: pki.serverCertPath, keyPath: pki.serverKeyPath });
+  const [a, b] = await pair({
+    store: 'redis',
+    url: redis.url,
+    mode: 'tls13-ring',
+    secretHex: randomBytes(32).toString('hex'),
+    certPath: pki.serverCertPath,
+    keyPath: pki.serverKeyPath,
+  });
   const first = await handshake(pki, a.port);
   expect(first.protocol).toBe('TLSv1.3');
   expect(first.reused).toBe(false);

@@ -16,7 +16,9 @@ import { makePki, Pki } from '../helpers/pki';
 import { close, handshake, listen } from './helpers/tls-peers';
 
 let pki: Pki;
-beforeAll(() => { pki = makePki(); });
+beforeAll(() => {
+  pki = makePki();
+});
 
 interface Observed {
   newSession: number;
@@ -31,7 +33,11 @@ async function observe(serverOptions: tls.TlsOptions): Promise<Observed> {
   const cache = new Map<string, Buffer>();
   const seen: Observed = { newSession: 0, resumeSession: 0, resumeHits: 0, reused: [], protocols: [] };
   const server = tls.createServer({ key: pki.serverKey, cert: pki.serverCert, ...serverOptions }, (s) => s.end('hello'));
-  server.on('newSession', (id: Buffer, data: Buffer, cb: () => void) => { seen.newSession++; cache.set(id.toString('hex'), data); cb(); });
+  server.on('newSession', (id: Buffer, data: Buffer, cb: () => void) => {
+    seen.newSession++;
+    cache.set(id.toString('hex'), data);
+    cb();
+  });
   server.on('resumeSession', (id: Buffer, cb: (e: null, d: Buffer | null) => void) => {
     seen.resumeSession++;
     const data = cache.get(id.toString('hex')) ?? null;
@@ -62,7 +68,10 @@ test('TLS 1.2 without tickets resumes through newSession/resumeSession', async (
 });
 
 test('TLS 1.2 without tickets and without listeners resumes nothing (Node keeps no internal server cache)', async () => {
-  const server = tls.createServer({ key: pki.serverKey, cert: pki.serverCert, maxVersion: 'TLSv1.2', secureOptions: constants.SSL_OP_NO_TICKET }, (s) => s.end('hello'));
+  const server = tls.createServer(
+    { key: pki.serverKey, cert: pki.serverCert, maxVersion: 'TLSv1.2', secureOptions: constants.SSL_OP_NO_TICKET },
+    (s) => s.end('hello'),
+  );
   const port = await listen(server);
   try {
     const first = await handshake(pki, port);
@@ -113,15 +122,20 @@ test('a TLS 1.3 ticket resumes on another server only when both have the same ti
 });
 
 test('a TLS 1.3 client gets its session only after the handshake round trip: destroyed at once, it gets none', async () => {
-  const server = tls.createServer({ key: pki.serverKey, cert: pki.serverCert }, () => { /* sends nothing */ });
-  const port = await listen(server);
-  const sessionsSeen = (finish: (socket: tls.TLSSocket) => void) => new Promise<number>((resolve, reject) => {
-    let count = 0;
-    const socket = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca: pki.ca }, () => finish(socket));
-    socket.on('session', () => { count++; });
-    socket.once('error', reject);
-    socket.once('close', () => resolve(count));
+  const server = tls.createServer({ key: pki.serverKey, cert: pki.serverCert }, () => {
+    /* sends nothing */
   });
+  const port = await listen(server);
+  const sessionsSeen = (finish: (socket: tls.TLSSocket) => void) =>
+    new Promise<number>((resolve, reject) => {
+      let count = 0;
+      const socket = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca: pki.ca }, () => finish(socket));
+      socket.on('session', () => {
+        count++;
+      });
+      socket.once('error', reject);
+      socket.once('close', () => resolve(count));
+    });
   try {
     // Tickets arrive after the server reads the client's Finished: one more round trip.
     expect(await sessionsSeen((socket) => socket.destroy())).toBe(0);

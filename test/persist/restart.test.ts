@@ -22,12 +22,16 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 /** Runs openssl s_client once (stdin closed, so it disconnects right after the handshake). */
 function sClient(port: number, sessionArgs: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = execFile('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'localhost',
-      '-tls1_2', '-CAfile', pki.caCertPath, ...sessionArgs], { timeout: 20_000 }, (error, stdout) => {
-      // s_client exits non-zero on some close paths; the transcript is what we judge.
-      if (error && !stdout) reject(error);
-      else resolve(stdout);
-    });
+    const child = execFile(
+      'openssl',
+      ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'localhost', '-tls1_2', '-CAfile', pki.caCertPath, ...sessionArgs],
+      { timeout: 20_000 },
+      (error, stdout) => {
+        // s_client exits non-zero on some close paths; the transcript is what we judge.
+        if (error && !stdout) reject(error);
+        else resolve(stdout);
+      },
+    );
     child.stdin!.end();
   });
 }
@@ -35,8 +39,14 @@ function sClient(port: number, sessionArgs: string[]): Promise<string> {
 test('a session issued before a restart is resumed by openssl s_client after it', async () => {
   const path = join(dir, 'sessions.db');
   const sessionFile = join(dir, 'openssl.sess');
-  const config = { store: 'sqlite' as const, path, mode: 'tls12-store' as const, secretHex: randomBytes(32).toString('hex'),
-    certPath: pki.serverCertPath, keyPath: pki.serverKeyPath };
+  const config = {
+    store: 'sqlite' as const,
+    path,
+    mode: 'tls12-store' as const,
+    secretHex: randomBytes(32).toString('hex'),
+    certPath: pki.serverCertPath,
+    keyPath: pki.serverKeyPath,
+  };
 
   const before = await startServerProcess(config, ['--started-as=first']);
   const issued = await sClient(before.port, ['-sess_out', sessionFile]);

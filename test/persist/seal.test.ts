@@ -25,20 +25,30 @@ test('every single-bit flip is detected', () => {
   for (let byte = 0; byte < sealed.length; byte++) {
     const copy = Buffer.from(sealed);
     copy[byte] ^= 0x80;
-    expect(() => sealer.open('k', copy)).toThrow(expect.objectContaining({ code: expect.stringMatching(/^ERR_TLS_SESSION_(UNSEAL|RECORD_FORMAT)$/) }));
+    expect(() => sealer.open('k', copy)).toThrow(
+      expect.objectContaining({ code: expect.stringMatching(/^ERR_TLS_SESSION_(UNSEAL|RECORD_FORMAT)$/) }),
+    );
   }
 });
 
 test('random bytes never open (property)', () => {
   const sealer = new Sealer(newKey, 'session-record');
-  fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => {
-    expect(() => sealer.open('k', Buffer.from(bytes))).toThrow();
-  }));
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => {
+      expect(() => sealer.open('k', Buffer.from(bytes))).toThrow();
+    }),
+  );
 });
 
 test('rotation: the first key seals, older keys still open during the overlap', () => {
   const before = new Sealer([{ id: 'k2025', key: oldKey }], 'session-record');
-  const during = new Sealer([{ id: 'k2026', key: newKey }, { id: 'k2025', key: oldKey }], 'session-record');
+  const during = new Sealer(
+    [
+      { id: 'k2026', key: newKey },
+      { id: 'k2025', key: oldKey },
+    ],
+    'session-record',
+  );
   const after = new Sealer([{ id: 'k2026', key: newKey }], 'session-record');
   const old = before.seal('k', Buffer.from('old'));
   const fresh = during.seal('k', Buffer.from('new'));
@@ -62,7 +72,16 @@ test('plain and sealed envelopes are never confused', () => {
 
 test('bad secrets are typed errors that never show the key', () => {
   const short = randomBytes(16);
-  const cases: unknown[] = [short, [], [{ id: 'bad id!', key: newKey }], [{ id: 'a', key: 'text' }], [{ id: 'a', key: newKey }, { id: 'a', key: oldKey }]];
+  const cases: unknown[] = [
+    short,
+    [],
+    [{ id: 'bad id!', key: newKey }],
+    [{ id: 'a', key: 'text' }],
+    [
+      { id: 'a', key: newKey },
+      { id: 'a', key: oldKey },
+    ],
+  ];
   for (const secret of cases) {
     let caught: unknown;
     try {
@@ -77,7 +96,13 @@ test('bad secrets are typed errors that never show the key', () => {
 });
 
 test('secrets never appear in util.inspect or JSON', () => {
-  const sealer = new Sealer([{ id: 'k2026', key: newKey }, { id: 'k2025', key: oldKey }], 'session-record');
+  const sealer = new Sealer(
+    [
+      { id: 'k2026', key: newKey },
+      { id: 'k2025', key: oldKey },
+    ],
+    'session-record',
+  );
   const ring = new TicketKeyRing({ store: new MemoryStore(), secret: newKey });
   for (const holder of [sealer, ring]) {
     const shown = inspect(holder, { showHidden: true, depth: 10 }) + JSON.stringify(holder) + inspect({ nested: holder }, { depth: 10 });

@@ -56,22 +56,29 @@ function startWorker(config: Record<string, unknown>): Worker {
       waiters.splice(0).forEach((wake) => wake());
     }
   });
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk; });
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr += chunk;
+  });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const worker: Worker = {
     child,
-    send: (line) => { child.stdin!.write(`${line}\n`); },
-    next: (predicate, what) => new Promise<Line>((resolve, reject) => {
-      const check = (): void => {
-        const found = lines.find(predicate);
-        if (found) resolve(found);
-        else waiters.push(check);
-      };
-      exited.then((code) => setImmediate(() => {
-        if (!lines.some(predicate)) reject(new Error(`sqlite-worker exited (code ${code}) before ${what}; stderr: ${stderr}`));
-      }));
-      check();
-    }),
+    send: (line) => {
+      child.stdin!.write(`${line}\n`);
+    },
+    next: (predicate, what) =>
+      new Promise<Line>((resolve, reject) => {
+        const check = (): void => {
+          const found = lines.find(predicate);
+          if (found) resolve(found);
+          else waiters.push(check);
+        };
+        exited.then((code) =>
+          setImmediate(() => {
+            if (!lines.some(predicate)) reject(new Error(`sqlite-worker exited (code ${code}) before ${what}; stderr: ${stderr}`));
+          }),
+        );
+        check();
+      }),
     exited,
   };
   workers.push(worker);
@@ -133,7 +140,10 @@ describe('opening a file other processes hold locked', () => {
     const elapsedMs = Date.now() - started;
     holder.send('release');
     expect(await holder.exited).toBe(0);
-    expect(thrown).toMatchObject({ code: 'ERR_TLS_SESSION_STORE_BUSY', message: expect.stringMatching(/held-too-long\.db stayed locked by another process for \d+ ms while opening/) });
+    expect(thrown).toMatchObject({
+      code: 'ERR_TLS_SESSION_STORE_BUSY',
+      message: expect.stringMatching(/held-too-long\.db stayed locked by another process for \d+ ms while opening/),
+    });
     expect(elapsedMs).toBeGreaterThanOrEqual(300);
     expect(elapsedMs).toBeLessThan(3000);
     // Once the lock is gone, the same file opens.
@@ -258,16 +268,22 @@ describe('files replaced by garbage under a live store', () => {
   });
 
   test.each([
-    ['overwritten in place', (path: string) => {
-      writeFileSync(path, garbage(statSync(path).size));
-      writeFileSync(`${path}-wal`, garbage(statSync(`${path}-wal`).size));
-    }],
-    ['replaced by other files (rename)', (path: string) => {
-      for (const file of [path, `${path}-wal`]) {
-        writeFileSync(`${file}.new`, garbage(8192));
-        renameSync(`${file}.new`, file);
-      }
-    }],
+    [
+      'overwritten in place',
+      (path: string) => {
+        writeFileSync(path, garbage(statSync(path).size));
+        writeFileSync(`${path}-wal`, garbage(statSync(`${path}-wal`).size));
+      },
+    ],
+    [
+      'replaced by other files (rename)',
+      (path: string) => {
+        for (const file of [path, `${path}-wal`]) {
+          writeFileSync(`${file}.new`, garbage(8192));
+          renameSync(`${file}.new`, file);
+        }
+      },
+    ],
   ])('db and -wal %s under a single store: it notices within a second and recreates the file', async (how, damage) => {
     const path = join(dir, `garbage-single-${how.split(' ')[0]}.db`);
     const store = new SqliteStore({ path, sweepIntervalMs: 0 });

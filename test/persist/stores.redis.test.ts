@@ -23,11 +23,15 @@ afterAll(async () => {
   await redis.stop();
 });
 
-describeStoreContract('RedisStore', async () => {
-  const store = new RedisStore({ url: redis.url, keyPrefix: `contract-${keyCounter++}:`, budgetMs: 10_000 });
-  await store.ready();
-  return store;
-}, opened);
+describeStoreContract(
+  'RedisStore',
+  async () => {
+    const store = new RedisStore({ url: redis.url, keyPrefix: `contract-${keyCounter++}:`, budgetMs: 10_000 });
+    await store.ready();
+    return store;
+  },
+  opened,
+);
 
 describe('RedisStore', () => {
   test('uses the key prefix and SET … EX', async () => {

@@ -90,7 +90,8 @@ describe('SqliteStore', () => {
 
   test('bad options are typed errors naming the problem', () => {
     expect(() => new SqliteStore({} as { path: string })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
-    expect(() => new SqliteStore({ path: join(dir, 'no', 'such', 'dir.db') }))
-      .toThrow(expect.objectContaining({ code: 'ERR_TLS_SESSION_PERSIST_CONFIG' }));
+    expect(() => new SqliteStore({ path: join(dir, 'no', 'such', 'dir.db') })).toThrow(
+      expect.objectContaining({ code: 'ERR_TLS_SESSION_PERSIST_CONFIG' }),
+    );
   });
 });

@@ -9,7 +9,9 @@ import { close, handshake, listen, tls13Server } from './helpers/tls-peers';
 import * as tls from 'node:tls';
 
 let pki: Pki;
-beforeAll(() => { pki = makePki(); });
+beforeAll(() => {
+  pki = makePki();
+});
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -20,7 +22,9 @@ async function fleet(store: SessionStore, make: () => tls.Server, ringOptions: {
   for (let i = 0; i < 2; i++) await rings[i]!.attach(servers[i]!);
   const ports = [await listen(servers[0]!), await listen(servers[1]!)];
   return {
-    servers, rings, ports,
+    servers,
+    rings,
+    ports,
     async stop() {
       for (const ring of rings) ring.close();
       for (const server of servers) await close(server);
@@ -45,7 +49,9 @@ test('a TLS 1.3 ticket from server A resumes on server B', async () => {
 });
 
 test('a TLS 1.2 ticket from server A resumes on server B', async () => {
-  const f = await fleet(new MemoryStore(), () => tls.createServer({ key: pki.serverKey, cert: pki.serverCert, maxVersion: 'TLSv1.2' }, (s) => s.end('hi')));
+  const f = await fleet(new MemoryStore(), () =>
+    tls.createServer({ key: pki.serverKey, cert: pki.serverCert, maxVersion: 'TLSv1.2' }, (s) => s.end('hi')),
+  );
   try {
     const first = await handshake(pki, f.ports[0]!);
     expect(first.protocol).toBe('TLSv1.2');
@@ -104,7 +110,9 @@ test('all servers rotate to the same new key at the epoch boundary; an old ticke
 
 test('a store that fails: attach rejects with a typed error; nothing throws later', async () => {
   const broken: SessionStore = {
-    get: async () => { throw Object.assign(new Error('down'), { code: 'ECONNREFUSED' }); },
+    get: async () => {
+      throw Object.assign(new Error('down'), { code: 'ECONNREFUSED' });
+    },
     set: async () => {},
     delete: async () => {},
     close: async () => {},
@@ -119,7 +127,13 @@ test('a store that fails: attach rejects with a typed error; nothing throws late
 });
 
 test('bad options are typed errors', () => {
-  expect(() => new TicketKeyRing({ store: new MemoryStore(), rotationSeconds: 0 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
-  expect(() => new TicketKeyRing({ store: undefined as unknown as SessionStore })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
-  expect(() => new TicketKeyRing({ store: new MemoryStore(), secret: Buffer.alloc(3) })).toThrow(expect.objectContaining({ code: 'ERR_TLS_SESSION_PERSIST_CONFIG' }));
+  expect(() => new TicketKeyRing({ store: new MemoryStore(), rotationSeconds: 0 })).toThrow(
+    expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }),
+  );
+  expect(() => new TicketKeyRing({ store: undefined as unknown as SessionStore })).toThrow(
+    expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }),
+  );
+  expect(() => new TicketKeyRing({ store: new MemoryStore(), secret: Buffer.alloc(3) })).toThrow(
+    expect.objectContaining({ code: 'ERR_TLS_SESSION_PERSIST_CONFIG' }),
+  );
 });

@@ -11,14 +11,23 @@ import { makePki } from '../helpers/pki';
 
 test('sessions served by the lookups of two server contexts resume on both and flush cleanly from both', () => {
   const pki = makePki();
-  const run = spawnSync(process.execPath, [join(__dirname, '..', 'fixtures', 'shared-session-contexts.js'), pki.serverCertPath, pki.serverKeyPath], {
-    encoding: 'utf8',
-    timeout: 60_000,
-  });
+  const run = spawnSync(
+    process.execPath,
+    [join(__dirname, '..', 'fixtures', 'shared-session-contexts.js'), pki.serverCertPath, pki.serverKeyPath],
+    {
+      encoding: 'utf8',
+      timeout: 60_000,
+    },
+  );
   expect({ signal: run.signal, status: run.status, stderr: run.stderr }).toEqual({ signal: null, status: 0, stderr: '' });
-  const result = JSON.parse(run.stdout) as { resumedOnB: number; resumedOnBoth: number; before: { a: number; b: number }; after: { a: number; b: number } };
-  expect(result.resumedOnB).toBe(20);    // B resumed every session A handed out
-  expect(result.resumedOnBoth).toBe(3);  // one fromDER object resumed on A and on B, three times
+  const result = JSON.parse(run.stdout) as {
+    resumedOnB: number;
+    resumedOnBoth: number;
+    before: { a: number; b: number };
+    after: { a: number; b: number };
+  };
+  expect(result.resumedOnB).toBe(20); // B resumed every session A handed out
+  expect(result.resumedOnBoth).toBe(3); // one fromDER object resumed on A and on B, three times
   expect(result.before.b).toBeGreaterThan(20);
   expect(result.after).toEqual({ a: 0, b: 0 });
 }, 90_000);

@@ -11,7 +11,9 @@ import { makePki, type Pki } from '../helpers/pki';
 import { closed, readAll, startEngineServer } from './helpers/peers';
 
 let pki: Pki;
-beforeAll(() => { pki = makePki(); });
+beforeAll(() => {
+  pki = makePki();
+});
 
 async function nodeServer(options: tls.TlsOptions, onSocket: (s: tls.TLSSocket) => void) {
   const server = tls.createServer({ key: pki.serverKey, cert: pki.serverCert, ...options }, (s) => {
@@ -51,7 +53,7 @@ test('8 MiB each way through a node:tls echo server, with backpressure on the wr
   expect(ledger().live).toBe(before.live);
 });
 
-test('half-close: after the client\'s end() (close_notify), the server can still answer', async () => {
+test("half-close: after the client's end() (close_notify), the server can still answer", async () => {
   let serverSawEnd = false;
   const server = await nodeServer({ allowHalfOpen: true }, (s) => {
     const chunks: Buffer[] = [];
@@ -62,7 +64,9 @@ test('half-close: after the client\'s end() (close_notify), the server can still
     });
   });
   const ctx = new TlsContext({ role: 'client', ca: pki.ca });
-  const conn = TlsConnection.connect(ctx, netConnect({ port: server.port, host: '127.0.0.1', allowHalfOpen: true }), { servername: 'localhost' });
+  const conn = TlsConnection.connect(ctx, netConnect({ port: server.port, host: '127.0.0.1', allowHalfOpen: true }), {
+    servername: 'localhost',
+  });
   conn.end('question');
   const answer = await readAll(conn);
   expect(serverSawEnd).toBe(true);
@@ -85,7 +89,13 @@ test('the engine server half-closes too: node:tls client ends, the engine answer
   });
   tcp.listen(0, '127.0.0.1');
   await once(tcp, 'listening');
-  const client = tls.connect({ port: (tcp.address() as { port: number }).port, host: '127.0.0.1', servername: 'localhost', ca: pki.ca, allowHalfOpen: true } as tls.ConnectionOptions);
+  const client = tls.connect({
+    port: (tcp.address() as { port: number }).port,
+    host: '127.0.0.1',
+    servername: 'localhost',
+    ca: pki.ca,
+    allowHalfOpen: true,
+  } as tls.ConnectionOptions);
   client.end('ping');
   const answer = await readAll(client);
   expect(answer.toString()).toBe('engine got ping');
@@ -105,7 +115,7 @@ test('getters: protocol, cipher, peer certificate, ALPN and authorization, like 
   expect(conn.getCipher()).toMatchObject({ name: expect.stringMatching(/ECDHE-ECDSA/), version: 'TLSv1.2' });
   expect(conn.getCipher()!.standardName).toMatch(/^TLS_ECDHE_ECDSA_/);
   expect(conn.getPeerCertificate()!.subject).toContain('CN=localhost');
-  expect(conn.alpnProtocol).toBe('h2');  // the server's preference wins
+  expect(conn.alpnProtocol).toBe('h2'); // the server's preference wins
   expect(conn.authorized).toBe(true);
   expect(conn.authorizationError).toBeUndefined();
   conn.resume();
@@ -114,10 +124,25 @@ test('getters: protocol, cipher, peer certificate, ALPN and authorization, like 
   await server.close();
 });
 
-test('client certificates: an engine server that requests one sees the node:tls client\'s', async () => {
-  const ctx = new TlsContext({ role: 'server', cert: pki.serverCert, key: pki.serverKey, ca: pki.ca, requestCert: true, alpnProtocols: ['h2'] });
+test("client certificates: an engine server that requests one sees the node:tls client's", async () => {
+  const ctx = new TlsContext({
+    role: 'server',
+    cert: pki.serverCert,
+    key: pki.serverKey,
+    ca: pki.ca,
+    requestCert: true,
+    alpnProtocols: ['h2'],
+  });
   const server = await startEngineServer(ctx);
-  const client = tls.connect({ port: server.port, host: '127.0.0.1', servername: 'localhost', ca: pki.ca, cert: pki.clientCert, key: pki.clientKey, ALPNProtocols: ['h2'] });
+  const client = tls.connect({
+    port: server.port,
+    host: '127.0.0.1',
+    servername: 'localhost',
+    ca: pki.ca,
+    cert: pki.clientCert,
+    key: pki.clientKey,
+    ALPNProtocols: ['h2'],
+  });
   await once(client, 'secureConnect');
   expect(client.alpnProtocol).toBe('h2');
   client.resume();
@@ -131,10 +156,17 @@ test('client certificates: an engine server that requests one sees the node:tls 
 });
 
 test('an engine server that requires a certificate refuses a client without one', async () => {
-  const ctx = new TlsContext({ role: 'server', cert: pki.serverCert, key: pki.serverKey, ca: pki.ca, requestCert: true, maxVersion: 'TLSv1.2' });
+  const ctx = new TlsContext({
+    role: 'server',
+    cert: pki.serverCert,
+    key: pki.serverKey,
+    ca: pki.ca,
+    requestCert: true,
+    maxVersion: 'TLSv1.2',
+  });
   const server = await startEngineServer(ctx);
   const client = tls.connect({ port: server.port, host: '127.0.0.1', servername: 'localhost', ca: pki.ca });
-  const [error] = await once(client, 'error') as [Error & { code?: string }];
+  const [error] = (await once(client, 'error')) as [Error & { code?: string }];
   expect(error.code).toMatch(/ERR_SSL|ECONNRESET/);
   while (server.errors.length === 0) await new Promise((r) => setImmediate(r));
   expect(server.errors[0]).toMatchObject({ code: 'ERR_TLS_SESSION_PROTOCOL' });
@@ -165,14 +197,16 @@ test('setSession() in the same tick as connect() resumes, and the caller still o
   const ctx = new TlsContext({ role: 'client', ca: pki.ca });
   const first = TlsConnection.connect(ctx, netConnect(server.port, '127.0.0.1'), { servername: 'localhost' });
   const got: { session: Session | null } = { session: null };
-  first.once('secureConnect', () => { got.session = first.getSession(); });  // while the SSL is live
+  first.once('secureConnect', () => {
+    got.session = first.getSession();
+  }); // while the SSL is live
   first.resume();
   await closed(first);
   const session = got.session;
   if (session === null) throw new Error('no session');
   const second = TlsConnection.connect(ctx, netConnect(server.port, '127.0.0.1'), { servername: 'localhost' });
   second.setSession(session);
-  expect(session.free()).toBe(true);  // OpenSSL holds its own reference from here
+  expect(session.free()).toBe(true); // OpenSSL holds its own reference from here
   second.resume();
   await once(second, 'secureConnect');
   expect(second.isSessionReused()).toBe(true);

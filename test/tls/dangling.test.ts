@@ -15,7 +15,9 @@ import { destroyConnection, establish } from './helpers/established';
 jest.setTimeout(120_000);
 
 let pki: Pki;
-beforeAll(() => { pki = makePki(); });
+beforeAll(() => {
+  pki = makePki();
+});
 
 const FAR_FUTURE = new Date(Date.now() + 10 * 365 * 24 * 3600 * 1000);
 
@@ -30,61 +32,67 @@ function clientContext(): TlsContext {
 
 type Holder = 'js' | 'cache' | 'connection';
 const ORDERS: Holder[][] = [
-  ['js', 'cache', 'connection'], ['js', 'connection', 'cache'], ['cache', 'js', 'connection'],
-  ['cache', 'connection', 'js'], ['connection', 'js', 'cache'], ['connection', 'cache', 'js'],
+  ['js', 'cache', 'connection'],
+  ['js', 'connection', 'cache'],
+  ['cache', 'js', 'connection'],
+  ['cache', 'connection', 'js'],
+  ['connection', 'js', 'cache'],
+  ['connection', 'cache', 'js'],
 ];
 
-describe.each([
-  { cacheRelease: 'flushSessions' as const },
-  { cacheRelease: 'close' as const },
-])('one session held by JS, the context cache and live connections; the cache released by $cacheRelease', ({ cacheRelease }) => {
-  test.each(ORDERS.map((o) => [o.join(' → '), o] as const))('released in the order %s', async (_name, order) => {
-    const before = ledger();
-    const objectsBefore = liveTlsObjects();
-    const serverCtx = serverContext();
-    const clientCtx = clientContext();
-    const removed: string[] = [];
-    serverCtx.on('removeSession', (view) => { removed.push(view.id.toString('hex')); });
-    const e = await establish(serverCtx, clientCtx);
-    const id = e.serverSession.id.toString('hex');
-    expect(e.clientSession.id.toString('hex')).toBe(id);
-    expect(serverCtx.sessionCacheStats().size).toBe(1);
-    expect(clientCtx.sessionCacheStats().size).toBe(1);
+describe.each([{ cacheRelease: 'flushSessions' as const }, { cacheRelease: 'close' as const }])(
+  'one session held by JS, the context cache and live connections; the cache released by $cacheRelease',
+  ({ cacheRelease }) => {
+    test.each(ORDERS.map((o) => [o.join(' → '), o] as const))('released in the order %s', async (_name, order) => {
+      const before = ledger();
+      const objectsBefore = liveTlsObjects();
+      const serverCtx = serverContext();
+      const clientCtx = clientContext();
+      const removed: string[] = [];
+      serverCtx.on('removeSession', (view) => {
+        removed.push(view.id.toString('hex'));
+      });
+      const e = await establish(serverCtx, clientCtx);
+      const id = e.serverSession.id.toString('hex');
+      expect(e.clientSession.id.toString('hex')).toBe(id);
+      expect(serverCtx.sessionCacheStats().size).toBe(1);
+      expect(clientCtx.sessionCacheStats().size).toBe(1);
 
-    for (const holder of order) {
-      if (holder === 'js') {
-        expect(e.serverSession.free()).toBe(true);
-        expect(e.clientSession.free()).toBe(true);
-      } else if (holder === 'cache') {
-        if (cacheRelease === 'flushSessions') {
-          serverCtx.flushSessions(FAR_FUTURE);
-          clientCtx.flushSessions(FAR_FUTURE);
-          expect(serverCtx.sessionCacheStats().size).toBe(0);
-          expect(clientCtx.sessionCacheStats().size).toBe(0);
-          expect(removed).toEqual([id]);
+      for (const holder of order) {
+        if (holder === 'js') {
+          expect(e.serverSession.free()).toBe(true);
+          expect(e.clientSession.free()).toBe(true);
+        } else if (holder === 'cache') {
+          if (cacheRelease === 'flushSessions') {
+            serverCtx.flushSessions(FAR_FUTURE);
+            clientCtx.flushSessions(FAR_FUTURE);
+            expect(serverCtx.sessionCacheStats().size).toBe(0);
+            expect(clientCtx.sessionCacheStats().size).toBe(0);
+            expect(removed).toEqual([id]);
+          } else {
+            serverCtx.close();
+            clientCtx.close();
+          }
         } else {
-          serverCtx.close();
-          clientCtx.close();
+          await destroyConnection(e.client);
+          await destroyConnection(e.server);
         }
-      } else {
-        await destroyConnection(e.client);
-        await destroyConnection(e.server);
       }
-    }
-    if (!serverCtx.closed) {
-      serverCtx.flushSessions(FAR_FUTURE);
-      expect(serverCtx.sessionCacheStats().size).toBe(0);
-    }
-    const after = ledger();
-    expect(after.live).toBe(before.live);
-    // Server 'newSession', client 'session', and the client context's own 'newSession' (no
-    // listener there: freed at once).
-    expect(after.acquired - before.acquired).toBe(3);
-    serverCtx.close();
-    clientCtx.close();
-    expect(liveTlsObjects()).toBe(objectsBefore);  // every SSL and SSL_CTX owner released
-  });
-});
+      if (!serverCtx.closed) {
+        serverCtx.flushSessions(FAR_FUTURE);
+        expect(serverCtx.sessionCacheStats().size).toBe(0);
+      }
+      const after = ledger();
+      expect(after.live).toBe(before.live);
+      // Server 'newSession', client 'session', and the client context's own 'newSession' (no
+      // listener there: freed at once).
+      expect(after.acquired - before.acquired).toBe(3);
+      serverCtx.close();
+      clientCtx.close();
+      expect(liveTlsObjects()).toBe(objectsBefore); // every SSL and SSL_CTX owner released
+    });
+  },
+);
 
 test('a resumed connection keeps its session after JS freed it, the lookup returned it and the cache flushed it', async () => {
   const before = ledger();
@@ -99,7 +107,7 @@ test('a resumed connection keeps its session after JS freed it, the lookup retur
   serverCtx.setSessionLookup((id) => {
     asked++;
     expect(id.equals(external.id)).toBe(true);
-    return external;  // OpenSSL gets its own copy (get_session_cb: SSL_SESSION_dup, then *copy = 0)
+    return external; // OpenSSL gets its own copy (get_session_cb: SSL_SESSION_dup, then *copy = 0)
   });
   const second = await establish(serverCtx, clientCtx, first.clientSession);
   expect(asked).toBe(1);
@@ -116,7 +124,7 @@ test('a resumed connection keeps its session after JS freed it, the lookup retur
   clientCtx.flushSessions(FAR_FUTURE);
   // The live connections still read their (OpenSSL-held) session.
   const live = second.server.getSession();
-  expect(live?.isResumable).toBe(false);  // flushed sessions are marked not resumable
+  expect(live?.isResumable).toBe(false); // flushed sessions are marked not resumable
   live?.free();
   await destroyConnection(second.client);
   await destroyConnection(second.server);
@@ -125,7 +133,7 @@ test('a resumed connection keeps its session after JS freed it, the lookup retur
   expect(ledger().live).toBe(before.live);
 });
 
-test('a lookup may answer with DER: the decoded session is OpenSSL\'s only reference', async () => {
+test("a lookup may answer with DER: the decoded session is OpenSSL's only reference", async () => {
   const before = ledger();
   const serverCtx = serverContext();
   const clientCtx = clientContext();
@@ -198,12 +206,14 @@ test('dropped contexts, connections and sessions are reclaimed by GC without cal
   expect(typeof global.gc).toBe('function');
   const before = ledger();
   const mode = getLeakDetection();
-  setLeakDetection('off');  // the two sessions below are dropped on purpose
+  setLeakDetection('off'); // the two sessions below are dropped on purpose
   let removals = 0;
   await (async () => {
     const serverCtx = serverContext();
     const clientCtx = clientContext();
-    serverCtx.on('removeSession', () => { removals++; });
+    serverCtx.on('removeSession', () => {
+      removals++;
+    });
     const e = await establish(serverCtx, clientCtx);
     // Connections not ended cleanly: SSL_free drops the session from the cache, firing remove_cb
     // from the finalizer, where it must stay silent.
@@ -252,7 +262,7 @@ test('a worker that exits with live contexts, connections and sessions releases 
     // Exit with everything still referenced: contexts, connections, sessions, cache entries.
   `;
   const worker = new Worker(source, { eval: true, workerData: { addon, cert: pki.serverCert, key: pki.serverKey } });
-  const [message] = await once(worker, 'message') as [{ held: number; calls: number; live: number }];
+  const [message] = (await once(worker, 'message')) as [{ held: number; calls: number; live: number }];
   await once(worker, 'exit');
   // Per connection: the server context's newSession, the client context's newSession and the
   // client connection's session.

@@ -8,9 +8,7 @@ import { readFileSync } from 'node:fs';
 import { connect as netConnect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { Duplex } from 'node:stream';
-import {
-  ledger, liveTlsObjects, TlsConfigError, TlsConnection, TlsContext, TlsDisconnectError, TlsProtocolError,
-} from '../../lib';
+import { ledger, liveTlsObjects, TlsConfigError, TlsConnection, TlsContext, TlsDisconnectError, TlsProtocolError } from '../../lib';
 import { makePki, type Pki } from '../helpers/pki';
 import { duplexPair } from './helpers/duplex-pair';
 
@@ -51,9 +49,13 @@ describe('bad certificates, keys and options', () => {
     ['an unknown cipher list', { ciphers: 'NO-SUCH-CIPHER' }, /no cipher match/i],
     ['an encrypted key without its passphrase', { key: encryptedKey }, /.+/],
     ['an encrypted key with a wrong passphrase', { key: encryptedKey, passphrase: 'wrong' }, /.+/],
-  ])('%s: TlsConfigError with OpenSSL\'s reason', (_name, extra, reason) => {
+  ])("%s: TlsConfigError with OpenSSL's reason", (_name, extra, reason) => {
     let error: unknown;
-    try { server(extra).close(); } catch (e) { error = e; }
+    try {
+      server(extra).close();
+    } catch (e) {
+      error = e;
+    }
     expect(error).toBeInstanceOf(TlsConfigError);
     expect(error).toMatchObject({ code: 'ERR_TLS_SESSION_CONFIG' });
     expect((error as TlsConfigError).opensslReason).toMatch(reason);
@@ -90,7 +92,9 @@ describe('bad certificates, keys and options', () => {
     const ctx = new TlsContext({ role: 'client', ca: pki.ca });
     ctx.close();
     const [a] = duplexPair();
-    expect(() => TlsConnection.connect(ctx, a, { servername: 'localhost' })).toThrow(expect.objectContaining({ code: 'ERR_TLS_SESSION_STATE' }));
+    expect(() => TlsConnection.connect(ctx, a, { servername: 'localhost' })).toThrow(
+      expect.objectContaining({ code: 'ERR_TLS_SESSION_STATE' }),
+    );
     expect(() => ctx.flushSessions()).toThrow(expect.objectContaining({ code: 'ERR_TLS_SESSION_STATE' }));
     a.destroy();
   });
@@ -140,7 +144,7 @@ describe('bad peers', () => {
     server.on('error', () => {});
     await Promise.all([once(client, 'secureConnect'), once(server, 'secure')]);
     const failed = failure(client);
-    b.write(Buffer.from([0x17, 0x03, 0x03, 0x00, 0x20, ...Buffer.alloc(32, 0x99)]));  // a record that does not decrypt
+    b.write(Buffer.from([0x17, 0x03, 0x03, 0x00, 0x20, ...Buffer.alloc(32, 0x99)])); // a record that does not decrypt
     const error = await failed;
     expect(error).toBeInstanceOf(TlsProtocolError);
     expect((error as TlsProtocolError).opensslReason).toMatch(/decrypt|bad record mac|mac/i);
@@ -183,7 +187,7 @@ describe('bad peers', () => {
     const sockets: Socket[] = [];
     const tcp = createServer((s) => {
       sockets.push(s);
-      s.once('data', () => s.end());  // read the ClientHello, answer with a FIN
+      s.once('data', () => s.end()); // read the ClientHello, answer with a FIN
     });
     tcp.listen(0, '127.0.0.1');
     await once(tcp, 'listening');
@@ -201,7 +205,13 @@ describe('bad peers', () => {
     const ctx = new TlsContext({ role: 'server', cert: pki.serverCert, key: pki.serverKey });
     // A real ClientHello from an engine client, cut in half.
     const clientCtx = new TlsContext({ role: 'client', rejectUnauthorized: false });
-    const capture = new Duplex({ read() {}, write(chunk, _e, cb) { hello.push(chunk); cb(); } });
+    const capture = new Duplex({
+      read() {},
+      write(chunk, _e, cb) {
+        hello.push(chunk);
+        cb();
+      },
+    });
     const hello: Buffer[] = [];
     const probe = TlsConnection.connect(clientCtx, capture, {});
     probe.on('error', () => {});
@@ -217,7 +227,7 @@ describe('bad peers', () => {
     clientCtx.close();
   });
 
-  test('a transport error mid-handshake is the connection\'s error', async () => {
+  test("a transport error mid-handshake is the connection's error", async () => {
     const ctx = new TlsContext({ role: 'client', ca: pki.ca });
     const [peer, mine] = duplexPair();
     const conn = TlsConnection.connect(ctx, mine, { servername: 'localhost' });

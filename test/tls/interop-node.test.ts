@@ -11,9 +11,15 @@ import { makePki, type Pki } from '../helpers/pki';
 import { readAll, runEngineClient, startEngineServer } from './helpers/peers';
 
 let pki: Pki;
-beforeAll(() => { pki = makePki(); });
+beforeAll(() => {
+  pki = makePki();
+});
 
-interface Variant { name: string; version: 'TLSv1.2' | 'TLSv1.3'; tickets: boolean }
+interface Variant {
+  name: string;
+  version: 'TLSv1.2' | 'TLSv1.3';
+  tickets: boolean;
+}
 const variants: Variant[] = [
   { name: 'TLS 1.2 with session IDs', version: 'TLSv1.2', tickets: false },
   { name: 'TLS 1.2 with tickets', version: 'TLSv1.2', tickets: true },
@@ -24,23 +30,34 @@ const variants: Variant[] = [
 async function nodeServer(v: Variant) {
   const cache = new Map<string, Buffer>();
   const reused: boolean[] = [];
-  const server = tls.createServer({
-    key: pki.serverKey, cert: pki.serverCert, minVersion: v.version, maxVersion: v.version,
-    secureOptions: v.tickets ? 0 : constants.SSL_OP_NO_TICKET,
-  }, (socket) => {
-    reused.push(socket.isSessionReused());
-    socket.on('error', () => {});
-    socket.end('hello\n');
+  const server = tls.createServer(
+    {
+      key: pki.serverKey,
+      cert: pki.serverCert,
+      minVersion: v.version,
+      maxVersion: v.version,
+      secureOptions: v.tickets ? 0 : constants.SSL_OP_NO_TICKET,
+    },
+    (socket) => {
+      reused.push(socket.isSessionReused());
+      socket.on('error', () => {});
+      socket.end('hello\n');
+    },
+  );
+  server.on('newSession', (id: Buffer, data: Buffer, done: () => void) => {
+    cache.set(id.toString('hex'), data);
+    done();
   });
-  server.on('newSession', (id: Buffer, data: Buffer, done: () => void) => { cache.set(id.toString('hex'), data); done(); });
-  server.on('resumeSession', (id: Buffer, done: (e: Error | null, data: Buffer | null) => void) => done(null, cache.get(id.toString('hex')) ?? null));
+  server.on('resumeSession', (id: Buffer, done: (e: Error | null, data: Buffer | null) => void) =>
+    done(null, cache.get(id.toString('hex')) ?? null),
+  );
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   return { port: (server.address() as { port: number }).port, reused, close: () => new Promise<void>((r) => server.close(() => r())) };
 }
 
 describe.each(variants)('engine client ↔ node:tls server, $name', (v) => {
-  test('the second connection resumes the first one\'s session (via DER)', async () => {
+  test("the second connection resumes the first one's session (via DER)", async () => {
     const before = ledger();
     const server = await nodeServer(v);
     const ctx = new TlsContext({ role: 'client', ca: pki.ca, minVersion: v.version, maxVersion: v.version, tickets: v.tickets });
@@ -74,9 +91,19 @@ describe.each(variants)('engine client ↔ node:tls server, $name', (v) => {
 
 /** A node:tls client; resolves with its last session (DER) and whether it resumed. */
 async function nodeClient(port: number, v: Variant, session?: Buffer) {
-  const socket = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca: pki.ca, minVersion: v.version, maxVersion: v.version, session });
+  const socket = tls.connect({
+    host: '127.0.0.1',
+    port,
+    servername: 'localhost',
+    ca: pki.ca,
+    minVersion: v.version,
+    maxVersion: v.version,
+    session,
+  });
   let der: Buffer | undefined;
-  socket.on('session', (s: Buffer) => { der = s; });
+  socket.on('session', (s: Buffer) => {
+    der = s;
+  });
   await once(socket, 'secureConnect');
   const reused = socket.isSessionReused();
   const received = await readAll(socket);
@@ -87,7 +114,14 @@ async function nodeClient(port: number, v: Variant, session?: Buffer) {
 describe.each(variants)('engine server ↔ node:tls client, $name', (v) => {
   test('the node:tls client resumes against the engine server (session via fromNodeSession/toDER/fromDER/toNodeSession)', async () => {
     const before = ledger();
-    const ctx = new TlsContext({ role: 'server', cert: pki.serverCert, key: pki.serverKey, minVersion: v.version, maxVersion: v.version, tickets: v.tickets });
+    const ctx = new TlsContext({
+      role: 'server',
+      cert: pki.serverCert,
+      key: pki.serverKey,
+      minVersion: v.version,
+      maxVersion: v.version,
+      tickets: v.tickets,
+    });
     const server = await startEngineServer(ctx);
     try {
       const first = await nodeClient(server.port, v);

@@ -17,7 +17,12 @@ beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'tls-session-openssl-'));
 });
 
-interface Variant { name: string; version: 'TLSv1.2' | 'TLSv1.3'; flag: string; tickets: boolean }
+interface Variant {
+  name: string;
+  version: 'TLSv1.2' | 'TLSv1.3';
+  flag: string;
+  tickets: boolean;
+}
 const variants: Variant[] = [
   { name: 'TLS 1.2 with session IDs', version: 'TLSv1.2', flag: '-tls1_2', tickets: false },
   { name: 'TLS 1.2 with tickets', version: 'TLSv1.2', flag: '-tls1_2', tickets: true },
@@ -26,7 +31,10 @@ const variants: Variant[] = [
 
 describe.each(variants)('engine client ↔ openssl s_server, $name', (v) => {
   let server: SServer | undefined;
-  afterEach(async () => { await server?.stop(); server = undefined; });
+  afterEach(async () => {
+    await server?.stop();
+    server = undefined;
+  });
 
   test('the second connection resumes (session through toDER/fromDER)', async () => {
     const before = ledger();
@@ -79,11 +87,28 @@ async function connectAndQuit(ctx: TlsContext, port: number, session?: Session) 
 describe.each(variants)('engine server ↔ openssl s_client -sess_out/-sess_in, $name', (v) => {
   test('s_client resumes with its own session file, and with one the engine re-encoded', async () => {
     const before = ledger();
-    const ctx = new TlsContext({ role: 'server', cert: pki.serverCert, key: pki.serverKey, minVersion: v.version, maxVersion: v.version, tickets: v.tickets });
+    const ctx = new TlsContext({
+      role: 'server',
+      cert: pki.serverCert,
+      key: pki.serverKey,
+      minVersion: v.version,
+      maxVersion: v.version,
+      tickets: v.tickets,
+    });
     const server = await startEngineServer(ctx);
     try {
       const sessOut = join(dir, `${v.flag}-${v.tickets}-out.pem`);
-      const base = ['s_client', '-connect', `127.0.0.1:${server.port}`, v.flag, '-CAfile', pki.caCertPath, '-servername', 'localhost', '-ign_eof'];
+      const base = [
+        's_client',
+        '-connect',
+        `127.0.0.1:${server.port}`,
+        v.flag,
+        '-CAfile',
+        pki.caCertPath,
+        '-servername',
+        'localhost',
+        '-ign_eof',
+      ];
       const first = await run('openssl', [...base, '-sess_out', sessOut]);
       expect(first.stdout).toContain('hello');
       expect(first.stdout).toMatch(/^New, /m);
@@ -119,8 +144,18 @@ test('an engine client session resumes in a separate openssl s_client process ag
     const file = join(dir, 'engine-client.pem');
     writeFileSync(file, sessionPem(first.sessions[first.sessions.length - 1].toDER()));
     for (const s of first.sessions) s.free();
-    const other = await run('openssl', ['s_client', '-connect', `127.0.0.1:${server.port}`, '-CAfile', pki.caCertPath,
-      '-servername', 'localhost', '-ign_eof', '-sess_in', file]);
+    const other = await run('openssl', [
+      's_client',
+      '-connect',
+      `127.0.0.1:${server.port}`,
+      '-CAfile',
+      pki.caCertPath,
+      '-servername',
+      'localhost',
+      '-ign_eof',
+      '-sess_in',
+      file,
+    ]);
     expect(other.stdout).toMatch(/^Reused, TLSv1\.3/m);
     expect(server.connections.map((c) => c.isSessionReused())).toEqual([false, true]);
   } finally {

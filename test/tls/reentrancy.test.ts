@@ -11,7 +11,9 @@ import { makePki, type Pki } from '../helpers/pki';
 import { establish } from './helpers/established';
 
 let pki: Pki;
-beforeAll(() => { pki = makePki(); });
+beforeAll(() => {
+  pki = makePki();
+});
 
 function contexts(): [TlsContext, TlsContext] {
   // TLS 1.2 session IDs: the server's cache holds sessions, and freeing an SSL without
@@ -41,7 +43,7 @@ test('a removeSession listener run by destroy(err) can write to another connecti
   });
   const received = new Promise<string>((resolve) => healthy.client.once('data', (d: Buffer) => resolve(d.toString())));
   const doomedClosed = once(doomed.server, 'close');
-  doomed.server.removeAllListeners('error');  // establish()'s listener rethrows: this error is on purpose
+  doomed.server.removeAllListeners('error'); // establish()'s listener rethrows: this error is on purpose
   doomed.server.on('error', () => {});
   doomed.server.destroy(new Error('application gave up on this connection'));
   await doomedClosed;
@@ -51,7 +53,7 @@ test('a removeSession listener run by destroy(err) can write to another connecti
   expect((flushError as TlsStateError).code).toBe('ERR_TLS_SESSION_STATE');
   expect(await received).toBe('written from remove_cb\n');
   expect(writeResults).toHaveLength(1);
-  expect(writeResults[0] ?? null).toBeNull();  // the write succeeded
+  expect(writeResults[0] ?? null).toBeNull(); // the write succeeded
   expect(healthy.server.destroyed).toBe(false);
   expect(healthy.client.destroyed).toBe(false);
 

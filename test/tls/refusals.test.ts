@@ -13,7 +13,9 @@ import { TlsConnection, TlsContext, TlsProtocolError, TlsSessionError } from '..
 import { makePki, type Pki } from '../helpers/pki';
 
 let pki: Pki;
-beforeAll(() => { pki = makePki(); });
+beforeAll(() => {
+  pki = makePki();
+});
 
 function writeAsync(conn: TlsConnection, data: string): Promise<Error | null> {
   return new Promise((resolve) => conn.write(data, (err) => resolve(err ?? null)));
@@ -67,7 +69,7 @@ test('an engine server refuses a node:tls client that renegotiates', async () =>
   const { connect } = await import('node:tls');
   const client = connect({ port, host: '127.0.0.1', ca: pki.ca, servername: 'localhost', maxVersion: 'TLSv1.2' });
   await once(client, 'secureConnect');
-  client.resume();  // reads the engine's answer
+  client.resume(); // reads the engine's answer
   const outcome = await new Promise<Error | null>((resolve) => {
     client.once('error', resolve);
     const ok = client.renegotiate({ rejectUnauthorized: false }, (err) => resolve(err ?? null));
@@ -76,14 +78,14 @@ test('an engine server refuses a node:tls client that renegotiates', async () =>
   client.destroy();
   await promisify(tcp.close.bind(tcp))();
   ctx.close();
-  expect(outcome?.message).toMatch(/no renegotiation/);  // node:tls's own error (another realm than jest's Error)
+  expect(outcome?.message).toMatch(/no renegotiation/); // node:tls's own error (another realm than jest's Error)
   for (const e of serverErrors) expect(e).toBeInstanceOf(TlsSessionError);
 });
 
 test('writes and end() queued before a failed handshake get the handshake error; nothing hangs', async () => {
   // A client that cannot verify the server: the handshake fails.
   const serverCtx = new TlsContext({ role: 'server', cert: pki.serverCert, key: pki.serverKey });
-  const clientCtx = new TlsContext({ role: 'client', ca: pki.clientCert });  // not the CA that issued the server's certificate
+  const clientCtx = new TlsContext({ role: 'client', ca: pki.clientCert }); // not the CA that issued the server's certificate
   const tcp = createServer((socket) => {
     const conn = TlsConnection.accept(serverCtx, socket);
     conn.on('error', () => {});

@@ -32,17 +32,43 @@ export async function startRedisCluster(): Promise<RedisCluster> {
   for (let i = 0; i < 3; i++) {
     const port = await freePort();
     const busPort = await freePort();
-    children.push(spawn(server, ['--port', String(port), '--cluster-port', String(busPort), '--bind', '127.0.0.1',
-      '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${i}.conf`, '--dir', dir,
-      '--save', '', '--appendonly', 'no'], { stdio: 'ignore' }));
+    children.push(
+      spawn(
+        server,
+        [
+          '--port',
+          String(port),
+          '--cluster-port',
+          String(busPort),
+          '--bind',
+          '127.0.0.1',
+          '--cluster-enabled',
+          'yes',
+          '--cluster-config-file',
+          `nodes-${i}.conf`,
+          '--dir',
+          dir,
+          '--save',
+          '',
+          '--appendonly',
+          'no',
+        ],
+        { stdio: 'ignore' },
+      ),
+    );
     nodes.push({ host: '127.0.0.1', port });
   }
   const stop = async () => {
-    await Promise.all(children.map((child) => new Promise<void>((resolve) => {
-      if (child.exitCode !== null || child.signalCode !== null) return resolve();
-      child.once('exit', () => resolve());
-      child.kill('SIGTERM');
-    })));
+    await Promise.all(
+      children.map(
+        (child) =>
+          new Promise<void>((resolve) => {
+            if (child.exitCode !== null || child.signalCode !== null) return resolve();
+            child.once('exit', () => resolve());
+            child.kill('SIGTERM');
+          }),
+      ),
+    );
     rmSync(dir, { recursive: true, force: true });
   };
   try {

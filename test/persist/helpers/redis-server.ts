@@ -31,7 +31,9 @@ export function redisServerPath(): string {
   try {
     return execFileSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' }).trim();
   } catch {
-    throw new Error('redis-server is not installed: install it (Debian: apt-get install -y redis-server; .ci/run does this) — these tests need a real Redis');
+    throw new Error(
+      'redis-server is not installed: install it (Debian: apt-get install -y redis-server; .ci/run does this) — these tests need a real Redis',
+    );
   }
 }
 
@@ -40,7 +42,10 @@ function waitForPort(port: number, timeoutMs: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const attempt = (): void => {
       const socket = connect(port, '127.0.0.1');
-      socket.once('connect', () => { socket.destroy(); resolve(); });
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve();
+      });
       socket.once('error', () => {
         socket.destroy();
         if (Date.now() > deadline) reject(new Error(`redis-server did not listen on 127.0.0.1:${port} within ${timeoutMs} ms`));

@@ -36,22 +36,27 @@ export function startServerProcess(config: ServerProcessConfig, extraArgs: strin
       waiters.splice(0).forEach((wake) => wake());
     }
   });
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk; });
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr += chunk;
+  });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
 
-  const nextLine = (predicate: (line: Record<string, unknown>) => boolean, what: string) => new Promise<Record<string, unknown>>((resolve, reject) => {
-    const check = () => {
-      const found = lines.find(predicate);
-      if (found) return resolve(found);
-      waiters.push(check);
-    };
-    exited.then((code) => setImmediate(() => {
-      const found = lines.find(predicate);
-      if (found) resolve(found);
-      else reject(new Error(`session-server exited (code ${code}) before ${what}; stderr: ${stderr}`));
-    }));
-    check();
-  });
+  const nextLine = (predicate: (line: Record<string, unknown>) => boolean, what: string) =>
+    new Promise<Record<string, unknown>>((resolve, reject) => {
+      const check = () => {
+        const found = lines.find(predicate);
+        if (found) return resolve(found);
+        waiters.push(check);
+      };
+      exited.then((code) =>
+        setImmediate(() => {
+          const found = lines.find(predicate);
+          if (found) resolve(found);
+          else reject(new Error(`session-server exited (code ${code}) before ${what}; stderr: ${stderr}`));
+        }),
+      );
+      check();
+    });
 
   return nextLine((line) => line.ready === true, 'listening').then((ready) => ({
     port: ready.port as number,

@@ -17,13 +17,16 @@ export interface HandshakeResult {
 
 /** A TLS 1.2 server that resumes only by session ID (tickets off), so the store path is used. */
 export function tls12Server(pki: Pki, extra: tls.TlsOptions = {}): tls.Server {
-  return tls.createServer({
-    key: pki.serverKey,
-    cert: pki.serverCert,
-    maxVersion: 'TLSv1.2',
-    secureOptions: constants.SSL_OP_NO_TICKET,
-    ...extra,
-  }, (socket) => socket.end('hello'));
+  return tls.createServer(
+    {
+      key: pki.serverKey,
+      cert: pki.serverCert,
+      maxVersion: 'TLSv1.2',
+      secureOptions: constants.SSL_OP_NO_TICKET,
+      ...extra,
+    },
+    (socket) => socket.end('hello'),
+  );
 }
 
 /** A default (TLS 1.3, tickets) server that answers each connection with a few bytes. */
@@ -68,7 +71,9 @@ export function handshake(pki: Pki, port: number, session?: Buffer, extra: tls.C
       reused = socket.isSessionReused();
       protocol = socket.getProtocol();
     });
-    socket.on('session', (s: Buffer) => { received = s; });
+    socket.on('session', (s: Buffer) => {
+      received = s;
+    });
     socket.on('data', () => {});
     socket.once('error', reject);
     socket.once('close', () => {

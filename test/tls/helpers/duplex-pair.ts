@@ -12,7 +12,7 @@ class End extends Duplex {
   }
 
   override _final(callback: (error?: Error | null) => void): void {
-    if (!this.peer.destroyed) this.peer.push(null);  // our FIN
+    if (!this.peer.destroyed) this.peer.push(null); // our FIN
     callback();
   }
 

@@ -16,13 +16,20 @@ export interface Established {
 export async function establish(serverCtx: TlsContext, clientCtx: TlsContext, session?: Session): Promise<Established> {
   const [a, b] = duplexPair();
   let serverSession: Session | undefined;
-  const onNew = (s: Session) => { serverSession = s; };
+  const onNew = (s: Session) => {
+    serverSession = s;
+  };
   serverCtx.once('newSession', onNew);
   const server = TlsConnection.accept(serverCtx, b);
   const client = TlsConnection.connect(clientCtx, a, { servername: 'localhost', session });
   let clientSession: Session | undefined;
-  client.once('session', (s) => { clientSession = s; });
-  for (const c of [client, server]) c.on('error', (e) => { throw e; });
+  client.once('session', (s) => {
+    clientSession = s;
+  });
+  for (const c of [client, server])
+    c.on('error', (e) => {
+      throw e;
+    });
   await Promise.all([once(client, 'secureConnect'), once(server, 'secure')]);
   serverCtx.off('newSession', onNew);
   if (!session) {
@@ -34,7 +41,7 @@ export async function establish(serverCtx: TlsContext, clientCtx: TlsContext, se
 
 /** destroy() and wait for 'close'. */
 export async function destroyConnection(c: TlsConnection): Promise<void> {
-  if (c.closed) return;  // the peer's end may have closed it already
+  if (c.closed) return; // the peer's end may have closed it already
   const closed = once(c, 'close');
   c.destroy();
   await closed;

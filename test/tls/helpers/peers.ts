@@ -14,7 +14,9 @@ export function closed(stream: NodeJS.EventEmitter & { closed?: boolean; errored
   if (stream.closed) return stream.errored ? Promise.reject(stream.errored) : Promise.resolve();
   return new Promise((resolve, reject) => {
     let error: Error | undefined;
-    stream.on('error', (e: Error) => { error ??= e; });
+    stream.on('error', (e: Error) => {
+      error ??= e;
+    });
     stream.once('close', () => (error ? reject(error) : resolve()));
   });
 }
@@ -46,7 +48,9 @@ export async function startEngineServer(ctx: TlsContext, greeting = 'hello\n'): 
     const conn = TlsConnection.accept(ctx, socket);
     connections.push(conn);
     conn.on('error', (e) => errors.push(e));
-    conn.on('secure', () => { conn.end(greeting); });
+    conn.on('secure', () => {
+      conn.end(greeting);
+    });
     conn.resume();
   });
   server.listen(0, '127.0.0.1');
@@ -93,8 +97,12 @@ export function run(command: string, args: string[], input?: string): Promise<{ 
     child.on('exit', () => clearTimeout(reaper));
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
     child.stdin.end(input ?? '');
@@ -115,12 +123,20 @@ export async function startSServer(args: string[]): Promise<SServer> {
   for (let attempt = 0; ; attempt++) {
     const port = await freePort();
     // stdbuf: s_server writes through stdio, which a pipe would block-buffer.
-    const child = spawn('stdbuf', ['-oL', '-eL', 'openssl', 's_server', '-accept', `127.0.0.1:${port}`, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn('stdbuf', ['-oL', '-eL', 'openssl', 's_server', '-accept', `127.0.0.1:${port}`, ...args], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let out = '';
-    child.stdout!.on('data', (d) => { out += d; });
-    child.stderr!.on('data', (d) => { out += d; });
+    child.stdout!.on('data', (d) => {
+      out += d;
+    });
+    child.stderr!.on('data', (d) => {
+      out += d;
+    });
     const ready = await new Promise<boolean>((resolve) => {
-      const check = () => { if (out.includes('ACCEPT')) resolve(true); };
+      const check = () => {
+        if (out.includes('ACCEPT')) resolve(true);
+      };
       child.stdout!.on('data', check);
       child.on('exit', () => resolve(false));
     });
@@ -129,18 +145,19 @@ export async function startSServer(args: string[]): Promise<SServer> {
         port,
         child,
         output: () => out,
-        waitFor: (pattern, count) => new Promise<void>((resolve, reject) => {
-          const global = new RegExp(pattern.source, pattern.flags.includes('g') ? pattern.flags : `${pattern.flags}g`);
-          const check = () => {
-            if ((out.match(global)?.length ?? 0) >= count) {
-              child.stdout!.off('data', check);
-              resolve();
-            }
-          };
-          child.stdout!.on('data', check);
-          child.once('exit', () => reject(new Error(`s_server exited before printing ${pattern} ${count} time(s): ${out}`)));
-          check();
-        }),
+        waitFor: (pattern, count) =>
+          new Promise<void>((resolve, reject) => {
+            const global = new RegExp(pattern.source, pattern.flags.includes('g') ? pattern.flags : `${pattern.flags}g`);
+            const check = () => {
+              if ((out.match(global)?.length ?? 0) >= count) {
+                child.stdout!.off('data', check);
+                resolve();
+              }
+            };
+            child.stdout!.on('data', check);
+            child.once('exit', () => reject(new Error(`s_server exited before printing ${pattern} ${count} time(s): ${out}`)));
+            check();
+          }),
         stop: async () => {
           if (child.exitCode === null && child.signalCode === null) {
             child.kill('SIGTERM');
