@@ -12,7 +12,6 @@
  */
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
-import { constants } from 'node:crypto';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { inspect } from 'node:util';
@@ -27,6 +26,7 @@ import {
   SessionHostError,
 } from '../lib';
 import { makePki, type Pki } from './helpers/pki';
+import { startNodeTlsServer, TLS_VARIANTS } from './helpers/node-tls-server';
 
 /** Node's envelope magic, version 1 (kTLSSessionStatePrefix in Node's lib/internal/tls/wrap.js). */
 const NODE_SESSION_PREFIX = Buffer.from('\0nodejs:tls:session:1\0', 'latin1');
@@ -53,49 +53,6 @@ function split(bytes: Buffer): { host: string | undefined; der: Buffer } {
   const hostLength = bytes.readUInt16BE(NODE_SESSION_PREFIX.length);
   const start = NODE_SESSION_PREFIX.length + 2;
   return { host: bytes.toString('utf8', start, start + hostLength), der: bytes.subarray(start + hostLength) };
-}
-
-interface Variant {
-  name: string;
-  version: 'TLSv1.2' | 'TLSv1.3';
-  tickets: boolean;
-}
-const variants: Variant[] = [
-  { name: 'TLS 1.2, session IDs', version: 'TLSv1.2', tickets: false },
-  { name: 'TLS 1.2, tickets', version: 'TLSv1.2', tickets: true },
-  { name: 'TLS 1.3, tickets', version: 'TLSv1.3', tickets: true },
-];
-
-/** A node:tls server for one variant; TLS 1.2 session IDs resume through a Map (Node has no internal server cache). */
-async function startServer(v: Variant) {
-  const cache = new Map<string, Buffer>();
-  const serverSessions: Buffer[] = [];
-  const server = tls.createServer(
-    {
-      key: pki.serverKey,
-      cert: pki.serverCert,
-      minVersion: v.version,
-      maxVersion: v.version,
-      secureOptions: v.tickets ? 0 : constants.SSL_OP_NO_TICKET,
-    },
-    (socket) => {
-      socket.on('error', () => {});
-      socket.end('hello\n');
-    },
-  );
-  server.on('newSession', (id: Buffer, data: Buffer, done: () => void) => {
-    serverSessions.push(data);
-    cache.set(id.toString('hex'), data);
-    done();
-  });
-  server.on('resumeSession', (id: Buffer, done: (e: null, d: Buffer | null) => void) => done(null, cache.get(id.toString('hex')) ?? null));
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    port: (server.address() as { port: number }).port,
-    serverSessions,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
 }
 
 /** A verifying node:tls client (rejectUnauthorized defaults to true): the case Node's host binding is about. */
@@ -147,10 +104,10 @@ describe('the rule: nodeSessionFormat() matches what this Node really does', () 
     for (const [version, expected] of table) expect([version, nodeSessionFormatByVersion(version)]).toEqual([version, expected]);
   });
 
-  describe.each(variants)('$name', (v) => {
+  describe.each(TLS_VARIANTS)('$name', (v) => {
     test("the 'session' event has the predicted form; toNodeSession() resumes; the other form does not", async () => {
       const before = ledger().live;
-      const server = await startServer(v);
+      const server = await startNodeTlsServer(pki, v);
       try {
         const first = await connect(server.port, { servername: 'localhost' });
         expect(first.reused).toBe(false);
@@ -185,7 +142,7 @@ describe('the rule: nodeSessionFormat() matches what this Node really does', () 
   });
 
   test("without a servername Node's identity is the host: the envelope carries 127.0.0.1, and only that host resumes it", async () => {
-    const server = await startServer(variants[1]!);
+    const server = await startNodeTlsServer(pki, TLS_VARIANTS[1]!);
     try {
       const first = await connect(server.port);
       using session = Session.fromNodeSession(first.last!);
@@ -219,8 +176,8 @@ describe('node:tls → fromNodeSession → toDER → another process → fromDER
       });
     });
 
-  test.each(variants)('$name: resumes', async (v) => {
-    const server = await startServer(v);
+  test.each(TLS_VARIANTS)('$name: resumes', async (v) => {
+    const server = await startNodeTlsServer(pki, v);
     try {
       const first = await connect(server.port, { servername: 'localhost' });
       expect(first.reused).toBe(false);
@@ -253,7 +210,7 @@ describe('node:tls → fromNodeSession → toDER → another process → fromDER
 describe('Session.fromNodeSession and Session.fromDER', () => {
   let der: Buffer;
   beforeAll(async () => {
-    const server = await startServer(variants[1]!);
+    const server = await startNodeTlsServer(pki, TLS_VARIANTS[1]!);
     try {
       const { last } = await connect(server.port, { servername: 'localhost' });
       der = split(last!).der;
@@ -349,7 +306,7 @@ describe('Session.fromNodeSession and Session.fromDER', () => {
 describe('session.toNodeSession', () => {
   let der: Buffer;
   beforeAll(async () => {
-    const server = await startServer(variants[1]!);
+    const server = await startNodeTlsServer(pki, TLS_VARIANTS[1]!);
     try {
       der = split((await connect(server.port, { servername: 'localhost' })).last!).der;
     } finally {

@@ -5,61 +5,20 @@
  */
 import { once } from 'node:events';
 import * as tls from 'node:tls';
-import { constants } from 'node:crypto';
 import { ledger, Session, TlsContext } from '../../lib';
 import { makePki, type Pki } from '../helpers/pki';
 import { readAll, runEngineClient, startEngineServer } from './helpers/peers';
+import { startNodeTlsServer, TLS_VARIANTS, type TlsVariant } from '../helpers/node-tls-server';
 
 let pki: Pki;
 beforeAll(() => {
   pki = makePki();
 });
 
-interface Variant {
-  name: string;
-  version: 'TLSv1.2' | 'TLSv1.3';
-  tickets: boolean;
-}
-const variants: Variant[] = [
-  { name: 'TLS 1.2 with session IDs', version: 'TLSv1.2', tickets: false },
-  { name: 'TLS 1.2 with tickets', version: 'TLSv1.2', tickets: true },
-  { name: 'TLS 1.3 with tickets', version: 'TLSv1.3', tickets: true },
-];
-
-/** A node:tls server with an external session cache (Node's own has no internal one). */
-async function nodeServer(v: Variant) {
-  const cache = new Map<string, Buffer>();
-  const reused: boolean[] = [];
-  const server = tls.createServer(
-    {
-      key: pki.serverKey,
-      cert: pki.serverCert,
-      minVersion: v.version,
-      maxVersion: v.version,
-      secureOptions: v.tickets ? 0 : constants.SSL_OP_NO_TICKET,
-    },
-    (socket) => {
-      reused.push(socket.isSessionReused());
-      socket.on('error', () => {});
-      socket.end('hello\n');
-    },
-  );
-  server.on('newSession', (id: Buffer, data: Buffer, done: () => void) => {
-    cache.set(id.toString('hex'), data);
-    done();
-  });
-  server.on('resumeSession', (id: Buffer, done: (e: Error | null, data: Buffer | null) => void) =>
-    done(null, cache.get(id.toString('hex')) ?? null),
-  );
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return { port: (server.address() as { port: number }).port, reused, close: () => new Promise<void>((r) => server.close(() => r())) };
-}
-
-describe.each(variants)('engine client ↔ node:tls server, $name', (v) => {
+describe.each(TLS_VARIANTS)('engine client ↔ node:tls server, $name', (v) => {
   test("the second connection resumes the first one's session (via DER)", async () => {
     const before = ledger();
-    const server = await nodeServer(v);
+    const server = await startNodeTlsServer(pki, v);
     const ctx = new TlsContext({ role: 'client', ca: pki.ca, minVersion: v.version, maxVersion: v.version, tickets: v.tickets });
     try {
       const first = await runEngineClient(ctx, server.port);
@@ -90,7 +49,7 @@ describe.each(variants)('engine client ↔ node:tls server, $name', (v) => {
 });
 
 /** A node:tls client; resolves with its last session (DER) and whether it resumed. */
-async function nodeClient(port: number, v: Variant, session?: Buffer) {
+async function nodeClient(port: number, v: TlsVariant, session?: Buffer) {
   const socket = tls.connect({
     host: '127.0.0.1',
     port,
@@ -111,7 +70,7 @@ async function nodeClient(port: number, v: Variant, session?: Buffer) {
   return { der, reused, received: received.toString() };
 }
 
-describe.each(variants)('engine server ↔ node:tls client, $name', (v) => {
+describe.each(TLS_VARIANTS)('engine server ↔ node:tls client, $name', (v) => {
   test('the node:tls client resumes against the engine server (session via fromNodeSession/toDER/fromDER/toNodeSession)', async () => {
     const before = ledger();
     const ctx = new TlsContext({
