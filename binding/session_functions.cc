@@ -191,6 +191,7 @@ Napi::Value Ledger(const Napi::CallbackInfo& info) {
   out.Set("teardown", Napi::Number::New(env, static_cast<double>(s.released_teardown)));
   out.Set("liveInThisEnvironment", Napi::Number::New(env, static_cast<double>(Sessions(env).live_owned())));
   out.Set("v8ExternalMemory", Napi::Number::New(env, static_cast<double>(Sessions(env).v8_external_memory())));
+  out.Set("nativeBytes", Napi::Number::New(env, static_cast<double>(Sessions(env).owned_native_bytes())));
   return out;
 }
 

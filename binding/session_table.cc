@@ -139,6 +139,7 @@ void SessionTable::ReleaseAll() {
 }
 
 void SessionTable::ReportExternal(int64_t delta) {
+  owned_native_bytes_ += delta;
   if (tearing_down_) return;
   unreported_bytes_ += delta;
   if (unreported_bytes_ >= kExternalReportStep || unreported_bytes_ <= -kExternalReportStep) {

@@ -51,6 +51,8 @@ class SessionTable {
   size_t live_owned() const { return live_owned_; }
   // V8's external-memory total as of our last report (what napi_adjust_external_memory returned).
   int64_t v8_external_memory() const { return v8_external_memory_; }
+  // The native size of the live owned sessions, as estimated and reported (in steps) to V8.
+  int64_t owned_native_bytes() const { return owned_native_bytes_; }
 
  private:
   // An owned slot holds its reference in `owned` (freed when the slot lets go of it); a
@@ -78,6 +80,7 @@ class SessionTable {
   size_t live_owned_ = 0;
   int64_t unreported_bytes_ = 0;
   int64_t v8_external_memory_ = 0;
+  int64_t owned_native_bytes_ = 0;
   bool tearing_down_ = false;
 };
 

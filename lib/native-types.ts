@@ -60,7 +60,17 @@ export interface NativeBinding extends NativeTlsBinding {
   lend(handle: NativeHandle): NativeHandle;
   isLive(handle: NativeHandle): boolean;
   metadata(handle: NativeHandle): NativeMetadata;
-  ledger(): { acquired: number; explicit: number; gc: number; teardown: number; liveInThisEnvironment: number; v8ExternalMemory: number };
+  ledger(): {
+    acquired: number;
+    explicit: number;
+    gc: number;
+    teardown: number;
+    liveInThisEnvironment: number;
+    /** V8's whole external-memory total as of the table's last report (other allocations included). */
+    v8ExternalMemory: number;
+    /** The estimated native size of this environment's live owned sessions (what the table reports to V8). */
+    nativeBytes: number;
+  };
 }
 
 // ---- TLS engine (binding/tls_context.h, binding/tls_connection.h) ----
