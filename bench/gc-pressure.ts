@@ -222,17 +222,14 @@ function listTypeScript(dir: string): string[] {
  */
 function childPreload(dir: string): string[] {
   if (!__filename.endsWith('.ts')) return [];
+  // The same options as the tests' hook (which this process runs under: npm run bench:gc).
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const ts = require('typescript') as typeof import('typescript');
-  const compilerOptions = {
-    module: ts.ModuleKind.CommonJS,
-    target: ts.ScriptTarget.ES2022,
-    esModuleInterop: true,
-    preserveConstEnums: true,
+  const { transpile } = require(join(__dirname, '..', 'test', 'persist', 'fixtures', 'register-ts.js')) as {
+    transpile(filename: string, options?: { sourceMap?: boolean }): string;
   };
   const transpiled: Record<string, string> = {};
   for (const file of [__filename, ...listTypeScript(join(__dirname, '..', 'lib'))]) {
-    transpiled[file] = ts.transpileModule(readFileSync(file, 'utf8'), { compilerOptions, fileName: file }).outputText;
+    transpiled[file] = transpile(file, { sourceMap: false });
   }
   writeFileSync(join(dir, 'transpiled.json'), JSON.stringify(transpiled));
   const preload = join(dir, 'preload.js');

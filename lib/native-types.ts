@@ -104,7 +104,9 @@ export const enum ContextEvent {
 }
 export type ContextDispatch = (event: ContextEvent, argument: unknown) => unknown;
 
+/** SSL_CTX_sess_* counters and the cache's size and timeout (public as SessionCacheStats). */
 export interface NativeCacheStats {
+  /** Sessions in the internal cache now. */
   size: number;
   maxSize: number;
   timeout: number;
@@ -112,7 +114,9 @@ export interface NativeCacheStats {
   connectGood: number;
   accept: number;
   acceptGood: number;
+  /** Resumptions from the internal cache or tickets. */
   hits: number;
+  /** Resumptions from the session lookup function. */
   callbackHits: number;
   misses: number;
   timeouts: number;

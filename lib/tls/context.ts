@@ -9,7 +9,7 @@ import { invalidArgType, outOfRange } from '../errors';
 import { adoptOwnedHandle, Session, SessionReader, SessionView } from '../session';
 import { handleOf, inEngine, tlsNative } from './engine';
 import { TlsStateError } from './errors';
-import { ContextEvent, type NativeTlsContext, type NativeTlsContextOptions } from '../binding';
+import { ContextEvent, type NativeCacheStats, type NativeTlsContext, type NativeTlsContextOptions } from '../binding';
 
 export type TlsRole = 'client' | 'server';
 export type TlsVersion = 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';
@@ -55,24 +55,8 @@ export interface TlsContextOptions {
 /** Supplies a server with a session it does not have in its internal cache. Synchronous. */
 export type SessionLookup = (id: Buffer) => Session | SessionView | Uint8Array | undefined | null;
 
-/** SSL_CTX_sess_* counters and the cache's size and timeout. */
-export interface SessionCacheStats {
-  /** Sessions in the internal cache now. */
-  size: number;
-  maxSize: number;
-  timeout: number;
-  connect: number;
-  connectGood: number;
-  accept: number;
-  acceptGood: number;
-  /** Resumptions from the internal cache or tickets. */
-  hits: number;
-  /** Resumptions from the session lookup function. */
-  callbackHits: number;
-  misses: number;
-  timeouts: number;
-  cacheFull: number;
-}
+/** SSL_CTX_sess_* counters and the cache's size and timeout, as the native context reports them. */
+export type SessionCacheStats = NativeCacheStats;
 
 const VERSIONS: readonly string[] = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'];
 const CACHE_MODES: readonly string[] = ['off', 'client', 'server', 'both'];
