@@ -69,6 +69,13 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   openssl.Set("libcrypto", library->libcrypto_path());
   openssl.Set("deepbind", library->deepbind());
   openssl.Set("relocationsChecked", library->relocations_checked());
+  openssl.Set("loadedAs", OpenSSLLibrary::LoadWayName(library->loaded_as()));
+  Napi::Array fallback_reasons = Napi::Array::New(env, library->fallback_reasons().size());
+  for (size_t i = 0; i < library->fallback_reasons().size(); i++)
+    fallback_reasons.Set(static_cast<uint32_t>(i), library->fallback_reasons()[i]);
+  openssl.Set("fallbackReasons", fallback_reasons);
+  openssl.Set("linkMapNamespace", Napi::Number::New(env, static_cast<double>(library->namespace_id())));
+  openssl.Set("importsRebound", library->imports_rebound());
   openssl.Set("headerVersion", OPENSSL_VERSION_TEXT);
   exports.Set("openssl", openssl);
   exports.Set("proveSymbols", Napi::Function::New(env, ProveSymbols, "proveSymbols"));

@@ -15,15 +15,17 @@ const server = createServer(devCertificate(), (req, res) => res.end(`hello from 
 const store = new RedisStore({ url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' });
 const secret = Buffer.from(process.env.TLS_SESSION_SECRET ?? '', 'hex'); // 32 bytes, the same on every member
 const sessions = attachSessionStore(server, { store, secret });
-const ring = new TicketKeyRing({ store, secret, rotationSeconds: 3600 });
-store
-  .ready()
-  .then(() => ring.attach(server))
-  .then(() => server.listen(Number(process.env.PORT ?? 8443), () => console.log('listening on', server.address())))
-  .catch((error: Error & { code?: string }) => {
-    console.error(`cannot start: ${error.code} ${error.message}`);
-    process.exit(1);
-  });
+// Redis may be down while the fleet starts: attach waits for it at most the store's start-up
+// budget (3 s), then starts on a local ticket key and moves to the fleet's key once Redis answers.
+const ring = new TicketKeyRing({
+  store,
+  secret,
+  rotationSeconds: 3600,
+  onError: (error: Error & { code?: string }) => console.error(`ticket keys: ${error.code} ${error.message}`),
+});
+ring.attach(server).then(() => server.listen(Number(process.env.PORT ?? 8443), () => console.log('listening on', server.address())));
+// What the ring did so far (tickets by key age, store readiness and outages): kill -USR2 <pid>.
+process.on('SIGUSR2', () => console.log(JSON.stringify({ tickets: ring.stats(server), sessions: sessions.stats() })));
 process.once('SIGTERM', () => {
   sessions.detach();
   ring.close();

@@ -7,16 +7,31 @@ import { join } from 'node:path';
 import { OpenSSLError, OpenSSLLoadError, SessionDecodeError, SessionFreedError, SessionViewExpiredError } from './errors';
 import { TlsConfigError, TlsProtocolError, TlsStateError } from './tls/errors';
 import type { NativeBinding, NativeErrorKind } from './native-types';
+// node-gyp-build ships no types; this is the one function used.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const nodeGypBuild = require('node-gyp-build') as { path(dir: string): string };
 
 export type * from './native-types';
 export { ReleaseReason, ContextEvent } from './native-types';
 
-/** Where the addon is: TLS_SESSION_ADDON overrides (e.g. the cmake-js build), else node-gyp's output. */
+/** The package root: lib/ when run from source (tests), dist/lib/ when compiled. */
+const packageRoot = existsSync(join(__dirname, '..', 'package.json')) ? join(__dirname, '..') : join(__dirname, '..', '..');
+
+/**
+ * Where the addon is: TLS_SESSION_ADDON overrides (e.g. the cmake-js build); else node-gyp-build
+ * picks build/Release (a source build) or the prebuilt binary for this platform in prebuilds/.
+ */
 function addonPath(): string {
   if (process.env.TLS_SESSION_ADDON) return process.env.TLS_SESSION_ADDON;
-  // lib/ when run from source (tests), dist/lib/ when compiled.
-  const root = existsSync(join(__dirname, '..', 'package.json')) ? join(__dirname, '..') : join(__dirname, '..', '..');
-  return join(root, 'build', 'Release', 'tls_session.node');
+  try {
+    return nodeGypBuild.path(packageRoot);
+  } catch {
+    throw new OpenSSLLoadError(
+      `tls-session: no native addon for ${process.platform}-${process.arch} here: no prebuilt binary matches and none was built ` +
+        `from source in ${join(packageRoot, 'build', 'Release')}. Build it: \`npm rebuild tls-session\` (needs g++, make, ` +
+        `python3 and the OpenSSL 3 headers, e.g. apt-get install libssl-dev).`,
+    );
+  }
 }
 
 class NativeArgumentError extends TypeError {
@@ -48,7 +63,7 @@ function load(): NativeBinding {
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'ERR_TLS_SESSION_LIBSSL') throw new OpenSSLLoadError(e.message);
     if (e.code === 'MODULE_NOT_FOUND' || /cannot open shared object file/.test(e.message)) {
-      throw new OpenSSLLoadError(`tls-session: the native addon is not built (${path}). Run \`npm install\` (or \`npm run build\`).`);
+      throw new OpenSSLLoadError(`tls-session: cannot load the native addon ${path}: ${e.message}. Run \`npm rebuild tls-session\`.`);
     }
     throw err;
   }

@@ -38,7 +38,19 @@ export interface NativeOpenSSLInfo {
   deepbind: boolean;
   relocationsChecked: number;
   headerVersion: string;
+  loadedAs: OpenSSLLoadWay;
+  fallbackReasons: string[];
+  linkMapNamespace: number;
+  importsRebound: number;
 }
+
+/**
+ * How the binding obtained the system OpenSSL (binding/openssl_library.h, LoadWay):
+ * 'isolated' (dlopen'ed by the addon with RTLD_DEEPBIND, the usual case), 'reused' (the
+ * libssl.so.3 another module had already loaded, proven self-contained), 'private-namespace'
+ * (a private copy in its own link-map namespace, dlmopen).
+ */
+export type OpenSSLLoadWay = 'isolated' | 'reused' | 'private-namespace';
 
 export interface SymbolOrigin {
   symbol: string;

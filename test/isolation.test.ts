@@ -68,6 +68,10 @@ describe("libssl's own references are proven bound inside the system pair", () =
     expect(openssl.relocationsChecked).toBeGreaterThan(1000);
   });
 
+  test('in a process where nothing else loaded libssl.so.3, it is loaded isolated (test/coexistence.test.ts: the other ways)', () => {
+    expect(openssl).toEqual(expect.objectContaining({ loadedAs: 'isolated', fallbackReasons: [], linkMapNamespace: 0, importsRebound: 0 }));
+  });
+
   test("without RTLD_DEEPBIND, Node interposes libssl's internal calls, and the load-time proof refuses", () => {
     // The entry points alone would pass dladdr: it is d2i_SSL_SESSION's own calls (e.g. into
     // SSL_SESSION_new, OPENSSL_sk_*) that the global scope hands to Node's bundled copy.

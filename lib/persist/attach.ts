@@ -100,6 +100,8 @@ class SessionStoreAttachment implements SessionStoreHandle {
   readonly #expectedIdContext: Buffer;
   readonly #stats = new StatsCollector();
   readonly #restoreSessionIdContext: () => void;
+  /** Until the store's ready() settles, store calls wait for it (bounded by the store's start-up budget). */
+  #storeReady: Promise<void> | undefined;
   #attached = true;
 
   constructor(server: tls.Server, config: AttachmentConfig) {
@@ -111,6 +113,29 @@ class SessionStoreAttachment implements SessionStoreHandle {
     this.#restoreSessionIdContext = bindSessionIdContext(server, this.sessionIdContext);
     server.on('newSession', this.#onNewSession);
     server.on('resumeSession', this.#onResumeSession);
+    this.#storeReady = this.#waitForStore();
+  }
+
+  /** Settles when the store's ready() does; a failure is counted and reported, never thrown. */
+  #waitForStore(): Promise<void> | undefined {
+    const { store } = this.#config;
+    if (typeof store.ready !== 'function') return undefined;
+    let readiness: Promise<void>;
+    try {
+      readiness = Promise.resolve(store.ready());
+    } catch (error) {
+      readiness = Promise.reject(error);
+    }
+    return readiness.then(
+      () => {
+        this.#storeReady = undefined;
+      },
+      (error: Error) => {
+        this.#storeReady = undefined;
+        this.#stats.errors += 1;
+        this.#report(error);
+      },
+    );
   }
 
   stats(): SessionStoreStats {
@@ -192,6 +217,7 @@ class SessionStoreAttachment implements SessionStoreHandle {
     const record = sealer ? sealer.seal(key, payload) : wrapPlain(payload);
     const started = performance.now();
     try {
+      if (this.#storeReady) await this.#storeReady;
       await withDeadline('set', budgetMs, store.set(key, record, ttlSeconds));
       this.#stats.stored += 1;
     } catch (error) {
@@ -250,6 +276,7 @@ class SessionStoreAttachment implements SessionStoreHandle {
     const started = performance.now();
     let record: Buffer | undefined;
     try {
+      if (this.#storeReady) await this.#storeReady;
       record = await withDeadline('get', this.#config.budgetMs, this.#config.store.get(key));
     } catch (error) {
       this.#stats.errors += 1;

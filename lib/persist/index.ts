@@ -4,16 +4,17 @@ export { MemoryStore } from './memory-store';
 export type { MemoryStoreOptions } from './memory-store';
 export { SqliteStore } from './sqlite-store';
 export type { SqliteStoreOptions, SqliteStoreStats } from './sqlite-store';
+export type { SqliteBackendName, SqliteBackendOption } from './sqlite-backend';
 export { RedisStore } from './redis-store';
 export type { RedisStoreOptions, RedisStoreUrlOptions, RedisStoreClientOptions } from './redis-store';
 export { attachSessionStore } from './attach';
 export type { AttachSessionStoreOptions, SessionStoreHandle } from './attach';
-export { TicketKeyRing, TICKET_KEY_BYTES } from './ticket-key-ring';
-export type { TicketKeyRingOptions, TicketKeyRingStats } from './ticket-key-ring';
+export { TicketKeyRing, TICKET_KEY_BYTES, TICKET_KEY_FALLBACK_WARNING } from './ticket-key-ring';
+export type { TicketKeyRingOptions, TicketKeyRingStats, TicketKeyMode } from './ticket-key-ring';
 export { Sealer, DEFAULT_KEY_ID } from './seal';
 export type { Secret, SecretKey, SealPurpose } from './seal';
 export { deriveScope, sessionIdContextFor } from './scope';
-export type { SessionStoreStats, LatencyPercentiles } from './stats';
+export type { SessionStoreStats, LatencyPercentiles, TicketCounts, TicketKeyAgeCounts } from './stats';
 export {
   PersistConfigError,
   StoreError,

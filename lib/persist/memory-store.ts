@@ -37,6 +37,11 @@ export class MemoryStore implements SessionStore {
     return this.#cache.calculatedSize;
   }
 
+  /** Always ready (in-process); rejects only after close(). */
+  async ready(): Promise<void> {
+    this.#checkOpen();
+  }
+
   async get(key: string): Promise<Buffer | undefined> {
     this.#checkOpen();
     validateKey(key);

@@ -4,11 +4,12 @@
  * call reject quickly (the caller counts a miss and the client gets a full handshake) while
  * ioredis reconnects in the background.
  */
-import { Cluster, Redis, RedisOptions } from 'ioredis';
+import type { Cluster, Redis, RedisOptions } from 'ioredis';
+import { performance } from 'node:perf_hooks';
 import { inspect } from 'node:util';
 import { invalidArgType, outOfRange } from '../errors';
 import { withDeadline } from './deadline';
-import { PersistConfigError, StoreClosedError, StoreError } from './errors';
+import { PersistConfigError, StoreClosedError, StoreError, StoreTimeoutError } from './errors';
 import { SessionStore, validateKey, validateTtl, validateValue } from './store';
 
 interface RedisStoreCommon {
@@ -16,6 +17,11 @@ interface RedisStoreCommon {
   keyPrefix?: string;
   /** Longest a command may take before it counts as failed (default 50 ms). */
   budgetMs?: number;
+  /**
+   * How long after construction ready() waits for the first connection (default 3000 ms); after
+   * that, ready() answers at once. Bounds how long a fleet member's start waits for Redis.
+   */
+  startupBudgetMs?: number;
 }
 
 export interface RedisStoreUrlOptions extends RedisStoreCommon {
@@ -35,8 +41,12 @@ export type RedisStoreOptions = RedisStoreUrlOptions | RedisStoreClientOptions;
 export class RedisStore implements SessionStore {
   readonly keyPrefix: string;
   readonly budgetMs: number;
+  readonly startupBudgetMs: number;
   readonly #client: Redis | Cluster;
   readonly #ownsClient: boolean;
+  readonly #startupDeadline: number;
+  /** One wait for 'ready' shared by every caller of ready() during start-up. */
+  #readyWait: { promise: Promise<void>; cancel: (error: Error) => void } | undefined;
   #closed = false;
   #connectionErrors = 0;
 
@@ -46,14 +56,22 @@ export class RedisStore implements SessionStore {
     this.budgetMs = options.budgetMs ?? 50;
     if (typeof this.keyPrefix !== 'string') throw invalidArgType('options.keyPrefix', 'of type string', this.keyPrefix);
     if (!Number.isInteger(this.budgetMs) || this.budgetMs < 1) throw outOfRange('options.budgetMs', 'an integer >= 1', this.budgetMs);
+    this.startupBudgetMs = options.startupBudgetMs ?? 3000;
+    if (!Number.isInteger(this.startupBudgetMs) || this.startupBudgetMs < 1) {
+      throw outOfRange('options.startupBudgetMs', 'an integer >= 1', this.startupBudgetMs);
+    }
+    this.#startupDeadline = performance.now() + this.startupBudgetMs;
+    // Loaded here, not at the top: requiring the package must not load a Redis client.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const ioredis = require('ioredis') as typeof import('ioredis');
     if ('client' in options && options.client !== undefined) {
-      if (!(options.client instanceof Redis) && !(options.client instanceof Cluster)) {
+      if (!(options.client instanceof ioredis.Redis) && !(options.client instanceof ioredis.Cluster)) {
         throw invalidArgType('options.client', 'an ioredis Redis or Cluster instance', options.client);
       }
       this.#client = options.client;
       this.#ownsClient = false;
     } else if ('url' in options && typeof options.url === 'string' && options.url.length > 0) {
-      this.#client = new Redis(options.url, {
+      this.#client = new ioredis.Redis(options.url, {
         // Fail fast instead of queueing while disconnected; reconnect forever with capped backoff.
         enableOfflineQueue: false,
         maxRetriesPerRequest: 0,
@@ -84,11 +102,37 @@ export class RedisStore implements SessionStore {
     return this.#client.status;
   }
 
-  /** Resolves once the client is connected (or rejects after timeoutMs, default 5 s). */
-  ready(timeoutMs = 5000): Promise<void> {
+  /**
+   * Resolves once the client is connected. Until startupBudgetMs after construction it waits for
+   * the connection; then it rejects with StoreTimeoutError, and from then on answers at once
+   * (resolved when connected, rejected when not): a store that is down costs a start-up at most
+   * the budget, and every later call fails fast as commands do.
+   */
+  ready(): Promise<void> {
+    if (this.#closed) return Promise.reject(new StoreClosedError());
     if (this.#client.status === 'ready') return Promise.resolve();
-    const waiting = new Promise<void>((resolve) => this.#client.once('ready', () => resolve()));
-    return withDeadline('connect', timeoutMs, waiting);
+    const remainingMs = this.#startupDeadline - performance.now();
+    if (remainingMs <= 0) return Promise.reject(this.#notReadyError());
+    if (this.#readyWait) return this.#readyWait.promise;
+    let settle!: (error?: Error) => void;
+    const promise = new Promise<void>((resolve, reject) => {
+      settle = (error?: Error) => {
+        clearTimeout(timer);
+        this.#client.removeListener('ready', onReady);
+        this.#readyWait = undefined;
+        if (error) reject(error);
+        else resolve();
+      };
+    });
+    const onReady = (): void => settle();
+    const timer = setTimeout(() => settle(this.#notReadyError()), Math.ceil(remainingMs));
+    this.#client.once('ready', onReady);
+    this.#readyWait = { promise, cancel: settle };
+    return promise;
+  }
+
+  #notReadyError(): StoreTimeoutError {
+    return new StoreTimeoutError(`Redis connect (start-up budget; status ${this.#client.status})`, this.startupBudgetMs);
   }
 
   async get(key: string): Promise<Buffer | undefined> {
@@ -120,6 +164,7 @@ export class RedisStore implements SessionStore {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#readyWait?.cancel(new StoreClosedError());
     if (this.#ownsClient) this.#client.disconnect();
     else this.#client.removeListener('error', this.#onConnectionError);
   }
@@ -142,10 +187,16 @@ export class RedisStore implements SessionStore {
 
   // The URL may carry a password: show only what is safe.
   [inspect.custom](): string {
-    return `RedisStore { keyPrefix: ${JSON.stringify(this.keyPrefix)}, budgetMs: ${this.budgetMs}, status: ${this.status} }`;
+    return `RedisStore { keyPrefix: ${JSON.stringify(this.keyPrefix)}, budgetMs: ${this.budgetMs}, startupBudgetMs: ${this.startupBudgetMs}, status: ${this.status} }`;
   }
 
   toJSON(): Record<string, unknown> {
-    return { type: 'RedisStore', keyPrefix: this.keyPrefix, budgetMs: this.budgetMs, status: this.status };
+    return {
+      type: 'RedisStore',
+      keyPrefix: this.keyPrefix,
+      budgetMs: this.budgetMs,
+      startupBudgetMs: this.startupBudgetMs,
+      status: this.status,
+    };
   }
 }

@@ -1,17 +1,29 @@
 /**
- * The embedded persistent default store: one SQLite file (better-sqlite3), WAL mode so several
- * processes on one host can share it, an index on expiry and a periodic sweep of expired rows.
- * The file is created with mode 0600 because it holds session secrets (sealed or not).
+ * The embedded persistent default store: one SQLite file, WAL mode so several processes on one
+ * host can share it, an index on expiry and a periodic sweep of expired rows. The file is
+ * created with mode 0600 because it holds session secrets (sealed or not).
+ *
+ * It runs on Node's built-in node:sqlite or on better-sqlite3 (sqlite-backend.ts chooses and
+ * loads one when a store is constructed); both write the same file, this file is the same for both.
  *
  * Several processes (a cluster's workers) may open the file at once: opening retries while
  * another process holds it locked, and in steady state a lock held too long is counted, never
  * thrown into a handshake. A file found damaged or replaced is reopened or recreated while the
  * store is live. docs/PERSISTENCE.md ("SQLite across processes") has the details.
  */
-import Database from 'better-sqlite3';
 import { chmodSync, closeSync, openSync, readSync, statSync, unlinkSync } from 'node:fs';
-import { invalidArgType, outOfRange } from '../errors';
+import { invalidArgType, outOfRange, TlsSessionError } from '../errors';
 import { PersistConfigError, StoreClosedError, StoreError } from './errors';
+import {
+  loadSqliteBackend,
+  SQLITE_BACKEND_OPTIONS,
+  SqliteBackend,
+  SqliteBackendName,
+  SqliteBackendOption,
+  SqliteDatabase,
+  sqliteErrorCode,
+  SqliteStatement,
+} from './sqlite-backend';
 import { SessionStore, validateKey, validateTtl, validateValue } from './store';
 
 export interface SqliteStoreOptions {
@@ -30,10 +42,18 @@ export interface SqliteStoreOptions {
    * so it blocks for up to this long, then throws a StoreError with code ERR_TLS_SESSION_STORE_BUSY.
    */
   openTimeoutMs?: number;
+  /**
+   * The SQLite library (default 'auto': the built-in node:sqlite from Node 24, better-sqlite3
+   * on Node 20 and 22, falling back to the other when one does not load). Both read and write
+   * the same file. A library that is not available is a PersistConfigError saying what to install.
+   */
+  backend?: SqliteBackendOption;
 }
 
 /** What the store absorbed instead of failing a caller (counters since construction). */
 export interface SqliteStoreStats {
+  /** The SQLite library this store runs on (as `store.backend`). */
+  backend: SqliteBackendName;
   /** Opening attempts that found the file locked by another process and were retried. */
   openRetries: number;
   /** get() calls answered "absent" because the file stayed locked longer than busyTimeoutMs. */
@@ -53,11 +73,11 @@ export interface SqliteStoreStats {
 const SQLITE_BUSY_CODE = 'ERR_TLS_SESSION_STORE_BUSY';
 
 interface Statements {
-  get: Database.Statement<[string, number], { value: Buffer }>;
-  set: Database.Statement<[string, Buffer, number]>;
-  insertIfAbsent: Database.Statement<[string, Buffer, number, number]>;
-  delete: Database.Statement<[string]>;
-  sweep: Database.Statement<[number]>;
+  get: SqliteStatement;
+  set: SqliteStatement;
+  insertIfAbsent: SqliteStatement;
+  delete: SqliteStatement;
+  sweep: SqliteStatement;
 }
 
 /** Which file a connection opened: a file replaced under the same name has another inode. */
@@ -67,7 +87,7 @@ interface FileIdentity {
 }
 
 interface Connection {
-  db: Database.Database;
+  db: SqliteDatabase;
   statements: Statements;
   /** Undefined for ':memory:'. */
   identity: FileIdentity | undefined;
@@ -84,13 +104,16 @@ const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1');
 
 export class SqliteStore implements SessionStore {
   readonly path: string;
+  /** The SQLite library this store runs on. */
+  readonly backend: SqliteBackendName;
+  readonly #sqlite: SqliteBackend;
   readonly #busyTimeoutMs: number;
   #connection: Connection | undefined;
   #closed = false;
   /** Set while no connection is open after a failed reopen: when to try again, and why it failed. */
   #unavailable: { retryAt: number; error: Error | undefined } | undefined;
   #nextFileCheckAt = 0;
-  readonly #stats: SqliteStoreStats = { openRetries: 0, busyMisses: 0, busyDropped: 0, recreated: 0, reopened: 0 };
+  readonly #stats: Omit<SqliteStoreStats, 'backend'> = { openRetries: 0, busyMisses: 0, busyDropped: 0, recreated: 0, reopened: 0 };
   readonly #sweepTimer: NodeJS.Timeout | undefined;
 
   constructor(options: SqliteStoreOptions) {
@@ -104,6 +127,15 @@ export class SqliteStore implements SessionStore {
       throw outOfRange('options.sweepIntervalMs', 'an integer >= 0', sweepIntervalMs);
     if (!Number.isInteger(busyTimeoutMs) || busyTimeoutMs < 0) throw outOfRange('options.busyTimeoutMs', 'an integer >= 0', busyTimeoutMs);
     if (!Number.isInteger(openTimeoutMs) || openTimeoutMs < 0) throw outOfRange('options.openTimeoutMs', 'an integer >= 0', openTimeoutMs);
+    const backend = options.backend ?? 'auto';
+    if (!SQLITE_BACKEND_OPTIONS.includes(backend)) {
+      throw new TlsSessionError(
+        'ERR_INVALID_ARG_VALUE',
+        `The "options.backend" option must be 'auto', 'node:sqlite' or 'better-sqlite3'. Received ${String(backend)}`,
+      );
+    }
+    this.#sqlite = loadSqliteBackend(backend);
+    this.backend = this.#sqlite.name;
     this.path = path;
     this.#busyTimeoutMs = busyTimeoutMs;
     try {
@@ -119,10 +151,15 @@ export class SqliteStore implements SessionStore {
     }
   }
 
+  /** Ready once constructed (the constructor opened the file): SessionStore's optional ready(). */
+  async ready(): Promise<void> {
+    if (this.#closed) throw new StoreClosedError();
+  }
+
   async get(key: string): Promise<Buffer | undefined> {
     validateKey(key);
     const row = this.#run(
-      (s) => s.get.get(key, Date.now()),
+      (s) => s.get.get(key, Date.now()) as { value: Buffer } | undefined,
       () => {
         this.#stats.busyMisses += 1;
         return undefined;
@@ -182,7 +219,7 @@ export class SqliteStore implements SessionStore {
 
   /** Locks and damage the store absorbed instead of failing callers (see SqliteStoreStats). */
   stats(): SqliteStoreStats {
-    return { ...this.#stats };
+    return { backend: this.backend, ...this.#stats };
   }
 
   async close(): Promise<void> {
@@ -277,7 +314,7 @@ export class SqliteStore implements SessionStore {
       return;
     }
     try {
-      const probed = probeDatabase(this.path, this.#busyTimeoutMs);
+      const probed = probeDatabase(this.#sqlite, this.path, this.#busyTimeoutMs);
       if (probed === 'damaged') deleteDatabaseFiles(this.path);
       if (probed === 'good') this.#stats.reopened += 1;
       else this.#stats.recreated += 1;
@@ -303,7 +340,7 @@ export class SqliteStore implements SessionStore {
     let backoffMs = 2;
     for (;;) {
       try {
-        return openConnection(this.path, this.#busyTimeoutMs);
+        return openConnection(this.#sqlite, this.path, this.#busyTimeoutMs);
       } catch (err) {
         const retryable = isLocked(err) || (waitForRecovery && isDamaged(err) && recoveryInProgress(this.path));
         if (!retryable) throw err;
@@ -340,7 +377,7 @@ export class SqliteStore implements SessionStore {
   }
 }
 
-function openConnection(path: string, busyTimeoutMs: number): Connection {
+function openConnection(sqlite: SqliteBackend, path: string, busyTimeoutMs: number): Connection {
   let identity: FileIdentity | undefined;
   if (path !== ':memory:') {
     createPrivateFile(path);
@@ -348,7 +385,7 @@ function openConnection(path: string, busyTimeoutMs: number): Connection {
     // sees a mismatch and reopens, instead of trusting a file this connection never saw.
     identity = fileIdentity(path);
   }
-  const db = new Database(path, { timeout: busyTimeoutMs });
+  const db = sqlite.open(path, { busyTimeoutMs });
   try {
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
@@ -387,20 +424,15 @@ function createPrivateFile(path: string): void {
   }
 }
 
-function errorCode(err: unknown): string {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : '';
-}
-
 /** Another connection holds a lock SQLite did not (or could not) wait out, or opening gave up on one. */
 function isLocked(err: unknown): boolean {
-  const code = errorCode(err);
+  const code = sqliteErrorCode(err);
   return code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED') || code === 'SQLITE_PROTOCOL' || code === SQLITE_BUSY_CODE;
 }
 
 /** The file (or its -wal) is not, or no longer, the database this store made. */
 function isDamaged(err: unknown): boolean {
-  const code = errorCode(err);
+  const code = sqliteErrorCode(err);
   return (
     code === 'SQLITE_NOTADB' ||
     code.startsWith('SQLITE_CORRUPT') ||
@@ -444,12 +476,12 @@ function hasDatabaseHeader(path: string): boolean {
  * good database whose main file has a damaged header (its pages are all still in the -wal)
  * is checkpointed, so the header on disk is good again and the next file check passes.
  */
-function probeDatabase(path: string, busyTimeoutMs: number): 'good' | 'damaged' | 'missing' {
+function probeDatabase(sqlite: SqliteBackend, path: string, busyTimeoutMs: number): 'good' | 'damaged' | 'missing' {
   if (!fileIdentity(path)) return 'missing';
-  let db: Database.Database | undefined;
+  let db: SqliteDatabase | undefined;
   try {
-    db = new Database(path, { fileMustExist: true, timeout: busyTimeoutMs });
-    if (db.pragma('quick_check', { simple: true }) !== 'ok') return 'damaged';
+    db = sqlite.open(path, { busyTimeoutMs, fileMustExist: true });
+    if (db.pragma('quick_check') !== 'ok') return 'damaged';
     db.pragma('wal_checkpoint(PASSIVE)');
     return 'good';
   } catch (err) {
@@ -523,7 +555,7 @@ function isLockTaken(err: unknown): boolean {
 
 const sleepCell = new Int32Array(new SharedArrayBuffer(4));
 
-/** Blocks the thread: opening is synchronous (the constructor), as is better-sqlite3. */
+/** Blocks the thread: opening is synchronous (the constructor), as are both SQLite libraries. */
 function sleepSync(ms: number): void {
   if (ms > 0) Atomics.wait(sleepCell, 0, 0, ms);
 }

@@ -77,3 +77,52 @@ export class StatsCollector {
     };
   }
 }
+
+/**
+ * Tickets by the age of the key they were sealed with, in epochs relative to the key that seals
+ * new tickets now: `ahead` (a member whose clock is early already uses it), `current`,
+ * `previous` (the epoch before) and `older`.
+ */
+export interface TicketKeyAgeCounts {
+  ahead: number;
+  current: number;
+  previous: number;
+  older: number;
+}
+
+/** What one server's ticket-key callback did (all zero on a server in 'setTicketKeys' mode: Node does not tell). */
+export interface TicketCounts {
+  /** Tickets sealed (new sessions and renewals). */
+  issued: number;
+  /** Of those, sealed with a key local to this process (the store was unreachable). */
+  issuedWithLocalKey: number;
+  /** Tickets opened and accepted as they are. */
+  decrypted: TicketKeyAgeCounts;
+  /** Tickets opened with a retired key: accepted, and the client gets a new ticket under the current key. */
+  renewed: TicketKeyAgeCounts;
+  /** Tickets refused (full handshake): a key this ring never had, or one past its retention. */
+  rejected: { unknownKey: number; pastRetention: number };
+}
+
+export function emptyTicketCounts(): TicketCounts {
+  return {
+    issued: 0,
+    issuedWithLocalKey: 0,
+    decrypted: { ahead: 0, current: 0, previous: 0, older: 0 },
+    renewed: { ahead: 0, current: 0, previous: 0, older: 0 },
+    rejected: { unknownKey: 0, pastRetention: 0 },
+  };
+}
+
+/** Adds `from` into `into` (the ring's totals over its servers). */
+export function addTicketCounts(into: TicketCounts, from: TicketCounts): TicketCounts {
+  into.issued += from.issued;
+  into.issuedWithLocalKey += from.issuedWithLocalKey;
+  for (const bucket of ['ahead', 'current', 'previous', 'older'] as const) {
+    into.decrypted[bucket] += from.decrypted[bucket];
+    into.renewed[bucket] += from.renewed[bucket];
+  }
+  into.rejected.unknownKey += from.rejected.unknownKey;
+  into.rejected.pastRetention += from.rejected.pastRetention;
+  return into;
+}

@@ -16,6 +16,14 @@ export interface SessionStore {
    * Optional: TicketKeyRing uses it so that a fleet agrees on one key per epoch.
    */
   setIfAbsent?(key: string, value: Buffer, ttlSeconds: number): Promise<boolean>;
+  /**
+   * Resolves once the store can serve calls; rejects (StoreTimeoutError, StoreClosedError) when
+   * it cannot within its start-up budget, and settles at once after that budget. Optional: a
+   * store without it counts as ready. attachSessionStore's first calls and TicketKeyRing.attach
+   * wait for it, so a store that connects asynchronously (RedisStore) is not failed before it
+   * has had a chance to connect.
+   */
+  ready?(): Promise<void>;
   /** Releases the backend; further calls reject with StoreClosedError. */
   close(): Promise<void>;
 }

@@ -1,15 +1,26 @@
 /**
  * TicketKeyRing: fleet-wide TLS session ticket keys (TLS 1.3 resumption, and TLS 1.2 tickets).
  *
- * Time is cut into epochs of `rotationSeconds`. The key of epoch N lives in the store under a
- * key naming N; the first server to need it creates it with setIfAbsent, every other server
- * reads the same bytes. Each server switches to the key of the new epoch at the epoch boundary
- * (wall clock), so the fleet changes keys together, and fetches the next epoch's key ahead of
- * time so the switch needs no store round trip.
+ * Time is cut into epochs of `rotationSeconds`. The key of epoch N lives in the store under a key
+ * naming N; the first member to need it creates it with setIfAbsent, every other member reads the
+ * same bytes, ahead of time (halfway through epoch N-1): Node asks for ticket keys synchronously,
+ * in the middle of a handshake, so they must already be here.
  *
- * Node 20 holds exactly one ticket key per context (setTicketKeys replaces it), so a ticket
- * issued in epoch N no longer resumes after the switch to N+1: that client does one full
- * handshake. Choose rotationSeconds well above the session timeout (Node's default 300 s).
+ * Node keeps one ticket key per context (setTicketKeys replaces it), which would make every ticket
+ * fail at each rotation. The ring therefore installs Node's internal ticket-key callback on the
+ * server's contexts (`context.enableTicketKeyCallback()` + `context.onticketkeycallback`): the
+ * current key seals new tickets; older keys still open tickets, and get them renewed under the
+ * current key, for `retentionSeconds` after they stopped sealing. A cluster worker's listen()
+ * replaces the context's setTicketKeys key with the primary's cached one, but does not touch the
+ * callback. A Node without that internal gets setTicketKeys (one key) and a warning.
+ *
+ * The store may be away. At start the ring waits for store.ready() (the store's start-up budget)
+ * and then, if it still cannot reach the store, seals with a key local to this process. During an
+ * outage it keeps sealing with the last fleet key while that key is within its retention (members
+ * keep resuming each other's tickets). Either way it retries every second and converges on the
+ * fleet's key once the store answers. It re-reads its key at least every 10 s, so a store that lost
+ * the keys (restarted empty, failed over) gets back the key the members already use. Nothing here throws at a caller or into a
+ * handshake: failures are counted (stats()) and reported (onError).
  */
 import { randomBytes } from 'node:crypto';
 import type * as tls from 'node:tls';
@@ -18,50 +29,172 @@ import { invalidArgType, outOfRange } from '../errors';
 import { withDeadline } from './deadline';
 import { PersistConfigError, RecordFormatError } from './errors';
 import { Sealer, Secret, unwrapPlain, wrapPlain } from './seal';
+import { addTicketCounts, emptyTicketCounts, TicketCounts, TicketKeyAgeCounts } from './stats';
 import type { SessionStore } from './store';
 
 /** Node's ticket key: 16 bytes key name, 16 bytes HMAC secret, 16 bytes AES key. */
 export const TICKET_KEY_BYTES = 48;
+const PART_BYTES = 16;
+
+/** process.emitWarning code when a server falls back to setTicketKeys (one key per server). */
+export const TICKET_KEY_FALLBACK_WARNING = 'TLS_SESSION_TICKET_KEY_FALLBACK';
 
 export interface TicketKeyRingOptions {
   store: SessionStore;
-  /** Epoch length: all servers switch keys at each multiple of it (default 3600 s; keep it well above the session timeout). */
+  /** Epoch length: all servers switch keys at each multiple of it (default 3600 s). */
   rotationSeconds?: number;
+  /**
+   * How long a key still opens (and renews) tickets after it stopped sealing them (default 7200 s:
+   * the ticket lifetime Node gives tickets unless `sessionTimeout` is set; set it to at least the
+   * servers' sessionTimeout). Tickets older than that get a full handshake.
+   */
+  retentionSeconds?: number;
   /** Seal ticket keys in the store (strongly advised for Redis): same form as attachSessionStore's. */
   secret?: Secret;
   /** Prefix of the store keys (default 'ticket-key:'). */
   keyPrefix?: string;
   /** Longest a store call may take (default 2000 ms: not on the handshake path). */
   budgetMs?: number;
-  /** Told about store failures; the ring keeps the last good key and retries. Must not throw. */
+  /** Told about store failures; the ring keeps serving with the keys it has and retries. Must not throw. */
   onError?: (error: Error) => void;
 }
 
+/**
+ * How a server gets its keys: 'callback' (Node's internal ticket-key callback: one key seals,
+ * several open) or 'setTicketKeys' (the fallback on a Node without that internal: one key).
+ */
+export type TicketKeyMode = 'callback' | 'setTicketKeys';
+
 export interface TicketKeyRingStats {
+  /** The server's mode; for the whole ring, the mode of all its servers ('mixed' if they differ, undefined with none). */
+  mode: TicketKeyMode | 'mixed' | undefined;
+  /** The epoch of the key that seals new tickets (undefined before the first attach). */
   epoch: number | undefined;
+  /** Times the sealing key changed (epoch boundaries, and local key → fleet key). */
   rotations: number;
+  /** Fleet keys this ring created in the store. */
   created: number;
+  /** Fleet keys this ring read from the store (created by another member). */
   fetched: number;
+  /** Keys this ring wrote back into a store that had lost them (restarted empty, failed over). */
+  restored: number;
+  /** Failed store calls (each also reported to onError). */
   errors: number;
+  /** Servers attached. */
   servers: number;
+  /** Keys made locally because the store could not be reached: their tickets resume on this process only. */
+  localKeys: number;
+  /** Whether new tickets are sealed with a local key right now. */
+  usingLocalKey: boolean;
+  /** Whether the next epoch's key is already here (it is fetched halfway through each epoch). */
+  nextKeyReady: boolean;
+  store: {
+    /** The last key sync reached the store. */
+    ready: boolean;
+    /** Times the store went from answering (or from the start) to failing. */
+    outages: number;
+    /** Milliseconds since the store last answered a key sync (undefined: never). */
+    msSinceKeySync: number | undefined;
+  };
+  /** What the ticket-key callback did: the server's own, or the sum over the ring's servers. */
+  tickets: TicketCounts;
 }
 
-/** How long before the boundary the next key is fetched, and how soon a failed fetch is retried. */
+/** How soon a failed key sync is retried. */
 const RETRY_MS = 1000;
+/** Longest between two key syncs: a store that restarted empty or failed over gets the fleet's key back within it. */
+const SYNC_INTERVAL_MS = 10_000;
+/** Most previous epochs whose keys a starting member reads (tickets other members issued before it started). */
+const MAX_PREVIOUS_EPOCHS = 32;
+const ZERO_PART = Buffer.alloc(PART_BYTES);
+/** Node's answer for "no such key": 0 = full handshake (always five 16-byte buffers: Node checks them). */
+const NO_KEY = Object.freeze([0, ZERO_PART, ZERO_PART, ZERO_PART, ZERO_PART]);
+
+interface RingKey {
+  readonly epoch: number;
+  /** name | HMAC secret | AES key, as Node's setTicketKeys takes them. */
+  readonly material: Buffer;
+  /** From the store (the fleet's) or made here while the store was away. */
+  readonly shared: boolean;
+  /** When it stopped sealing (ms); it opens tickets until retiredAt + retention. Undefined while sealing or ahead. */
+  retiredAt: number | undefined;
+  /** When it last sealed a ticket here (ms). */
+  lastIssuedAt: number | undefined;
+}
+
+type TicketKeyCallback = (name: Buffer, iv: Buffer, encrypt: boolean) => readonly unknown[];
+
+/** The parts of Node's (undocumented) native SecureContext used here. */
+interface NativeContext {
+  enableTicketKeyCallback?: () => void;
+  onticketkeycallback?: TicketKeyCallback;
+  setTicketKeys(keys: Buffer): void;
+  getTicketKeys(): Buffer;
+}
+
+interface ServerInternals {
+  _sharedCreds?: { context?: NativeContext };
+  _contexts?: Array<[RegExp, NativeContext | { context: NativeContext }]>;
+}
+
+type SniCallback = (this: unknown, servername: string, callback: (error: Error | null, context?: unknown) => void) => void;
+
+interface Attachment {
+  readonly server: tls.Server;
+  readonly mode: TicketKeyMode;
+  readonly tickets: TicketCounts;
+  /** Contexts already given the callback (or, in 'setTicketKeys' mode, the key). */
+  readonly covered: WeakSet<NativeContext>;
+  readonly onConnection: () => void;
+  readonly onListening: () => void;
+  detached: boolean;
+  sni?: { symbol: symbol; original: SniCallback; wrapper: SniCallback };
+}
+
+const nameOf = (material: Buffer) => material.subarray(0, PART_BYTES);
+const hmacOf = (material: Buffer) => material.subarray(PART_BYTES, 2 * PART_BYTES);
+const aesOf = (material: Buffer) => material.subarray(2 * PART_BYTES, TICKET_KEY_BYTES);
+
+function nativeOf(context: unknown): NativeContext | undefined {
+  if (context === null || typeof context !== 'object') return undefined;
+  if (typeof (context as NativeContext).setTicketKeys === 'function') return context as NativeContext;
+  const inner = (context as { context?: unknown }).context;
+  return inner !== null && typeof inner === 'object' && typeof (inner as NativeContext).setTicketKeys === 'function'
+    ? (inner as NativeContext)
+    : undefined;
+}
+
+/** What Node itself does with one key per context: used once a server is detached from the ring. */
+function singleKeyAnswer(context: NativeContext, name: Buffer, encrypt: boolean): readonly unknown[] {
+  const material = context.getTicketKeys();
+  if (encrypt) return [1, hmacOf(material), aesOf(material), nameOf(material), randomBytes(PART_BYTES)];
+  return name.equals(nameOf(material)) ? [1, hmacOf(material), aesOf(material), ZERO_PART, ZERO_PART] : NO_KEY;
+}
 
 export class TicketKeyRing {
   readonly rotationSeconds: number;
+  readonly retentionSeconds: number;
   readonly #store: SessionStore;
   readonly #sealer: Sealer | undefined;
   readonly #keyPrefix: string;
   readonly #budgetMs: number;
   readonly #onError: ((error: Error) => void) | undefined;
-  readonly #servers = new Set<tls.Server>();
-  readonly #keys = new Map<number, Buffer>();
-  #appliedEpoch: number | undefined;
+  readonly #attachments = new Map<tls.Server, Attachment>();
+  /** Every key that may still open tickets, by hex key name. */
+  readonly #byName = new Map<string, RingKey>();
+  /** The fleet's key per epoch, as the store holds it. */
+  readonly #shared = new Map<number, RingKey>();
+  #active: RingKey | undefined;
+  #started: Promise<void> | undefined;
+  #syncing: Promise<boolean> | undefined;
+  #previousFetched = false;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
-  readonly #stats = { rotations: 0, created: 0, fetched: 0, errors: 0 };
+  #warned = false;
+  /** undefined until the first sync: a store down from the start is an outage too. */
+  #storeAnswering: boolean | undefined;
+  #lastSyncAt: number | undefined;
+  readonly #stats = { rotations: 0, created: 0, fetched: 0, restored: 0, errors: 0, localKeys: 0, outages: 0 };
 
   constructor(options: TicketKeyRingOptions) {
     if (options === null || typeof options !== 'object') throw invalidArgType('options', 'an object', options);
@@ -73,147 +206,492 @@ export class TicketKeyRing {
     if (!Number.isInteger(this.rotationSeconds) || this.rotationSeconds < 1) {
       throw outOfRange('options.rotationSeconds', 'an integer >= 1', this.rotationSeconds);
     }
+    this.retentionSeconds = options.retentionSeconds ?? 7200;
+    if (!Number.isInteger(this.retentionSeconds) || this.retentionSeconds < 0) {
+      throw outOfRange('options.retentionSeconds', 'an integer >= 0', this.retentionSeconds);
+    }
     this.#budgetMs = options.budgetMs ?? 2000;
     if (!Number.isInteger(this.#budgetMs) || this.#budgetMs < 1) throw outOfRange('options.budgetMs', 'an integer >= 1', this.#budgetMs);
     this.#keyPrefix = options.keyPrefix ?? 'ticket-key:';
     if (typeof this.#keyPrefix !== 'string') throw invalidArgType('options.keyPrefix', 'of type string', this.#keyPrefix);
+    if (options.onError !== undefined && typeof options.onError !== 'function') {
+      throw invalidArgType('options.onError', 'a function', options.onError);
+    }
     this.#store = store;
     this.#sealer = options.secret !== undefined ? new Sealer(options.secret, 'ticket-key') : undefined;
     this.#onError = options.onError;
   }
 
-  /** The epoch whose key is applied now, or undefined before the first attach. */
+  /** The epoch of the key that seals new tickets, or undefined before the first attach. */
   get epoch(): number | undefined {
-    return this.#appliedEpoch;
+    this.#refresh();
+    return this.#active?.epoch;
   }
 
-  stats(): TicketKeyRingStats {
-    return { epoch: this.#appliedEpoch, ...this.#stats, servers: this.#servers.size };
+  /** The ring's state; with `server`, `mode` and `tickets` are that server's. */
+  stats(server?: tls.Server): TicketKeyRingStats {
+    const now = Date.now();
+    this.#refresh(now);
+    let mode: TicketKeyRingStats['mode'];
+    let tickets: TicketCounts;
+    if (server !== undefined) {
+      const attachment = this.#attachments.get(server);
+      if (!attachment) throw invalidArgType('server', 'a server attached to this TicketKeyRing', server);
+      mode = attachment.mode;
+      tickets = addTicketCounts(emptyTicketCounts(), attachment.tickets);
+    } else {
+      const modes = new Set([...this.#attachments.values()].map((a) => a.mode));
+      mode = modes.size === 0 ? undefined : modes.size === 1 ? [...modes][0] : 'mixed';
+      tickets = emptyTicketCounts();
+      for (const attachment of this.#attachments.values()) addTicketCounts(tickets, attachment.tickets);
+    }
+    const { outages, ...counters } = this.#stats;
+    return {
+      mode,
+      epoch: this.#active?.epoch,
+      ...counters,
+      servers: this.#attachments.size,
+      usingLocalKey: this.#active !== undefined && !this.#active.shared,
+      nextKeyReady: this.#shared.has(this.#epochAt(now) + 1),
+      store: {
+        ready: this.#storeAnswering === true,
+        outages,
+        msSinceKeySync: this.#lastSyncAt === undefined ? undefined : now - this.#lastSyncAt,
+      },
+      tickets,
+    };
   }
 
   /**
-   * Fetches (or creates) the current epoch's key and applies it to `server` with setTicketKeys;
-   * from then on the server follows every rotation. Rejects if the store cannot be reached.
+   * Makes `server` take its ticket keys from the ring, from now on and across rotations. Waits for
+   * the store (its ready(), then the current key) within the store's start-up budget and this
+   * ring's budgetMs; if the store cannot be reached, the server starts with a local key and the
+   * ring converges on the fleet's key later. Rejects only for a closed ring or a non-server.
    */
   async attach(server: tls.Server): Promise<void> {
     if (this.#closed) throw new PersistConfigError('TicketKeyRing is closed');
-    if (server === null || typeof server !== 'object' || typeof (server as tls.Server).setTicketKeys !== 'function') {
+    const candidate = server as Partial<tls.Server> | null;
+    if (
+      candidate === null ||
+      typeof candidate !== 'object' ||
+      typeof candidate.setTicketKeys !== 'function' ||
+      typeof candidate.prependListener !== 'function'
+    ) {
       throw invalidArgType('server', 'a tls.Server, https.Server or http2 secure server', server);
     }
-    const epoch = this.#currentEpoch();
-    const key = await this.#keyFor(epoch);
+    this.#started ??= this.#start();
+    await this.#started;
     if (this.#closed) throw new PersistConfigError('TicketKeyRing is closed');
-    server.setTicketKeys(key);
-    this.#servers.add(server);
-    if (this.#appliedEpoch === undefined || epoch > this.#appliedEpoch) this.#applyToAll(epoch, key);
-    this.#schedule();
+    if (this.#attachments.has(server)) return;
+    this.#activeKey(Date.now());
+    this.#install(server, this.#modeFor(server));
+    this.#schedule(this.#storeAnswering ? undefined : RETRY_MS);
   }
 
-  /** Stops following rotations for this server (its current key stays in place). */
+  /** Stops following rotations for this server: the key sealing now stays in place, as Node's single key. */
   detach(server: tls.Server): void {
-    this.#servers.delete(server);
+    const attachment = this.#attachments.get(server);
+    if (!attachment) return;
+    attachment.detached = true;
+    this.#attachments.delete(server);
+    server.removeListener('connection', attachment.onConnection);
+    server.removeListener('listening', attachment.onListening);
+    if (attachment.sni) {
+      const target = server as unknown as Record<symbol, unknown>;
+      if (target[attachment.sni.symbol] === attachment.sni.wrapper) target[attachment.sni.symbol] = attachment.sni.original;
+    }
+    // The callback now answers from the context's own key (singleKeyAnswer): make that key ours.
+    if (this.#active) server.setTicketKeys(this.#active.material);
+    if (this.#attachments.size === 0 && this.#timer) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
   }
 
-  /** Stops the rotation timer; the store stays open (it belongs to the caller). */
+  /** Detaches every server, stops the timer and wipes the keys; the store stays open (it belongs to the caller). */
   close(): void {
+    for (const server of [...this.#attachments.keys()]) this.detach(server);
     this.#closed = true;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
-    this.#servers.clear();
-    for (const key of this.#keys.values()) key.fill(0);
-    this.#keys.clear();
+    for (const key of this.#byName.values()) key.material.fill(0);
+    this.#active?.material.fill(0);
+    this.#byName.clear();
+    this.#shared.clear();
   }
 
-  #currentEpoch(): number {
-    return Math.floor(Date.now() / 1000 / this.rotationSeconds);
+  #epochAt(nowMs: number): number {
+    return Math.floor(nowMs / 1000 / this.rotationSeconds);
   }
 
-  #applyToAll(epoch: number, key: Buffer): void {
-    for (const server of this.#servers) server.setTicketKeys(key);
-    if (this.#appliedEpoch !== undefined) this.#stats.rotations += 1;
-    this.#appliedEpoch = epoch;
-    for (const known of this.#keys.keys()) {
-      if (known < epoch) {
-        this.#keys.get(known)!.fill(0);
-        this.#keys.delete(known);
-      }
+  #epochEndMs(epoch: number): number {
+    return (epoch + 1) * this.rotationSeconds * 1000;
+  }
+
+  /** Halfway through `epoch`: when the next epoch's key is fetched. */
+  #prefetchAtMs(epoch: number): number {
+    return this.#epochEndMs(epoch) - (this.rotationSeconds * 1000) / 2;
+  }
+
+  #refresh(now = Date.now()): void {
+    if (!this.#closed && this.#attachments.size > 0) this.#activeKey(now);
+  }
+
+  /**
+   * The key that seals tickets at `now`, switching when needed: the fleet's key of the current
+   * epoch; without it (the store was away at the boundary) the last fleet key while it is within
+   * its retention, so members keep resuming each other's tickets; else a key local to this process.
+   */
+  #activeKey(now: number): RingKey {
+    const epoch = this.#epochAt(now);
+    const current = this.#active;
+    let next = this.#shared.get(epoch);
+    if (!next) {
+      if (current?.shared && current.epoch < epoch && now < this.#epochEndMs(current.epoch) + this.retentionSeconds * 1000) next = current;
+      else if (current && !current.shared && current.epoch === epoch) next = current;
+      else next = this.#makeLocalKey(epoch);
+    }
+    if (next !== current) this.#switchTo(next, now);
+    return next;
+  }
+
+  #switchTo(next: RingKey, now: number): void {
+    const previous = this.#active;
+    if (previous) {
+      previous.retiredAt ??= this.#retireTime(previous, now);
+      this.#stats.rotations += 1;
+    }
+    next.retiredAt = undefined;
+    this.#active = next;
+    for (const attachment of this.#attachments.values()) {
+      if (attachment.mode === 'setTicketKeys') attachment.server.setTicketKeys(next.material);
     }
   }
 
-  /** Wakes at the next boundary to switch keys, or halfway through the epoch to prefetch. */
-  #schedule(): void {
-    if (this.#closed || this.#timer) return;
-    const nowMs = Date.now();
-    const epochMs = this.rotationSeconds * 1000;
-    const nextBoundary = (this.#currentEpoch() + 1) * epochMs;
-    const prefetchAt = nextBoundary - epochMs / 2;
-    const wakeAt = !this.#keys.has(this.#currentEpoch() + 1) && nowMs < prefetchAt ? prefetchAt : nextBoundary;
+  /**
+   * Tickets need a key as long as anyone sealed with it: until its epoch ended (the other members
+   * sealed with it until then), or its last ticket here if it sealed longer (a store outage). A
+   * server on setTicketKeys sealed with it until now, unseen.
+   */
+  #retireTime(key: RingKey, now: number): number {
+    for (const attachment of this.#attachments.values()) if (attachment.mode === 'setTicketKeys') return now;
+    return Math.min(now, Math.max(this.#epochEndMs(key.epoch), key.lastIssuedAt ?? 0));
+  }
+
+  #makeLocalKey(epoch: number): RingKey {
+    const key: RingKey = { epoch, material: randomBytes(TICKET_KEY_BYTES), shared: false, retiredAt: undefined, lastIssuedAt: undefined };
+    this.#byName.set(nameOf(key.material).toString('hex'), key);
+    this.#stats.localKeys += 1;
+    return key;
+  }
+
+  /** Takes a fleet key read from the store; one it replaces (the store said otherwise) keeps opening tickets for its retention. */
+  #adopt(epoch: number, material: Buffer, now: number): void {
+    if (this.#closed) {
+      material.fill(0);
+      return;
+    }
+    const replaced = this.#shared.get(epoch);
+    if (replaced) replaced.retiredAt ??= now;
+    const retiredAt = epoch < this.#epochAt(now) ? this.#epochEndMs(epoch) : undefined;
+    const key: RingKey = { epoch, material, shared: true, retiredAt, lastIssuedAt: undefined };
+    this.#shared.set(epoch, key);
+    this.#byName.set(nameOf(material).toString('hex'), key);
+  }
+
+  /** Wipes keys past their retention. */
+  #forgetRetired(now: number): void {
+    for (const [name, key] of this.#byName) {
+      if (key === this.#active || key.retiredAt === undefined || now < key.retiredAt + this.retentionSeconds * 1000) continue;
+      this.#byName.delete(name);
+      if (this.#shared.get(key.epoch) === key) this.#shared.delete(key.epoch);
+      key.material.fill(0);
+    }
+  }
+
+  #modeFor(server: tls.Server): TicketKeyMode {
+    const creds = (server as unknown as ServerInternals)._sharedCreds;
+    const context = creds?.context;
+    if (typeof context?.enableTicketKeyCallback === 'function') return 'callback';
+    if (!this.#warned) {
+      this.#warned = true;
+      const missing = !creds
+        ? 'server._sharedCreds'
+        : !context
+          ? 'server._sharedCreds.context'
+          : 'server._sharedCreds.context.enableTicketKeyCallback()';
+      process.emitWarning(
+        `TicketKeyRing: Node ${process.version} lacks ${missing}, so each server holds one ticket key (setTicketKeys): ` +
+          'tickets issued before a key rotation get a full handshake after it.',
+        { type: 'TlsSessionWarning', code: TICKET_KEY_FALLBACK_WARNING },
+      );
+    }
+    return 'setTicketKeys';
+  }
+
+  #install(server: tls.Server, mode: TicketKeyMode): void {
+    const attachment: Attachment = {
+      server,
+      mode,
+      tickets: emptyTicketCounts(),
+      covered: new WeakSet(),
+      // Before Node's own 'connection' listener makes the TLS socket: a context that replaced
+      // ours (setSecureContext, addContext) is covered before its first handshake.
+      onConnection: () => this.#guard(() => this.#cover(attachment)),
+      // A cluster worker's listen() sets the primary's cached key (Server#_setServerData).
+      onListening: () =>
+        this.#guard(() => {
+          if (mode === 'setTicketKeys' && this.#active) server.setTicketKeys(this.#active.material);
+          this.#cover(attachment);
+        }),
+      detached: false,
+    };
+    this.#attachments.set(server, attachment);
+    this.#cover(attachment);
+    server.prependListener('connection', attachment.onConnection);
+    server.on('listening', attachment.onListening);
+  }
+
+  /** Gives the server's contexts the ring's keys: its default context and, in callback mode, its SNI contexts. */
+  #cover(attachment: Attachment): void {
+    const target = attachment.server as unknown as ServerInternals;
+    const main = target._sharedCreds?.context;
+    if (attachment.mode === 'setTicketKeys') {
+      if (main && !attachment.covered.has(main) && this.#active) {
+        attachment.covered.add(main);
+        attachment.server.setTicketKeys(this.#active.material);
+      }
+      return;
+    }
+    if (main) this.#coverContext(attachment, main);
+    for (const entry of target._contexts ?? []) {
+      const native = nativeOf(entry[1]);
+      if (native) this.#coverContext(attachment, native);
+    }
+    this.#wrapSniCallback(attachment);
+  }
+
+  #coverContext(attachment: Attachment, context: NativeContext): void {
+    if (attachment.covered.has(context)) return;
+    attachment.covered.add(context);
+    if (typeof context.enableTicketKeyCallback !== 'function') {
+      if (this.#active) context.setTicketKeys(this.#active.material);
+      return;
+    }
+    context.enableTicketKeyCallback();
+    context.onticketkeycallback = (name, _iv, encrypt) => {
+      try {
+        if (attachment.detached) return singleKeyAnswer(context, name, encrypt);
+        return this.#answer(attachment.tickets, name, encrypt);
+      } catch (error) {
+        // An exception here would reach Node's uncaughtException: answer "no key" (full handshake) instead.
+        this.#stats.errors += 1;
+        this.#report(error as Error);
+        return NO_KEY;
+      }
+    };
+  }
+
+  /**
+   * Contexts a user's SNICallback hands out get the callback too, as they appear (measured on
+   * Node 20-26 with OpenSSL 3: tickets are sealed and opened by the server's default context even
+   * after an SNI switch, so this is for Node lines where that changes). Node keeps the
+   * SNICallback under a private symbol; without it, nothing is wrapped.
+   */
+  #wrapSniCallback(attachment: Attachment): void {
+    const target = attachment.server as unknown as Record<symbol, unknown>;
+    const symbol = attachment.sni?.symbol ?? Object.getOwnPropertySymbols(target).find((s) => s.description === 'snicallback');
+    if (!symbol) return;
+    const current = target[symbol];
+    if (typeof current !== 'function' || current === attachment.sni?.wrapper) return;
+    const original = current as SniCallback;
+    const cover = (context: unknown): void => {
+      const native = nativeOf(context);
+      if (native && !attachment.detached) this.#guard(() => this.#coverContext(attachment, native));
+    };
+    const wrapper: SniCallback = function (this: unknown, servername, callback) {
+      return original.call(this, servername, (error, context) => {
+        if (!error && context) cover(context);
+        callback(error, context);
+      });
+    };
+    attachment.sni = { symbol, original, wrapper };
+    target[symbol] = wrapper;
+  }
+
+  /** Node's ticket-key callback, synchronous: seal with the current key; open with any key still retained. */
+  #answer(tickets: TicketCounts, name: Buffer, encrypt: boolean): readonly unknown[] {
+    const now = Date.now();
+    const active = this.#activeKey(now);
+    if (encrypt) {
+      tickets.issued += 1;
+      if (!active.shared) tickets.issuedWithLocalKey += 1;
+      active.lastIssuedAt = now;
+      return [1, hmacOf(active.material), aesOf(active.material), nameOf(active.material), randomBytes(PART_BYTES)];
+    }
+    const key = this.#byName.get(name.toString('hex'));
+    if (!key) {
+      tickets.rejected.unknownKey += 1;
+      return NO_KEY;
+    }
+    if (key.retiredAt !== undefined && now >= key.retiredAt + this.retentionSeconds * 1000) {
+      tickets.rejected.pastRetention += 1;
+      return NO_KEY;
+    }
+    const age = active.epoch - key.epoch;
+    const bucket: keyof TicketKeyAgeCounts = age < 0 ? 'ahead' : age === 0 ? 'current' : age === 1 ? 'previous' : 'older';
+    const answer = [1, hmacOf(key.material), aesOf(key.material), ZERO_PART, ZERO_PART];
+    if (key.retiredAt === undefined) {
+      tickets.decrypted[bucket] += 1;
+      return answer;
+    }
+    // 2: accept, and give the client a new ticket under the current key.
+    tickets.renewed[bucket] += 1;
+    answer[0] = 2;
+    return answer;
+  }
+
+  /** First attach: the store's readiness, then the first key sync. Never rejects. */
+  async #start(): Promise<void> {
+    if (typeof this.#store.ready === 'function') {
+      try {
+        await this.#store.ready();
+      } catch (error) {
+        this.#storeFailed(error as Error);
+        return;
+      }
+    }
+    await this.#sync();
+  }
+
+  #schedule(delayMs?: number): void {
+    if (this.#closed || this.#attachments.size === 0) return;
+    if (this.#timer) clearTimeout(this.#timer);
+    const now = Date.now();
+    let wakeAt = now + (delayMs ?? 0);
+    if (delayMs === undefined) {
+      const epoch = this.#epochAt(now);
+      const prefetchAt = this.#prefetchAtMs(epoch);
+      wakeAt = Math.min(this.#shared.has(epoch + 1) ? this.#epochEndMs(epoch) : Math.max(now, prefetchAt), now + SYNC_INTERVAL_MS);
+    }
+    // +1 ms: a timer may fire a little early, and the boundary must have passed.
     this.#timer = setTimeout(
       () => {
         this.#timer = undefined;
         void this.#tick();
       },
-      Math.max(0, wakeAt - nowMs),
+      wakeAt - now + 1,
     );
     this.#timer.unref();
   }
 
   async #tick(): Promise<void> {
     if (this.#closed) return;
-    const epoch = this.#currentEpoch();
+    let answered = false;
     try {
-      if (this.#appliedEpoch === undefined || epoch > this.#appliedEpoch) {
-        this.#applyToAll(epoch, await this.#keyFor(epoch));
-      } else {
-        await this.#keyFor(epoch + 1);
-      }
+      const now = Date.now();
+      // At a boundary with the next key already here, switch before any store round trip.
+      if (this.#shared.has(this.#epochAt(now))) this.#activeKey(now);
+      this.#forgetRetired(now);
+      answered = await this.#sync();
     } catch (error) {
-      // Keep the last good key: tickets keep working on this server while the store is away.
-      this.#stats.errors += 1;
       this.#report(error as Error);
-      if (!this.#closed) {
-        this.#timer = setTimeout(() => {
-          this.#timer = undefined;
-          void this.#tick();
-        }, RETRY_MS);
-        this.#timer.unref();
-        return;
-      }
     }
-    this.#schedule();
+    this.#schedule(answered ? undefined : RETRY_MS);
   }
 
-  async #keyFor(epoch: number): Promise<Buffer> {
-    const cached = this.#keys.get(epoch);
-    if (cached) return cached;
-    const storeKey = `${this.#keyPrefix}${this.rotationSeconds}:${epoch}`;
-    // Kept for three epochs: the current one, plus slack for servers with a slow clock.
-    const ttlSeconds = this.rotationSeconds * 3;
-    let record = await withDeadline('get', this.#budgetMs, this.#store.get(storeKey));
-    if (record === undefined) {
-      const candidate = randomBytes(TICKET_KEY_BYTES);
-      const sealed = this.#sealer ? this.#sealer.seal(storeKey, candidate) : wrapPlain(candidate);
-      if (this.#store.setIfAbsent) {
-        if (await withDeadline('setIfAbsent', this.#budgetMs, this.#store.setIfAbsent(storeKey, sealed, ttlSeconds))) {
-          this.#stats.created += 1;
+  /** One sync at a time; resolves true when the store answered. */
+  #sync(): Promise<boolean> {
+    this.#syncing ??= this.#syncOnce().finally(() => {
+      this.#syncing = undefined;
+    });
+    return this.#syncing;
+  }
+
+  async #syncOnce(): Promise<boolean> {
+    const now = Date.now();
+    const epoch = this.#epochAt(now);
+    try {
+      await this.#syncEpoch(epoch, now, true);
+      if (now >= this.#prefetchAtMs(epoch)) await this.#syncEpoch(epoch + 1, now, true);
+      if (!this.#previousFetched) {
+        const previous: number[] = [];
+        for (let e = epoch - 1; e >= epoch - MAX_PREVIOUS_EPOCHS && now < this.#epochEndMs(e) + this.retentionSeconds * 1000; e--) {
+          if (!this.#shared.has(e)) previous.push(e);
         }
-      } else {
-        // Without an atomic setIfAbsent two servers may race here; the re-read below narrows it.
-        await withDeadline('set', this.#budgetMs, this.#store.set(storeKey, sealed, ttlSeconds));
-        this.#stats.created += 1;
+        await Promise.all(previous.map((e) => this.#syncEpoch(e, now, false)));
+        this.#previousFetched = true;
       }
+    } catch (error) {
+      this.#storeFailed(error as Error);
+      return false;
+    }
+    this.#storeAnswering = true;
+    this.#lastSyncAt = Date.now();
+    this.#refresh();
+    return true;
+  }
+
+  #storeFailed(error: Error): void {
+    if (this.#storeAnswering !== false) this.#stats.outages += 1;
+    this.#storeAnswering = false;
+    this.#stats.errors += 1;
+    this.#report(error);
+    this.#refresh();
+  }
+
+  /**
+   * Reads the fleet's key of `epoch`; when `create` and the store has none, writes one: a new
+   * random key, or the key this member already uses for that epoch (a store that came back empty
+   * must not split the fleet). The store's answer wins over what this member held.
+   */
+  async #syncEpoch(epoch: number, now: number, create: boolean): Promise<void> {
+    const storeKey = `${this.#keyPrefix}${this.rotationSeconds}:${epoch}`;
+    const held = this.#shared.get(epoch);
+    let record = await withDeadline('get', this.#budgetMs, this.#store.get(storeKey));
+    let createdHere = false;
+    if (record === undefined) {
+      if (!create) return;
+      const candidate = held ? Buffer.from(held.material) : randomBytes(TICKET_KEY_BYTES);
+      const sealed = this.#sealer ? this.#sealer.seal(storeKey, candidate) : wrapPlain(candidate);
       candidate.fill(0);
+      // Long enough for the members that prefetch it, use it, and open its tickets afterwards.
+      const ttlSeconds = 2 * this.rotationSeconds + this.retentionSeconds;
+      let wrote = true;
+      if (this.#store.setIfAbsent) {
+        wrote = await withDeadline('setIfAbsent', this.#budgetMs, this.#store.setIfAbsent(storeKey, sealed, ttlSeconds));
+      } else {
+        // Without an atomic setIfAbsent two members may race here; the re-read below narrows it.
+        await withDeadline('set', this.#budgetMs, this.#store.set(storeKey, sealed, ttlSeconds));
+      }
+      if (wrote && held) this.#stats.restored += 1;
+      createdHere = wrote && !held;
+      if (createdHere) this.#stats.created += 1;
       record = await withDeadline('get', this.#budgetMs, this.#store.get(storeKey));
       if (record === undefined) throw new RecordFormatError('ticket key vanished from the store right after it was written');
-    } else {
-      this.#stats.fetched += 1;
     }
-    const key = this.#sealer ? this.#sealer.open(storeKey, record) : unwrapPlain(record);
-    if (key.length !== TICKET_KEY_BYTES)
-      throw new RecordFormatError(`stored ticket key has ${key.length} bytes, expected ${TICKET_KEY_BYTES}`);
-    const owned = Buffer.from(key);
-    this.#keys.set(epoch, owned);
-    return owned;
+    const opened = this.#sealer ? this.#sealer.open(storeKey, record) : unwrapPlain(record);
+    if (opened.length !== TICKET_KEY_BYTES) {
+      throw new RecordFormatError(`stored ticket key has ${opened.length} bytes, expected ${TICKET_KEY_BYTES}`);
+    }
+    const material = Buffer.from(opened);
+    // A sealed record opens into a fresh buffer: wipe it. A plain one is a view of the store's own bytes.
+    if (this.#sealer) opened.fill(0);
+    if (this.#shared.get(epoch)?.material.equals(material)) {
+      material.fill(0);
+      return;
+    }
+    if (!createdHere) this.#stats.fetched += 1;
+    this.#adopt(epoch, material, now);
+  }
+
+  #guard(run: () => void): void {
+    try {
+      run();
+    } catch (error) {
+      this.#stats.errors += 1;
+      this.#report(error as Error);
+    }
   }
 
   #report(error: Error): void {
@@ -225,10 +703,19 @@ export class TicketKeyRing {
   }
 
   [inspect.custom](): string {
-    return `TicketKeyRing { rotationSeconds: ${this.rotationSeconds}, epoch: ${this.#appliedEpoch}, servers: ${this.#servers.size}, keys: [hidden] }`;
+    return (
+      `TicketKeyRing { rotationSeconds: ${this.rotationSeconds}, retentionSeconds: ${this.retentionSeconds}, ` +
+      `epoch: ${this.#active?.epoch}, servers: ${this.#attachments.size}, keys: [hidden] }`
+    );
   }
 
   toJSON(): Record<string, unknown> {
-    return { type: 'TicketKeyRing', rotationSeconds: this.rotationSeconds, epoch: this.#appliedEpoch, keys: '[hidden]' };
+    return {
+      type: 'TicketKeyRing',
+      rotationSeconds: this.rotationSeconds,
+      retentionSeconds: this.retentionSeconds,
+      epoch: this.#active?.epoch,
+      keys: '[hidden]',
+    };
   }
 }

@@ -1,17 +1,21 @@
 /**
  * Faults: Redis is killed (SIGKILL) in the middle of traffic and restarted. Handshakes never
  * fail (they become full handshakes), nothing is thrown or left unhandled, failures are
- * counted, and resumption comes back once ioredis has reconnected on its own. Records altered
+ * counted, and resumption comes back once ioredis has reconnected on its own. The same for the
+ * ticket key ring while keys rotate (SIGKILL and SIGSTOP across two boundaries). Records altered
  * in a real SQLite file or Redis (tampered, other scope, expired, random bytes) are refused.
+ * (Jest fails a test on an unhandled rejection by itself; a listener on the test's `process`
+ * does not see them: Jest gives each test file its own copy of `process`.)
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makePki, Pki } from '../helpers/pki';
-import { attachSessionStore, RedisStore, Sealer, SessionStore, SqliteStore } from '../../lib/persist';
+import { attachSessionStore, RedisStore, Sealer, SessionStore, SqliteStore, TicketKeyRing } from '../../lib/persist';
 import { RedisServer, startRedis } from './helpers/redis-server';
-import { close, handshake, listen, tls12Server } from './helpers/tls-peers';
+import { close, handshake, listen, tls12Server, tls13Server } from './helpers/tls-peers';
+import { epochEndMs, untilRotatedPast, waitFor } from './helpers/rotation';
 
 let pki: Pki;
 let redis: RedisServer;
@@ -125,6 +129,88 @@ test('a Redis that never answers (a stopped process): lookups give up after the 
     await store.close();
     await stalled.stop();
   }
+});
+
+describe.each(['SIGKILL', 'SIGSTOP'] as const)('Redis %s while ticket keys rotate', (signal) => {
+  test("members keep resuming each other's tickets through the outage (the last fleet key stays), then converge; no handshake fails", async () => {
+    const rotationSeconds = 4;
+    const own = await startRedis();
+    const secret = randomBytes(32);
+    const members = [0, 1].map(() => {
+      // A short command budget: with a stopped Redis every key sync gives up after 200 ms.
+      const store = new RedisStore({ url: own.url, budgetMs: 200 });
+      const reported: Error[] = [];
+      const ring = new TicketKeyRing({
+        store,
+        secret,
+        rotationSeconds,
+        retentionSeconds: 20,
+        budgetMs: 500,
+        onError: (e) => reported.push(e),
+      });
+      return { store, ring, server: tls13Server(pki), reported };
+    });
+    const rings = members.map((m) => m.ring);
+    let stopped = false;
+    try {
+      for (const member of members) await member.ring.attach(member.server);
+      const [portA, portB] = [await listen(members[0]!.server), await listen(members[1]!.server)];
+      const crossResumes = async () => (await handshake(pki, portB, (await handshake(pki, portA)).session)).reused;
+
+      // Traffic across the members the whole time: every handshake must complete.
+      let stop = false;
+      const failures: unknown[] = [];
+      const traffic = (async () => {
+        while (!stop) await crossResumes().catch((error: unknown) => failures.push(error));
+      })();
+
+      // Both members hold the next epoch's key (fetched halfway through the epoch); then Redis goes.
+      await waitFor(() => rings.every((ring) => ring.stats().nextKeyReady), 'both rings to fetch the next key ahead');
+      const beforeOutage = await handshake(pki, portA);
+      const epoch = rings[0]!.epoch!;
+      if (signal === 'SIGKILL') await own.kill();
+      else process.kill(own.pid, 'SIGSTOP');
+      stopped = signal === 'SIGSTOP';
+
+      // The boundary: both switch to the key they fetched ahead, without the store.
+      await untilRotatedPast(rings, epoch);
+      expect(await crossResumes()).toBe(true);
+      // The next boundary has no key to fetch: both keep the last fleet key (within its retention).
+      await waitFor(() => Date.now() > epochEndMs(epoch + 1, rotationSeconds) + 100, 'a boundary during the outage');
+      expect(rings.map((ring) => ring.epoch)).toEqual([epoch + 1, epoch + 1]);
+      expect(await crossResumes()).toBe(true);
+      expect((await handshake(pki, portB, beforeOutage.session)).reused).toBe(true);
+      for (const { ring, reported } of members) {
+        const stats = ring.stats();
+        expect(stats.store.ready).toBe(false);
+        expect(stats.store.outages).toBeGreaterThanOrEqual(1);
+        expect(stats.usingLocalKey).toBe(false);
+        expect(stats.errors).toBeGreaterThan(0);
+        expect(reported.every((error) => typeof (error as { code?: unknown }).code === 'string')).toBe(true);
+      }
+
+      if (signal === 'SIGKILL') await own.restart();
+      else process.kill(own.pid, 'SIGCONT');
+      stopped = false;
+      const clockEpoch = () => Math.floor(Date.now() / 1000 / rotationSeconds);
+      await waitFor(
+        () => rings.every((ring) => ring.stats().store.ready && ring.epoch === clockEpoch() && !ring.stats().usingLocalKey),
+        'both rings to take the current epoch key from Redis again',
+      );
+      expect(await crossResumes()).toBe(true);
+      stop = true;
+      await traffic;
+      expect(failures).toEqual([]);
+    } finally {
+      if (stopped) process.kill(own.pid, 'SIGCONT');
+      for (const member of members) {
+        member.ring.close();
+        await close(member.server);
+        await member.store.close();
+      }
+      await own.stop();
+    }
+  }, 60_000);
 });
 
 describe.each(['SqliteStore', 'RedisStore'] as const)('bad records in a real %s are refused, counted and deleted', (kind) => {

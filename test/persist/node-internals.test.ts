@@ -1,12 +1,14 @@
 /**
  * attachSessionStore relies on undocumented tls.Server internals (server._sharedCreds.context's
- * setSessionIdContext/getCertificate, server._contexts). They exist on the Node running this file
+ * setSessionIdContext/getCertificate, server._contexts), TicketKeyRing on the context's ticket-key
+ * callback (enableTicketKeyCallback/onticketkeycallback; without it: setTicketKeys and a warning,
+ * tested in ticket-key-ring.test.ts). They exist on the Node running this file
  * (CI: 20, 22, 24, 26); a Node without them must fail at attach with a typed error naming the
  * Node version and what is missing — never silently at handshake time. Simulated here by
  * shadowing the internals on one server's own objects (the shared prototypes stay untouched).
  */
 import * as tls from 'node:tls';
-import { attachSessionStore, MemoryStore, NodeInternalsError } from '../../lib';
+import { attachSessionStore, MemoryStore, NodeInternalsError, TicketKeyRing } from '../../lib';
 import { makePki, type Pki } from '../helpers/pki';
 import { close, handshake, listen, tls12Server } from './helpers/tls-peers';
 
@@ -88,4 +90,26 @@ test('an SNI context without setSessionIdContext is named by its pattern', () =>
   Object.defineProperty(context, 'setSessionIdContext', { value: undefined, configurable: true });
   const error = attachError(server, { scope: 'fleet' });
   expect(error.missing).toEqual([`server._contexts entry ${pattern.source}: setSessionIdContext()`]);
+});
+
+test(`the ticket-key callback is there on ${process.version}: TicketKeyRing seals and opens tickets through it`, async () => {
+  const server = tls12Server(pki, { secureOptions: 0 }); // TLS 1.2 tickets on
+  server.addContext('sni.test', { key: pki.serverKey, cert: pki.serverCert });
+  expect(typeof internals(server)._sharedCreds?.context?.enableTicketKeyCallback).toBe('function');
+  expect(typeof internals(server)._contexts![0]![1].enableTicketKeyCallback).toBe('function');
+  const ring = new TicketKeyRing({ store: new MemoryStore() });
+  await ring.attach(server);
+  const port = await listen(server);
+  try {
+    expect(typeof internals(server)._sharedCreds?.context?.onticketkeycallback).toBe('function');
+    const first = await handshake(pki, port);
+    expect((await handshake(pki, port, first.session)).reused).toBe(true);
+    const { mode, tickets } = ring.stats(server);
+    expect(mode).toBe('callback');
+    expect(tickets.issued).toBeGreaterThanOrEqual(1);
+    expect(tickets.decrypted.current).toBe(1);
+  } finally {
+    ring.close();
+    await close(server);
+  }
 });

@@ -1,16 +1,18 @@
 /**
- * The SessionStore contract against MemoryStore and SqliteStore (a temporary file), plus each
- * store's own guarantees (bounds, file mode, WAL, sweep). RedisStore: stores.redis.test.ts (the
- * Redis lane, `npm run test:redis`).
+ * The SessionStore contract against MemoryStore and SqliteStore (a temporary file, once per
+ * SQLite backend that loads in this Node), plus each store's own guarantees (bounds, file mode,
+ * WAL, sweep). RedisStore: stores.redis.test.ts (the Redis lane, `npm run test:redis`). What is
+ * particular to the backends (selection, errors, lazy loading, one file read by both):
+ * sqlite-backends.test.ts.
  */
 import { statSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { MemoryStore } from '../../lib/persist/memory-store';
-import { SqliteStore } from '../../lib/persist/sqlite-store';
+import { SqliteStore, SqliteStoreOptions } from '../../lib/persist/sqlite-store';
 import type { SessionStore } from '../../lib/persist/store';
 import { describeStoreContract } from './helpers/store-contract';
+import { describeEachBackend, openRaw } from './helpers/sqlite-backends';
 
 let dir: string;
 const opened: SessionStore[] = [];
@@ -28,7 +30,6 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 let fileCounter = 0;
 
 describeStoreContract('MemoryStore', async () => new MemoryStore(), opened);
-describeStoreContract('SqliteStore', async () => new SqliteStore({ path: join(dir, `contract-${fileCounter++}.db`) }), opened);
 
 describe('MemoryStore bounds', () => {
   test('evicts the least recently used entry beyond maxEntries', async () => {
@@ -56,32 +57,34 @@ describe('MemoryStore bounds', () => {
   });
 });
 
-describe('SqliteStore', () => {
+describeEachBackend('SqliteStore', (backend) => {
+  describeStoreContract('SqliteStore', async () => new SqliteStore({ path: join(dir, `contract-${fileCounter++}.db`), backend }), opened);
+
   test('creates the file with mode 0600, uses WAL and an expiry index, and persists across reopen', async () => {
-    const path = join(dir, 'private.db');
-    const store = new SqliteStore({ path });
+    const path = join(dir, `private-${backend}.db`);
+    const store = new SqliteStore({ path, backend });
     await store.set('persisted', Buffer.from('value'), 60);
     // While open, WAL mode has the -wal and -shm files; SQLite gives them the database's mode.
     for (const file of [path, `${path}-wal`, `${path}-shm`]) expect(statSync(file).mode & 0o777).toBe(0o600);
     await store.close();
     expect(statSync(path).mode & 0o777).toBe(0o600);
-    const raw = new Database(path, { readonly: true });
-    expect(raw.pragma('journal_mode', { simple: true })).toBe('wal');
+    const raw = openRaw(path, backend);
+    expect(raw.pragma('journal_mode')).toBe('wal');
     const indexes = raw.prepare("SELECT name FROM sqlite_master WHERE type = 'index'").all() as Array<{ name: string }>;
     expect(indexes.map((i) => i.name)).toContain('tls_sessions_expires_at');
     raw.close();
-    const reopened = new SqliteStore({ path });
+    const reopened = new SqliteStore({ path, backend });
     expect((await reopened.get('persisted'))!.toString()).toBe('value');
     await reopened.close();
   });
 
   test('the periodic sweep deletes expired rows', async () => {
-    const path = join(dir, 'sweep.db');
-    const store = new SqliteStore({ path, sweepIntervalMs: 200 });
+    const path = join(dir, `sweep-${backend}.db`);
+    const store = new SqliteStore({ path, sweepIntervalMs: 200, backend });
     await store.set('gone', Buffer.from('x'), 1);
     await store.set('kept', Buffer.from('y'), 60);
     await sleep(2500);
-    const raw = new Database(path, { readonly: true });
+    const raw = openRaw(path, backend);
     const keys = (raw.prepare('SELECT key FROM tls_sessions').all() as Array<{ key: string }>).map((r) => r.key);
     raw.close();
     await store.close();
@@ -89,8 +92,10 @@ describe('SqliteStore', () => {
   });
 
   test('bad options are typed errors naming the problem', () => {
-    expect(() => new SqliteStore({} as { path: string })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
-    expect(() => new SqliteStore({ path: join(dir, 'no', 'such', 'dir.db') })).toThrow(
+    expect(() => new SqliteStore({ backend } as unknown as SqliteStoreOptions)).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }),
+    );
+    expect(() => new SqliteStore({ path: join(dir, 'no', 'such', 'dir.db'), backend })).toThrow(
       expect.objectContaining({ code: 'ERR_TLS_SESSION_PERSIST_CONFIG' }),
     );
   });

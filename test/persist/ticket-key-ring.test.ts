@@ -1,22 +1,37 @@
 /**
- * TicketKeyRing: servers that share a store share ticket keys, so a TLS 1.3 (or TLS 1.2 ticket)
- * session from one resumes on another; keys rotate together at epoch boundaries.
+ * TicketKeyRing on real node:tls servers sharing a MemoryStore (two fleet members, one ring each
+ * as in two processes): tickets resume across members and across a rotation (older keys open and
+ * renew), not past the retention. The setTicketKeys fallback, forced by deleting the internal on
+ * a real server's own context, behaves as documented. SNI contexts and contexts set later are
+ * covered. Store outages and Redis are in ticket-key-ring.redis.test.ts.
  */
 import { randomBytes } from 'node:crypto';
-import { makePki, Pki } from '../helpers/pki';
-import { MemoryStore, SessionStore, TicketKeyRing } from '../../lib/persist';
-import { close, handshake, listen, tls13Server } from './helpers/tls-peers';
 import * as tls from 'node:tls';
+import { inspect } from 'node:util';
+import { makePki, Pki } from '../helpers/pki';
+import { MemoryStore, Sealer, SessionStore, TICKET_KEY_FALLBACK_WARNING, TicketKeyRing, TicketKeyRingOptions } from '../../lib/persist';
+import { close, handshake, listen, tls13Server } from './helpers/tls-peers';
+import { epochEndMs, lateInEpoch, untilRotatedPast, waitFor } from './helpers/rotation';
 
 let pki: Pki;
 beforeAll(() => {
   pki = makePki();
 });
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+interface Internals {
+  _sharedCreds: { context: Record<string, unknown> };
+  _contexts: Array<[RegExp, Record<string, unknown>]>;
+}
+const internals = (server: tls.Server) => server as unknown as Internals;
 
-/** Two "fleet members": each with its own ring instance (as in two processes), one shared store. */
-async function fleet(store: SessionStore, make: () => tls.Server, ringOptions: { rotationSeconds?: number; secret?: Buffer } = {}) {
+/** What a Node without the ticket-key callback looks like, on this one server's own context. */
+function withoutTicketKeyCallback(server: tls.Server): tls.Server {
+  Object.defineProperty(internals(server)._sharedCreds.context, 'enableTicketKeyCallback', { value: undefined, configurable: true });
+  return server;
+}
+
+/** Two fleet members: each with its own ring instance (as in two processes), one shared store. */
+async function fleet(store: SessionStore, make: () => tls.Server, ringOptions: Partial<TicketKeyRingOptions> = {}) {
   const servers = [make(), make()];
   const rings = servers.map(() => new TicketKeyRing({ store, ...ringOptions }));
   for (let i = 0; i < 2; i++) await rings[i]!.attach(servers[i]!);
@@ -32,17 +47,47 @@ async function fleet(store: SessionStore, make: () => tls.Server, ringOptions: {
   };
 }
 
+/**
+ * The warnings with `code` emitted while `run` runs, kept off the test output; others go through.
+ * (Jest's sandboxed `process` does not deliver 'warning' events to a listener in a test.)
+ */
+async function warningsDuring<T>(
+  code: string,
+  run: () => Promise<T>,
+): Promise<{ result: T; warnings: Array<{ message: string; type?: string }> }> {
+  const warnings: Array<{ message: string; type?: string }> = [];
+  const emitWarning = process.emitWarning;
+  const capture = (warning: string | Error, options?: unknown, ...rest: unknown[]) => {
+    const { code: emitted, type } = (typeof options === 'object' && options !== null ? options : {}) as { code?: string; type?: string };
+    if (emitted === code) warnings.push({ message: String(warning), type });
+    else (emitWarning as (...args: unknown[]) => void).call(process, warning, options, ...rest);
+  };
+  process.emitWarning = capture as typeof process.emitWarning;
+  try {
+    return { result: await run(), warnings };
+  } finally {
+    process.emitWarning = emitWarning;
+  }
+}
+
 test('a TLS 1.3 ticket from server A resumes on server B', async () => {
   const store = new MemoryStore();
   const f = await fleet(store, () => tls13Server(pki), { secret: randomBytes(32) });
   try {
-    expect(f.servers[0]!.getTicketKeys()).toEqual(f.servers[1]!.getTicketKeys());
     const first = await handshake(pki, f.ports[0]!);
     expect(first.protocol).toBe('TLSv1.3');
     const onB = await handshake(pki, f.ports[1]!, first.session);
     expect(onB.reused).toBe(true);
-    expect(f.rings[0]!.stats().created + f.rings[1]!.stats().created).toBe(1);
-    expect(f.rings[1]!.stats().fetched).toBe(1);
+    // Every key in the store was created by exactly one of the two; the other read it.
+    const [a, b] = [f.rings[0]!.stats(), f.rings[1]!.stats()];
+    expect(a.created + b.created).toBe(store.size);
+    expect(b.fetched).toBeGreaterThanOrEqual(1);
+    expect(a.mode).toBe('callback');
+    expect(f.rings[0]!.stats(f.servers[0]!).tickets.issued).toBeGreaterThanOrEqual(1);
+    const opened = f.rings[1]!.stats(f.servers[1]!).tickets;
+    expect(opened.decrypted.current + opened.renewed.previous).toBe(1);
+    expect(b.store).toMatchObject({ ready: true, outages: 0 });
+    expect(b.store.msSinceKeySync).toBeGreaterThanOrEqual(0);
   } finally {
     await f.stop();
   }
@@ -61,46 +106,79 @@ test('a TLS 1.2 ticket from server A resumes on server B', async () => {
   }
 });
 
-test('the stored ticket key is sealed when a secret is given', async () => {
+test('the stored ticket key is sealed when a secret is given, and the ring never shows it', async () => {
   const store = new MemoryStore();
   const server = tls13Server(pki);
-  const ring = new TicketKeyRing({ store, secret: randomBytes(32), keyPrefix: 'tk:' });
+  const secret = randomBytes(32);
+  const ring = new TicketKeyRing({ store, secret, keyPrefix: 'tk:' });
   await ring.attach(server);
   try {
-    const applied = server.getTicketKeys();
-    const epoch = ring.epoch!;
-    const record = (await store.get(`tk:${ring.rotationSeconds}:${epoch}`))!;
-    expect(record).toBeDefined();
-    expect(record.includes(applied)).toBe(false);
-    expect(record.includes(applied.subarray(16, 32))).toBe(false);
+    const storeKey = `tk:${ring.rotationSeconds}:${ring.epoch}`;
+    const record = (await store.get(storeKey))!;
+    const key = new Sealer(secret, 'ticket-key').open(storeKey, record);
+    expect(key).toHaveLength(48);
+    const shown =
+      inspect(ring, { showHidden: true, depth: 10 }) +
+      JSON.stringify(ring) +
+      JSON.stringify(ring.stats()) +
+      inspect(ring.stats(server), { depth: 10 });
+    for (const part of [key.subarray(0, 16), key.subarray(16, 32), key.subarray(32)]) {
+      expect(record.includes(part.subarray(0, 8))).toBe(false);
+      expect(shown).not.toContain(part.toString('hex'));
+      expect(shown).not.toContain(part.toString('base64'));
+    }
   } finally {
     ring.close();
   }
 });
 
-test('all servers rotate to the same new key at the epoch boundary; an old ticket then needs a full handshake', async () => {
-  const store = new MemoryStore();
-  const f = await fleet(store, () => tls13Server(pki), { rotationSeconds: 2 });
+test('a ticket issued just before a rotation resumes on another member just after it (renewed); past the retention it does not', async () => {
+  const rotationSeconds = 2;
+  const retentionSeconds = 3;
+  const f = await fleet(new MemoryStore(), () => tls13Server(pki), { rotationSeconds, retentionSeconds });
   try {
-    const rotated = async (from: number) => {
-      // Polls (generously) until both rings have moved past `from`; asserts on counts, not time.
-      for (let i = 0; i < 100 && !(f.rings[0]!.epoch! > from && f.rings[1]!.epoch === f.rings[0]!.epoch); i++) await sleep(100);
-    };
-    // Start right after a boundary so the ticket below is surely issued under `before`.
-    await rotated(f.rings[0]!.epoch!);
-    const firstEpoch = f.rings[0]!.epoch!;
+    const { result: issued, epoch } = await lateInEpoch(rotationSeconds, () => handshake(pki, f.ports[0]!));
+    await untilRotatedPast(f.rings, epoch);
+    const after = await handshake(pki, f.ports[1]!, issued.session);
+    expect(after.reused).toBe(true);
+    const onB = f.rings[1]!.stats(f.servers[1]!).tickets;
+    expect(onB.renewed.previous).toBe(1);
+    expect(onB.rejected).toEqual({ unknownKey: 0, pastRetention: 0 });
+    // The renewed ticket is sealed with the current key: it resumes on A as it is.
+    expect((await handshake(pki, f.ports[0]!, after.session)).reused).toBe(true);
+    expect(f.rings[0]!.stats(f.servers[0]!).tickets.decrypted.current).toBeGreaterThanOrEqual(1);
+
+    // The old key stopped sealing at the end of `epoch`; it opens tickets for retentionSeconds more.
+    await waitFor(() => Date.now() > epochEndMs(epoch, rotationSeconds) + retentionSeconds * 1000, 'the retention to pass');
+    const late = await handshake(pki, f.ports[1]!, issued.session);
+    expect(late.reused).toBe(false);
+    const rejected = f.rings[1]!.stats(f.servers[1]!).tickets.rejected;
+    expect(rejected.pastRetention + rejected.unknownKey).toBe(1);
+  } finally {
+    await f.stop();
+  }
+});
+
+test('fallback (a Node without enableTicketKeyCallback): a typed warning, setTicketKeys, and tickets from before a rotation get a full handshake', async () => {
+  const rotationSeconds = 2;
+  const { result: f, warnings } = await warningsDuring(TICKET_KEY_FALLBACK_WARNING, () =>
+    fleet(new MemoryStore(), () => withoutTicketKeyCallback(tls13Server(pki)), { rotationSeconds, retentionSeconds: 3 }),
+  );
+  try {
+    expect(warnings).toHaveLength(2); // once per ring
+    expect(warnings[0]!.type).toBe('TlsSessionWarning');
+    expect(warnings[0]!.message).toContain(`Node ${process.version} lacks server._sharedCreds.context.enableTicketKeyCallback()`);
+    expect(f.rings[0]!.stats().mode).toBe('setTicketKeys');
+    expect(f.servers[0]!.getTicketKeys()).toEqual(f.servers[1]!.getTicketKeys());
+
+    const { result: issued, epoch } = await lateInEpoch(rotationSeconds, () => handshake(pki, f.ports[0]!));
+    expect((await handshake(pki, f.ports[1]!, issued.session)).reused).toBe(true);
     const before = f.servers[0]!.getTicketKeys();
-    const ticket = (await handshake(pki, f.ports[0]!)).session;
-    expect(f.rings[0]!.epoch).toBe(firstEpoch);
-    await rotated(firstEpoch);
-    expect(f.rings[0]!.epoch).toBeGreaterThan(firstEpoch);
-    expect(f.rings[1]!.epoch).toBe(f.rings[0]!.epoch);
-    const after = f.servers[0]!.getTicketKeys();
-    expect(after.equals(before)).toBe(false);
-    expect(f.servers[1]!.getTicketKeys()).toEqual(after);
-    expect(f.rings[0]!.stats().rotations).toBeGreaterThanOrEqual(1);
-    // Node keeps one ticket key per context: the old ticket is no longer accepted.
-    expect((await handshake(pki, f.ports[1]!, ticket)).reused).toBe(false);
+    await untilRotatedPast(f.rings, epoch);
+    expect(f.servers[0]!.getTicketKeys().equals(before)).toBe(false);
+    expect(f.servers[1]!.getTicketKeys()).toEqual(f.servers[0]!.getTicketKeys());
+    // One key per server: the ticket from before the rotation is no longer accepted.
+    expect((await handshake(pki, f.ports[1]!, issued.session)).reused).toBe(false);
     const fresh = await handshake(pki, f.ports[0]!);
     expect((await handshake(pki, f.ports[1]!, fresh.session)).reused).toBe(true);
   } finally {
@@ -108,32 +186,103 @@ test('all servers rotate to the same new key at the epoch boundary; an old ticke
   }
 });
 
-test('a store that fails: attach rejects with a typed error; nothing throws later', async () => {
-  const broken: SessionStore = {
-    get: async () => {
-      throw Object.assign(new Error('down'), { code: 'ECONNREFUSED' });
-    },
-    set: async () => {},
-    delete: async () => {},
-    close: async () => {},
-  };
-  const ring = new TicketKeyRing({ store: broken });
-  await expect(ring.attach(tls13Server(pki))).rejects.toThrow('down');
-  const stalled: SessionStore = { get: () => new Promise(() => {}), set: async () => {}, delete: async () => {}, close: async () => {} };
-  const slowRing = new TicketKeyRing({ store: stalled, budgetMs: 100 });
-  await expect(slowRing.attach(tls13Server(pki))).rejects.toMatchObject({ code: 'ERR_TLS_SESSION_STORE_TIMEOUT' });
-  ring.close();
-  slowRing.close();
+describe.each(['callback', 'setTicketKeys'] as const)('%s mode', (mode) => {
+  const make = () => (mode === 'callback' ? tls13Server(pki) : withoutTicketKeyCallback(tls13Server(pki)));
+
+  test('a context set later (setSecureContext) gets the ring keys before its first handshake', async () => {
+    const { result: f } = await warningsDuring(TICKET_KEY_FALLBACK_WARNING, () => fleet(new MemoryStore(), make));
+    try {
+      f.servers[0]!.setSecureContext({ key: pki.serverKey, cert: pki.serverCert });
+      const fromB = await handshake(pki, f.ports[1]!);
+      expect((await handshake(pki, f.ports[0]!, fromB.session)).reused).toBe(true);
+      const fromA = await handshake(pki, f.ports[0]!);
+      expect((await handshake(pki, f.ports[1]!, fromA.session)).reused).toBe(true);
+      expect(f.rings[0]!.stats(f.servers[0]!).mode).toBe(mode);
+    } finally {
+      await f.stop();
+    }
+  });
 });
 
-test('bad options are typed errors', () => {
-  expect(() => new TicketKeyRing({ store: new MemoryStore(), rotationSeconds: 0 })).toThrow(
-    expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }),
+test('SNI contexts (addContext, and those an SNICallback hands out) get the callback; an SNI ticket resumes on another member across a rotation', async () => {
+  const rotationSeconds = 2;
+  const handedOut: tls.SecureContext[] = [];
+  const a = tls13Server(pki);
+  a.addContext('localhost', { key: pki.serverKey, cert: pki.serverCert });
+  const b = tls.createServer(
+    {
+      key: pki.serverKey,
+      cert: pki.serverCert,
+      SNICallback: (_name, callback) => {
+        const context = tls.createSecureContext({ key: pki.serverKey, cert: pki.serverCert });
+        handedOut.push(context);
+        callback(null, context);
+      },
+    },
+    (socket) => socket.end('hello'),
   );
-  expect(() => new TicketKeyRing({ store: undefined as unknown as SessionStore })).toThrow(
-    expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }),
-  );
-  expect(() => new TicketKeyRing({ store: new MemoryStore(), secret: Buffer.alloc(3) })).toThrow(
-    expect.objectContaining({ code: 'ERR_TLS_SESSION_PERSIST_CONFIG' }),
-  );
+  const servers = [a, b];
+  let next = 0;
+  const f = await fleet(new MemoryStore(), () => servers[next++]!, { rotationSeconds, retentionSeconds: 5 });
+  try {
+    expect(internals(a)._contexts[0]![1].onticketkeycallback).toEqual(expect.any(Function));
+    const { result: issued, epoch } = await lateInEpoch(rotationSeconds, () => handshake(pki, f.ports[0]!));
+    await untilRotatedPast(f.rings, epoch);
+    const onB = await handshake(pki, f.ports[1]!, issued.session);
+    expect(onB.reused).toBe(true);
+    // A resumption needs no certificate, so Node calls the SNICallback on full handshakes only.
+    const fullOnB = await handshake(pki, f.ports[1]!);
+    expect(fullOnB.reused).toBe(false);
+    expect(handedOut.length).toBeGreaterThanOrEqual(1);
+    for (const context of handedOut) {
+      expect((context.context as Record<string, unknown>).onticketkeycallback).toEqual(expect.any(Function));
+    }
+    expect((await handshake(pki, f.ports[0]!, fullOnB.session)).reused).toBe(true);
+  } finally {
+    await f.stop();
+  }
+});
+
+test('detach: the server keeps the key that sealed last as its single key; close(): servers keep serving', async () => {
+  const store = new MemoryStore();
+  const server = tls13Server(pki);
+  const other = tls13Server(pki);
+  const ring = new TicketKeyRing({ store });
+  await ring.attach(server);
+  await ring.attach(other);
+  const [port, otherPort] = [await listen(server), await listen(other)];
+  try {
+    const issued = await handshake(pki, port);
+    ring.detach(server);
+    expect(ring.stats().servers).toBe(1);
+    expect(() => ring.stats(server)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    expect((await handshake(pki, port, issued.session)).reused).toBe(true);
+    ring.close();
+    const fresh = await handshake(pki, otherPort);
+    expect(fresh.reused).toBe(false);
+    expect((await handshake(pki, otherPort, fresh.session)).reused).toBe(true);
+    await expect(ring.attach(tls13Server(pki))).rejects.toMatchObject({ code: 'ERR_TLS_SESSION_PERSIST_CONFIG' });
+  } finally {
+    ring.close();
+    await close(server);
+    await close(other);
+  }
+});
+
+test('bad options and arguments are typed errors', async () => {
+  const store = new MemoryStore();
+  for (const [options, code] of [
+    [{ store, rotationSeconds: 0 }, 'ERR_OUT_OF_RANGE'],
+    [{ store, retentionSeconds: -1 }, 'ERR_OUT_OF_RANGE'],
+    [{ store, retentionSeconds: 1.5 }, 'ERR_OUT_OF_RANGE'],
+    [{ store, budgetMs: 0 }, 'ERR_OUT_OF_RANGE'],
+    [{ store: undefined }, 'ERR_INVALID_ARG_TYPE'],
+    [{ store, onError: 'log' }, 'ERR_INVALID_ARG_TYPE'],
+    [{ store, secret: Buffer.alloc(3) }, 'ERR_TLS_SESSION_PERSIST_CONFIG'],
+  ] as const) {
+    expect(() => new TicketKeyRing(options as unknown as TicketKeyRingOptions)).toThrow(expect.objectContaining({ code }));
+  }
+  const ring = new TicketKeyRing({ store });
+  await expect(ring.attach({} as tls.Server)).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
+  ring.close();
 });

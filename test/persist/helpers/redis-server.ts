@@ -13,7 +13,7 @@ export interface RedisServer {
   readonly pid: number;
   /** SIGKILL (fault tests) and wait for the process to be gone. */
   kill(): Promise<void>;
-  /** Start again on the same port. */
+  /** Start (again) on the same port: after kill(), stop(), or startRedis({ launch: false }). */
   restart(): Promise<void>;
   /** SIGTERM and wait; safe to call twice. */
   stop(): Promise<void>;
@@ -61,7 +61,11 @@ function waitForExit(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => child.once('exit', () => resolve()));
 }
 
-export async function startRedis(): Promise<RedisServer> {
+/**
+ * A redis-server on a free port. `launch: false` only reserves the port (nothing listens there
+ * until restart()): a store started before its Redis.
+ */
+export async function startRedis({ launch: launchNow = true }: { launch?: boolean } = {}): Promise<RedisServer> {
   const binary = redisServerPath();
   const port = await freePort();
   let child: ChildProcess | undefined;
@@ -71,7 +75,7 @@ export async function startRedis(): Promise<RedisServer> {
     });
     await waitForPort(port, 10_000);
   };
-  await launch();
+  if (launchNow) await launch();
   return {
     port,
     get pid() {

@@ -1,10 +1,13 @@
 /** Runs fixtures/session-server.js in its own process (a real restart, a real fleet member). */
 import { ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
+import type { SqliteBackendName } from '../../../lib/persist/sqlite-backend';
 
 export interface ServerProcessConfig {
   store: 'sqlite' | 'redis';
   path?: string;
+  /** SqliteStore's `backend` option (default 'auto'). */
+  sqliteBackend?: SqliteBackendName;
   url?: string;
   mode: 'tls12-store' | 'tls13-ring';
   secretHex?: string;
@@ -15,8 +18,8 @@ export interface ServerProcessConfig {
 export interface ServerProcess {
   port: number;
   child: ChildProcess;
-  /** SIGTERM; resolves with the stats the process printed on its way out. */
-  stop(): Promise<{ stats: Record<string, unknown>; ring: Record<string, unknown> | null }>;
+  /** SIGTERM; resolves with the stats the process printed on its way out (and the SqliteStore's backend). */
+  stop(): Promise<{ stats: Record<string, unknown>; ring: Record<string, unknown> | null; sqliteBackend?: SqliteBackendName }>;
 }
 
 const FIXTURE = join(__dirname, '..', 'fixtures', 'session-server.js');
@@ -66,7 +69,7 @@ export function startServerProcess(config: ServerProcessConfig, extraArgs: strin
       const line = await nextLine((l) => 'stats' in l, 'printing its stats');
       const code = await exited;
       if (code !== 0) throw new Error(`session-server exited with code ${code}; stderr: ${stderr}`);
-      return line as { stats: Record<string, unknown>; ring: Record<string, unknown> | null };
+      return line as { stats: Record<string, unknown>; ring: Record<string, unknown> | null; sqliteBackend?: SqliteBackendName };
     },
   }));
 }

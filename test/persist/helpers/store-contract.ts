@@ -16,7 +16,9 @@ export function describeStoreContract(name: string, make: () => Promise<SessionS
       const value = Buffer.from([0, 1, 2, 255, 0, 128]);
       expect(await store.get('k')).toBeUndefined();
       await store.set('k', value, 60);
-      expect(await store.get('k')).toEqual(value);
+      const back = await store.get('k');
+      expect(Buffer.isBuffer(back)).toBe(true);
+      expect(back).toEqual(value);
       await store.set('k', Buffer.from('replaced'), 60);
       expect((await store.get('k'))!.toString()).toBe('replaced');
       await store.delete('k');
@@ -49,6 +51,12 @@ export function describeStoreContract(name: string, make: () => Promise<SessionS
     test('calls after close reject with ERR_TLS_SESSION_STORE_CLOSED', async () => {
       await store.close();
       await expect(store.get('k')).rejects.toMatchObject({ code: 'ERR_TLS_SESSION_STORE_CLOSED' });
+    });
+
+    test('ready() resolves on an open store (every built-in store has it) and rejects after close', async () => {
+      await expect(store.ready!()).resolves.toBeUndefined();
+      await store.close();
+      await expect(store.ready!()).rejects.toMatchObject({ code: 'ERR_TLS_SESSION_STORE_CLOSED' });
     });
   });
 }

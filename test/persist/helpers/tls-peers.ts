@@ -13,6 +13,8 @@ export interface HandshakeResult {
    * kind of bytes on every Node line (Node 22.23+/24.17+/26.3.1+ wrap client sessions).
    */
   session: Buffer | undefined;
+  /** What the server sent (UTF-8). */
+  data: string;
 }
 
 /** A TLS 1.2 server that resumes only by session ID (tickets off), so the store path is used. */
@@ -55,33 +57,47 @@ export function fromNode(nodeSession: Buffer): Buffer {
 }
 
 /**
- * One full client connection: handshake, read until the server closes, report reuse. `session`
- * is DER (as HandshakeResult.session is); it is handed to Node with toNodeSession for the
- * connection's servername ('localhost' unless `extra` says otherwise).
+ * One full client connection: handshake, write `request` if given (an HTTP server answers and
+ * closes on `Connection: close`), read until the server closes, report reuse. `session` is DER
+ * (as HandshakeResult.session is); it is handed to Node with toNodeSession for the connection's
+ * servername ('localhost' unless `extra` says otherwise).
  */
-export function handshake(pki: Pki, port: number, session?: Buffer, extra: tls.ConnectionOptions = {}): Promise<HandshakeResult> {
+export function handshake(
+  pki: Pki,
+  port: number,
+  session?: Buffer,
+  extra: tls.ConnectionOptions = {},
+  request?: string,
+): Promise<HandshakeResult> {
   const servername = extra.servername ?? 'localhost';
   const offered = session && forNode(session, servername);
   return new Promise((resolve, reject) => {
     let received: Buffer | undefined;
     let reused = false;
     let protocol: string | null = null;
+    let data = '';
     const socket = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca: pki.ca, ...extra, session: offered });
     socket.once('secureConnect', () => {
       reused = socket.isSessionReused();
       protocol = socket.getProtocol();
+      if (request !== undefined) socket.write(request);
     });
     socket.on('session', (s: Buffer) => {
       received = s;
     });
-    socket.on('data', () => {});
+    socket.setEncoding('utf8').on('data', (chunk: string) => {
+      data += chunk;
+    });
     socket.once('error', reject);
     socket.once('close', () => {
       try {
-        resolve({ reused, protocol, session: received && fromNode(received) });
+        resolve({ reused, protocol, session: received && fromNode(received), data });
       } catch (error) {
         reject(error);
       }
     });
   });
 }
+
+/** An HTTP/1.1 request after which the server answers and closes (for handshake() against https servers). */
+export const HTTP_GET_CLOSE = 'GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n';
