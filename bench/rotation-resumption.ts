@@ -22,12 +22,12 @@
  * (or `node dist/bench/rotation-resumption.js` after `npm run build:ts`). Needs the openssl CLI
  * (a throwaway P-256 certificate). The first mode's setTicketKeys warning goes to stderr.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { MemoryStore, TicketKeyRing } from '../lib/persist';
+import { devCertificate } from '../examples/dev-cert';
 
 function option(name: string, fallback: number): number {
   const at = process.argv.indexOf(`--${name}`);
@@ -45,27 +45,6 @@ type Mode = 'before' | 'after';
 interface ClientResult {
   crossed: boolean;
   resumed: boolean;
-}
-
-function certificate(): { key: Buffer; cert: Buffer } {
-  const dir = mkdtempSync(join(tmpdir(), 'tls-session-bench-'));
-  try {
-    execFileSync(
-      'openssl',
-      ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'key.pem', '-out', 'cert.pem'].concat([
-        '-days',
-        '1',
-        '-subj',
-        '/CN=localhost',
-        '-addext',
-        'subjectAltName=DNS:localhost',
-      ]),
-      { cwd: dir, stdio: 'ignore' },
-    );
-    return { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
 }
 
 const epochNow = () => Math.floor(Date.now() / 1000 / ROTATION_SECONDS);
@@ -141,7 +120,10 @@ function summary(results: ClientResult[]) {
 }
 
 async function main(): Promise<void> {
-  const pem = certificate();
+  // A throwaway certificate: made in a temporary directory, removed at the end.
+  const certDir = mkdtempSync(join(tmpdir(), 'tls-session-bench-'));
+  const pem = devCertificate(certDir);
+  rmSync(certDir, { recursive: true, force: true });
   const pct = (part: number, whole: number) => (whole === 0 ? '-' : `${((100 * part) / whole).toFixed(1)}%`);
   const rows: Array<[string, ReturnType<typeof summary>]> = [];
   for (const mode of ['before', 'after'] as const) rows.push([mode, summary(await run(mode, pem))]);
