@@ -48,7 +48,10 @@ if (binary) {
   process.exit(0);
 }
 
-const platform = `${process.platform}-${process.arch}`;
+const why =
+  process.env.npm_config_build_from_source === 'true'
+    ? 'building from source was asked for (--build-from-source)'
+    : `no prebuilt addon for ${process.platform}-${process.arch} in this package`;
 const missing = [
   has(process.env.CXX || 'c++') || has('g++') ? null : 'a C++ compiler (g++)',
   has('make') ? null : 'make',
@@ -56,12 +59,11 @@ const missing = [
 ].filter(Boolean);
 if (missing.length > 0) {
   say(
-    `no prebuilt addon for ${platform} in this package, and building it from source needs ${missing.join(', ')} ` +
-      '(plus the OpenSSL 3 headers: apt-get install g++ make python3 libssl-dev).',
+    `${why}, and building it from source needs ${missing.join(', ')} (plus the OpenSSL 3 headers: apt-get install g++ make python3 libssl-dev).`,
   );
   process.exit(1);
 }
-say(`no prebuilt addon for ${platform} in this package: building it from source with node-gyp`);
+say(`${why}: building it from source with node-gyp`);
 const nodeGyp = process.env.npm_config_node_gyp || require.resolve('node-gyp/bin/node-gyp.js');
 const result = spawnSync(process.execPath, [nodeGyp, 'rebuild'], { cwd: root, stdio: 'inherit' });
 process.exit(result.status ?? 1);

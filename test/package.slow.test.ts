@@ -173,7 +173,7 @@ describe('installed on Node 24 without a compiler', () => {
     console.log(`package: ${packed.length} files, ${(size / 1024).toFixed(0)} KiB; install on Node 24: ${app.install.ms} ms`);
   });
 
-  test('require: the root loads no Redis client and no SQLite binding; sessions, SqliteStore (node:sqlite) and RedisStore work', () => {
+  test('require: the root loads no Redis client, no SQLite binding and no LRU cache; sessions, SqliteStore (node:sqlite) and RedisStore work', () => {
     const { status, result, stderr } = runInApp(
       app,
       'cjs.js',
@@ -183,6 +183,7 @@ describe('installed on Node 24 without a compiler', () => {
       const loaded = () => ({
         ioredis: Object.keys(require.cache).some((k) => k.includes('/ioredis/')),
         sqlite: process.moduleLoadList.some((m) => /sqlite/.test(m)) || Object.keys(require.cache).some((k) => k.includes('better-sqlite3')),
+        lruCache: Object.keys(require.cache).some((k) => k.includes('/lru-cache/')),
       });
       const ts = require('tls-session');
       const atRequire = loaded();
@@ -203,6 +204,7 @@ describe('installed on Node 24 without a compiler', () => {
         await store.close();
         const redis = new RedisStore({ url: 'redis://127.0.0.1:1' });
         await redis.close();
+        await new ts.MemoryStore().close();
         console.log(JSON.stringify({ atRequire, atEnd: loaded(), roundTrip, protocol, value, backend: store.backend, libssl: openssl.libssl }));
       });
       server.on('secureConnection', (socket) => socket.end());
@@ -212,8 +214,8 @@ describe('installed on Node 24 without a compiler', () => {
     );
     expect({ status, stderr }).toEqual({ status: 0, stderr: '' }); // no ExperimentalWarning either
     expect(result).toEqual({
-      atRequire: { ioredis: false, sqlite: false },
-      atEnd: { ioredis: true, sqlite: true },
+      atRequire: { ioredis: false, sqlite: false, lruCache: false },
+      atEnd: { ioredis: true, sqlite: true, lruCache: true },
       roundTrip: true,
       protocol: 'TLSv1.2',
       value: 'value',
@@ -319,6 +321,59 @@ describe('installed on Node 24 without a compiler', () => {
     expect(ok.status).toBe(0);
     const deep = tsc(['deep.mts']);
     expect(deep.stdout).toContain("Cannot find module 'tls-session/dist/lib/session.js'");
+  });
+});
+
+describe('platforms the package cannot serve are told early', () => {
+  function tryInstall(flags: string[], packageFile = tarball) {
+    const dir = mkdtempSync(join(work, 'refused-'));
+    writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'refused', version: '1.0.0', private: true }));
+    const r = spawnSync(process.execPath, [npmCli, 'install', '--prefer-offline', '--no-audit', '--no-fund', ...flags, packageFile], {
+      cwd: dir,
+      env: cleanEnv({ PATH: bareBin(process.execPath) }),
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+    return { status: r.status, output: r.stdout + r.stderr };
+  }
+
+  /** The tarball, unpacked, changed by `edit`, and packed again. */
+  function repack(name: string, edit: (dir: string) => void): string {
+    const unpacked = mkdtempSync(join(work, 'unpacked-'));
+    execFileSync('tar', ['xzf', tarball, '-C', unpacked]);
+    edit(join(unpacked, 'package'));
+    const file = join(work, `${name}.tgz`);
+    execFileSync('tar', ['czf', file, '-C', unpacked, 'package']);
+    return file;
+  }
+
+  // npm cannot pretend to be another platform for a direct dependency (its --os/--libc flags
+  // only steer optional ones), so the check runs the other way round: the same package declaring
+  // only the platform this machine is not. This npm then refuses it before any script runs.
+  test.each([
+    ['libc', ['musl']],
+    ['os', ['darwin']],
+    ['cpu', ['arm64']],
+  ])('npm enforces the %s field: a package for %j is refused here (EBADPLATFORM), no script runs', (field, value) => {
+    const file = repack(`only-${field}`, (dir) => {
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
+      writeFileSync(join(dir, 'package.json'), JSON.stringify({ ...pkg, [field]: value }));
+    });
+    const r = tryInstall([], file);
+    expect(r.status).not.toBe(0);
+    expect(r.output).toContain('EBADPLATFORM');
+    expect(r.output).not.toContain('tls-session:');
+  });
+
+  test('no prebuilt addon and no compiler: the install stops with one line naming what is missing', () => {
+    // The tarball without its prebuilds/: what a platform without a prebuilt binary gets.
+    const withoutPrebuilds = repack('without-prebuilds', (dir) => rmSync(join(dir, 'prebuilds'), { recursive: true }));
+    const r = tryInstall([], withoutPrebuilds);
+    expect(r.status).not.toBe(0);
+    expect(r.output).toContain(
+      'tls-session: no prebuilt addon for linux-x64 in this package, and building it from source needs a C++ compiler (g++), make, python3',
+    );
+    expect(r.output).not.toMatch(/gyp ERR|make: \*\*\*/);
   });
 });
 

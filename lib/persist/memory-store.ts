@@ -1,5 +1,5 @@
 /** An in-process LRU store bounded by entry count and bytes (lru-cache does the bookkeeping). */
-import { LRUCache } from 'lru-cache';
+import type { LRUCache } from 'lru-cache';
 import { outOfRange } from '../errors';
 import { StoreClosedError } from './errors';
 import { SessionStore, validateKey, validateTtl, validateValue } from './store';
@@ -20,7 +20,10 @@ export class MemoryStore implements SessionStore {
     const maxBytes = options.maxBytes ?? 32 * 1024 * 1024;
     if (!Number.isInteger(maxEntries) || maxEntries < 1) throw outOfRange('maxEntries', 'an integer >= 1', maxEntries);
     if (!Number.isInteger(maxBytes) || maxBytes < 1) throw outOfRange('maxBytes', 'an integer >= 1', maxBytes);
-    this.#cache = new LRUCache<string, Buffer>({
+    // Loaded here, like every store's library: requiring the package loads none of them.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { LRUCache: Cache } = require('lru-cache') as typeof import('lru-cache');
+    this.#cache = new Cache<string, Buffer>({
       max: maxEntries,
       maxSize: maxBytes,
       sizeCalculation: (value, key) => value.length + key.length,
