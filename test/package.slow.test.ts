@@ -270,6 +270,8 @@ describe('installed on Node 24 without a compiler', () => {
   test("the README's Install example runs verbatim", () => {
     const readme = readFileSync(join(root, 'README.md'), 'utf8');
     const section = readme.slice(readme.indexOf('## Install\n'), readme.indexOf('\n## ', readme.indexOf('## Install\n') + 1));
+    // Its install command is what installApp ran, with the packed tarball in place of the registry's.
+    expect(/```sh\n([\s\S]*?)```/.exec(section)?.[1]).toBe('npm install tls-session\n');
     const example = /```mjs\n([\s\S]*?)```/.exec(section)?.[1];
     expect(example).toContain("from 'tls-session'");
     writeFileSync(join(app.dir, 'readme.mjs'), example!);
