@@ -8,10 +8,13 @@
 #define TLS_SESSION_OPENSSL_SYMBOLS_H_
 
 #include <openssl/bio.h>
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -65,6 +68,7 @@
   X(SSL_CTX_sess_set_get_cb)              \
   X(SSL_CTX_sess_set_remove_cb)           \
   X(SSL_CTX_set_info_callback)            \
+  X(SSL_CTX_set_tlsext_ticket_key_evp_cb) \
   X(SSL_CTX_flush_sessions)               \
   X(SSL_CTX_add_session)                  \
   X(SSL_CTX_remove_session)               \
@@ -131,6 +135,15 @@
   X(BIO_write)                           \
   X(BIO_ctrl)                            \
   X(BIO_ctrl_pending)                    \
-  X(X509_VERIFY_PARAM_set1_ip_asc)
+  X(X509_VERIFY_PARAM_set1_ip_asc)       \
+  X(OPENSSL_cleanse)                     \
+  X(RAND_bytes)                          \
+  X(EVP_aes_128_cbc)                     \
+  X(EVP_EncryptInit_ex)                  \
+  X(EVP_DecryptInit_ex)                  \
+  X(EVP_MAC_CTX_set_params)              \
+  X(OSSL_PARAM_construct_octet_string)   \
+  X(OSSL_PARAM_construct_utf8_string)    \
+  X(OSSL_PARAM_construct_end)
 
 #endif  // TLS_SESSION_OPENSSL_SYMBOLS_H_

@@ -2,7 +2,11 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "addon_data.h"
 #include "openssl_errors.h"
@@ -30,6 +34,68 @@ int AlpnIndex() {
   static std::once_flag once;
   std::call_once(once, [] { index = ossl().CRYPTO_get_ex_new_index(CRYPTO_EX_INDEX_SSL_CTX, 0, nullptr, nullptr, nullptr, FreeAlpn); });
   return index;
+}
+
+// ---- Session-ticket keys (SetTicketKeys, OnTicketKey) ----
+
+// One key in Node's tls.Server#setTicketKeys layout (src/crypto/crypto_context.cc): a 16-byte
+// name (sent in clear at the start of every ticket), a 16-byte HMAC-SHA256 secret, a 16-byte
+// AES-128-CBC key. The same 48 bytes drive a Node server and this engine.
+constexpr size_t kTicketPart = 16;
+struct TicketKey {
+  unsigned char name[kTicketPart];
+  unsigned char hmac[kTicketPart];
+  unsigned char aes[kTicketPart];
+};
+static_assert(sizeof(TicketKey) == 3 * kTicketPart, "TicketKey must be exactly Node's 48-byte layout");
+// lib/tls/context.ts checks the same bound first (MAX_TICKET_KEYS).
+constexpr uint32_t kMaxTicketKeys = 64;
+
+// A list of keys whose memory is wiped (OPENSSL_cleanse) before it is given back, whether the
+// list is replaced, its SSL_CTX freed, or a half-copied list refused. Never copied.
+class TicketKeyList {
+ public:
+  explicit TicketKeyList(size_t count) : keys_(count) {}
+  ~TicketKeyList() {
+    if (!keys_.empty()) ossl().OPENSSL_cleanse(keys_.data(), keys_.size() * sizeof(TicketKey));
+  }
+  TicketKeyList(const TicketKeyList&) = delete;
+  TicketKeyList& operator=(const TicketKeyList&) = delete;
+
+  size_t size() const { return keys_.size(); }
+  TicketKey& operator[](size_t i) { return keys_[i]; }
+  const TicketKey& operator[](size_t i) const { return keys_[i]; }
+
+ private:
+  std::vector<TicketKey> keys_;  // never resized after construction: no copy is left behind
+};
+
+// What an SSL_CTX with ticket keys carries in its ex_data: the keys and what the callback did
+// with them. It lives and dies with the SSL_CTX (like the ALPN list), not with the TlsContext:
+// connections may outlive ctx.close() and still issue or open tickets.
+struct TicketKeyState {
+  std::unique_ptr<TicketKeyList> keys;  // never null once stored
+  double issued = 0;                    // tickets sealed with keys[0]
+  double decrypted = 0;                 // tickets opened with keys[0]
+  double renewed = 0;                   // tickets opened with an older key (OpenSSL asked to renew them)
+  double rejected = 0;                  // tickets whose key name is not in the list (full handshake)
+  double failed = 0;                    // RAND/EVP failures (the callback returned -1)
+};
+
+void FreeTicketKeys(void* parent, void* ptr, CRYPTO_EX_DATA* ad, int index, long argl, void* argp) {
+  delete static_cast<TicketKeyState*>(ptr);  // the list's destructor cleanses the keys
+}
+
+int TicketKeyIndex() {
+  static int index = -1;
+  static std::once_flag once;
+  std::call_once(once,
+                 [] { index = ossl().CRYPTO_get_ex_new_index(CRYPTO_EX_INDEX_SSL_CTX, 0, nullptr, nullptr, nullptr, FreeTicketKeys); });
+  return index;
+}
+
+TicketKeyState* TicketKeysOf(SSL_CTX* ctx) {
+  return ctx != nullptr ? static_cast<TicketKeyState*>(ossl().SSL_CTX_get_ex_data(ctx, TicketKeyIndex())) : nullptr;
 }
 
 int ProtocolVersion(Napi::Env env, Napi::Value value, const char* name) {
@@ -93,9 +159,11 @@ long CacheMode(Napi::Env env, const std::string& mode, bool server, bool* emit_n
 }  // namespace
 
 void TlsContext::Init(Napi::Env env, Napi::Object exports) {
-  Napi::Function ctor = DefineClass(env, "NativeTlsContext",
-                                    {InstanceMethod<&TlsContext::Flush>("flush"), InstanceMethod<&TlsContext::Stats>("stats"),
-                                     InstanceMethod<&TlsContext::Close>("close"), StaticMethod<&TlsContext::LiveOwners>("liveOwners")});
+  Napi::Function ctor = DefineClass(
+      env, "NativeTlsContext",
+      {InstanceMethod<&TlsContext::Flush>("flush"), InstanceMethod<&TlsContext::Stats>("stats"),
+       InstanceMethod<&TlsContext::SetTicketKeys>("setTicketKeys"), InstanceMethod<&TlsContext::TicketKeyStats>("ticketKeyStats"),
+       InstanceMethod<&TlsContext::Close>("close"), StaticMethod<&TlsContext::LiveOwners>("liveOwners")});
   exports.Set("NativeTlsContext", ctor);
 }
 
@@ -171,7 +239,8 @@ void TlsContext::Configure(Napi::Env env, Napi::Object options) {
     ThrowOpenSSLError(env, ErrorKind::kConfig, "invalid ciphersuites list");
   }
 
-  if (!options.Get("tickets").ToBoolean().Value()) api.SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+  tickets_ = options.Get("tickets").ToBoolean().Value();
+  if (!tickets_) api.SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
   // TLS <= 1.2 renegotiation is refused both ways (docs/TLS_ENGINE.md): a client answers a
   // HelloRequest with a no_renegotiation warning and goes on; a server does the same to a new
   // ClientHello. Allowing it would let SSL_write want a read mid-stream, and the engine's
@@ -325,6 +394,70 @@ Napi::Value TlsContext::Stats(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// Replaces the context's ticket keys with copies of `keys` (an array of 48-byte Uint8Arrays,
+// first = current). The first call also installs OnTicketKey; until then OpenSSL uses its own
+// internal keys, as before. Nothing is changed unless every key is valid.
+Napi::Value TlsContext::SetTicketKeys(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (ctx_ == nullptr) throw MakeError(env, ErrorKind::kState, "the TlsContext was closed");
+  if (!server_) throw MakeError(env, ErrorKind::kState, "setTicketKeys is for server contexts");
+  if (!tickets_) throw MakeError(env, ErrorKind::kState, "setTicketKeys needs a context created with tickets: true");
+  // The messages name positions and lengths only, never bytes.
+  if (!info[0].IsArray()) throw MakeError(env, ErrorKind::kInvalidArgument, "setTicketKeys(keys) expects an array of 48-byte Uint8Arrays");
+  Napi::Array array = info[0].As<Napi::Array>();
+  uint32_t count = array.Length();
+  if (count == 0 || count > kMaxTicketKeys) {
+    throw MakeError(env, ErrorKind::kInvalidArgument, "setTicketKeys(keys) expects 1 to " + std::to_string(kMaxTicketKeys) + " keys");
+  }
+  auto next = std::make_unique<TicketKeyList>(count);  // cleansed on every exit, thrown or not
+  for (uint32_t i = 0; i < count; i++) {
+    Napi::Value value = array.Get(i);
+    if (!IsUint8Array(value) || value.As<Napi::Uint8Array>().ByteLength() != sizeof(TicketKey)) {
+      throw MakeError(env, ErrorKind::kInvalidArgument, "setTicketKeys: keys[" + std::to_string(i) + "] is not a 48-byte Uint8Array");
+    }
+    memcpy(&(*next)[i], value.As<Napi::Uint8Array>().Data(), sizeof(TicketKey));
+    for (uint32_t j = 0; j < i; j++) {
+      if (memcmp((*next)[j].name, (*next)[i].name, kTicketPart) == 0) {
+        throw MakeError(env, ErrorKind::kInvalidArgument,
+                        "setTicketKeys: keys[" + std::to_string(i) + "] has the same name as keys[" + std::to_string(j) + "]");
+      }
+    }
+  }
+  // No ClearErrorOnReturn: this may run from a listener inside a handshake, whose errors must
+  // stay queued; only SSL_CTX_set_ex_data can fail here, and ThrowOpenSSLError drains its error.
+  SSL_CTX* ctx = ctx_.get();
+  TicketKeyState* state = TicketKeysOf(ctx);
+  if (state == nullptr) {
+    auto created = std::make_unique<TicketKeyState>();
+    created->keys = std::move(next);
+    if (ossl().SSL_CTX_set_ex_data(ctx, TicketKeyIndex(), created.get()) != 1) {
+      ThrowOpenSSLError(env, ErrorKind::kOpenSSL, "cannot store the ticket keys");
+    }
+    (void)created.release();  // hand-over: the SSL_CTX's ex_data owns it (FreeTicketKeys)
+    // Keys first, then the callback: it always finds keys. Returns 1 (a setter).
+    ossl().SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, OnTicketKey);
+  } else {
+    // The previous list is cleansed and freed as `next` goes out of scope. No handshake can be
+    // inside OnTicketKey now (it calls no JavaScript), and it keeps no pointer into the list.
+    std::swap(state->keys, next);
+  }
+  return env.Undefined();
+}
+
+Napi::Value TlsContext::TicketKeyStats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (ctx_ == nullptr) throw MakeError(env, ErrorKind::kState, "the TlsContext was closed");
+  const TicketKeyState* state = TicketKeysOf(ctx_.get());
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("keys", Napi::Number::New(env, state != nullptr ? static_cast<double>(state->keys->size()) : 0));
+  out.Set("issued", Napi::Number::New(env, state != nullptr ? state->issued : 0));
+  out.Set("decrypted", Napi::Number::New(env, state != nullptr ? state->decrypted : 0));
+  out.Set("renewed", Napi::Number::New(env, state != nullptr ? state->renewed : 0));
+  out.Set("rejected", Napi::Number::New(env, state != nullptr ? state->rejected : 0));
+  out.Set("failed", Napi::Number::New(env, state != nullptr ? state->failed : 0));
+  return out;
+}
+
 Napi::Value TlsContext::Close(const Napi::CallbackInfo& info) {
   ReleaseNative();  // deferred by the engine when called from inside a callback
   dispatch_.Reset();
@@ -434,6 +567,61 @@ int TlsContext::OnAlpnSelect(SSL* ssl, const unsigned char** out, unsigned char*
   if (status != OPENSSL_NPN_NEGOTIATED) return SSL_TLSEXT_ERR_NOACK;  // no overlap: continue without ALPN
   *out = selected;
   return SSL_TLSEXT_ERR_OK;
+}
+
+// The ticket-key callback, inside SSL_do_handshake (or the SSL_read/SSL_write that sends a TLS
+// 1.3 NewSessionTicket). Reads the keys from the SSL_CTX's ex_data, so it works the same after
+// ctx.close() for connections still running; no JavaScript, nothing that can throw.
+//   encrypt: keys[0] seals; a fresh random IV; returns 1.
+//   decrypt: the key named by the ticket opens it; 1 when it is keys[0], 2 (renew: OpenSSL
+//            issues a new ticket under keys[0]) for an older key, 0 for an unknown name (no
+//            resumption from this ticket: full handshake, and the client gets a new ticket).
+//   -1: RAND or EVP failed (OpenSSL fails the handshake).
+int TlsContext::OnTicketKey(SSL* ssl, unsigned char* name, unsigned char* iv, EVP_CIPHER_CTX* cipher, EVP_MAC_CTX* mac,
+                            int encrypt) noexcept {
+  MarkPopErrorOnReturn keep_outer_errors;
+  const auto& api = ossl();
+  TicketKeyState* state = TicketKeysOf(api.SSL_get_SSL_CTX(ssl));
+  if (state == nullptr || state->keys->size() == 0) return 0;  // not reached: the keys are stored before the callback
+  const TicketKeyList& keys = *state->keys;
+  size_t found = 0;
+  if (encrypt) {
+    // AES-128-CBC's IV is one block (16 bytes <= EVP_MAX_IV_LENGTH).
+    if (api.RAND_bytes(iv, static_cast<int>(kTicketPart)) != 1) {
+      state->failed++;
+      return -1;
+    }
+    memcpy(name, keys[0].name, kTicketPart);
+  } else {
+    // Names are public (they precede every ticket in clear): memcmp is fine.
+    while (found < keys.size() && memcmp(keys[found].name, name, kTicketPart) != 0) found++;
+    if (found == keys.size()) {
+      state->rejected++;
+      return 0;
+    }
+  }
+  const TicketKey& key = keys[found];
+  // The MAC context is OpenSSL's HMAC; it copies the key. The cipher context copies its schedule.
+  char digest[] = "SHA256";
+  OSSL_PARAM params[3] = {api.OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, const_cast<unsigned char*>(key.hmac), kTicketPart),
+                          api.OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0), api.OSSL_PARAM_construct_end()};
+  int ok = api.EVP_MAC_CTX_set_params(mac, params) == 1 &&
+           (encrypt ? api.EVP_EncryptInit_ex(cipher, api.EVP_aes_128_cbc(), nullptr, key.aes, iv)
+                    : api.EVP_DecryptInit_ex(cipher, api.EVP_aes_128_cbc(), nullptr, key.aes, iv)) == 1;
+  if (!ok) {
+    state->failed++;
+    return -1;
+  }
+  if (encrypt) {
+    state->issued++;
+    return 1;
+  }
+  if (found == 0) {
+    state->decrypted++;
+    return 1;
+  }
+  state->renewed++;
+  return 2;
 }
 
 }  // namespace tls_session

@@ -41,6 +41,9 @@ class TlsContext : public Napi::ObjectWrap<TlsContext>, public TlsEngine::Owner 
 
   Napi::Value Flush(const Napi::CallbackInfo& info);
   Napi::Value Stats(const Napi::CallbackInfo& info);
+  // Session-ticket keys (docs/TLS_ENGINE.md, "Session tickets: keys and rotation").
+  Napi::Value SetTicketKeys(const Napi::CallbackInfo& info);
+  Napi::Value TicketKeyStats(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   static Napi::Value LiveOwners(const Napi::CallbackInfo& info);
 
@@ -53,6 +56,9 @@ class TlsContext : public Napi::ObjectWrap<TlsContext>, public TlsEngine::Owner 
   static void OnInfo(const SSL* ssl, int where, int value) noexcept;
   static int OnAlpnSelect(SSL* ssl, const unsigned char** out, unsigned char* out_length, const unsigned char* in, unsigned int in_length,
                           void* arg) noexcept;
+  // SSL_CTX_set_tlsext_ticket_key_evp_cb: seals tickets with the first key, opens them with any
+  // (2 = renew when it was not the first), 0 for an unknown name. Calls no JavaScript.
+  static int OnTicketKey(SSL* ssl, unsigned char* name, unsigned char* iv, EVP_CIPHER_CTX* cipher, EVP_MAC_CTX* mac, int encrypt) noexcept;
 
   Napi::Value Dispatch(Event event, Napi::Value argument);
 
@@ -64,6 +70,7 @@ class TlsContext : public Napi::ObjectWrap<TlsContext>, public TlsEngine::Owner 
   SSLCtxPointer ctx_;                 // released to TlsEngine::Free (ReleaseNative)
   Napi::FunctionReference dispatch_;  // (event, argument) => result; lib/tls/context.ts
   bool server_ = false;
+  bool tickets_ = true;             // options.tickets: SSL_OP_NO_TICKET is not set
   bool emit_new_sessions_ = false;  // the user's cache mode covers this context's role
 };
 

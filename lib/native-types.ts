@@ -135,9 +135,28 @@ export interface NativeCacheStats {
   cacheFull: number;
 }
 
+/** What the ticket-key callback did (public as TicketKeyStats; binding/tls_context.cc, OnTicketKey). */
+export interface NativeTicketKeyStats {
+  /** Keys set now (0: setTicketKeys never called, OpenSSL's own internal keys are in use). */
+  keys: number;
+  /** Tickets sealed with the first (current) key: new sessions, renewals, TLS 1.3 post-handshake tickets. */
+  issued: number;
+  /** Tickets opened with the current key. */
+  decrypted: number;
+  /** Tickets opened with an older key and renewed: OpenSSL issues the client a new ticket under the current key (TLS 1.2 and 1.3). */
+  renewed: number;
+  /** Tickets whose key name is not among the keys: no resumption from them (full handshake, new ticket). */
+  rejected: number;
+  /** RAND/EVP failures in the callback (the handshake failed). */
+  failed: number;
+}
+
 export interface NativeTlsContext {
   flush(seconds: number): void;
   stats(): NativeCacheStats;
+  /** Copies the keys (48-byte Uint8Arrays, Node's setTicketKeys layout) into native memory; the first seals. */
+  setTicketKeys(keys: Uint8Array[]): void;
+  ticketKeyStats(): NativeTicketKeyStats;
   close(): void;
 }
 

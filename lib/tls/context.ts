@@ -9,7 +9,13 @@ import { invalidArgType, outOfRange } from '../errors';
 import { adoptOwnedHandle, Session, SessionReader, SessionView } from '../session';
 import { handleOf, inEngine, tlsNative } from './engine';
 import { TlsStateError } from './errors';
-import { ContextEvent, type NativeCacheStats, type NativeTlsContext, type NativeTlsContextOptions } from '../binding';
+import {
+  ContextEvent,
+  type NativeCacheStats,
+  type NativeTicketKeyStats,
+  type NativeTlsContext,
+  type NativeTlsContextOptions,
+} from '../binding';
 
 export type TlsRole = 'client' | 'server';
 export type TlsVersion = 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';
@@ -57,6 +63,15 @@ export type SessionLookup = (id: Buffer) => Session | SessionView | Uint8Array |
 
 /** SSL_CTX_sess_* counters and the cache's size and timeout, as the native context reports them. */
 export type SessionCacheStats = NativeCacheStats;
+
+/** What the context's ticket-key callback did since its creation (all 0 and `keys: 0` until setTicketKeys). */
+export type TicketKeyStats = NativeTicketKeyStats;
+
+/** Bytes of one ticket key: Node's `tls.Server#setTicketKeys` layout (16-byte name, 16-byte HMAC secret, 16-byte AES-128 key). */
+const TICKET_KEY_BYTES = 48;
+/** The most keys `setTicketKeys` takes (one current, the rest still open tickets). */
+const MAX_TICKET_KEYS = 64;
+const TICKET_KEY_NAME_BYTES = 16;
 
 const VERSIONS: readonly string[] = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'];
 const CACHE_MODES: readonly string[] = ['off', 'client', 'server', 'both'];
@@ -169,12 +184,14 @@ export class TlsContext extends EventEmitter {
   readonly verifiesPeer: boolean;
   #native: NativeTlsContext | null;
   #lookup: SessionLookup | null = null;
+  readonly #tickets: boolean;
 
   constructor(options: TlsContextOptions) {
     super();
     const nativeOptions = toNativeOptions(options);
     this.role = options.role;
     this.verifiesPeer = nativeOptions.verifyPeer;
+    this.#tickets = nativeOptions.tickets;
     // The native object keeps the dispatcher alive; a WeakRef keeps it from keeping us alive.
     const self = new WeakRef(this);
     const dispatch = (event: ContextEvent, argument: unknown): unknown => {
@@ -224,6 +241,46 @@ export class TlsContext extends EventEmitter {
 
   sessionCacheStats(): SessionCacheStats {
     return { ...this.nativeContext().stats() };
+  }
+
+  /**
+   * Server: the keys that seal and open session tickets (TLS 1.2 tickets, TLS 1.3 stateless
+   * tickets), as a rotation with overlap. Each key is 48 bytes in Node's
+   * `tls.Server#setTicketKeys` layout — a 16-byte name, a 16-byte HMAC-SHA256 secret, a 16-byte
+   * AES-128-CBC key — so one key ring drives Node servers and this engine alike. `keys[0]` seals
+   * every new ticket; the others only open tickets, and a ticket opened with one of them is
+   * renewed (OpenSSL issues the client a new ticket under `keys[0]`). A ticket whose key is not
+   * in the list gets a full handshake (and a new ticket). The keys are copied into native memory
+   * owned by the context, wiped when replaced or freed, and never readable from JavaScript;
+   * your buffers stay yours. Takes effect for the next ticket; call it again to rotate. Until
+   * the first call, OpenSSL's own per-context keys are used.
+   */
+  setTicketKeys(keys: readonly Uint8Array[]): void {
+    if (!Array.isArray(keys)) throw invalidArgType('keys', `an array of ${TICKET_KEY_BYTES}-byte Buffers`, keys);
+    if (keys.length < 1 || keys.length > MAX_TICKET_KEYS) throw outOfRange('keys.length', `from 1 to ${MAX_TICKET_KEYS}`, keys.length);
+    const names = new Set<string>();
+    keys.forEach((key: unknown, i) => {
+      // The messages give types and lengths only, never bytes.
+      if (!(key instanceof Uint8Array)) throw invalidArgType(`keys[${i}]`, `a ${TICKET_KEY_BYTES}-byte Buffer or Uint8Array`, key);
+      if (key.byteLength !== TICKET_KEY_BYTES) {
+        throw outOfRange(
+          `keys[${i}]`,
+          `${TICKET_KEY_BYTES} bytes (16-byte name, 16-byte HMAC secret, 16-byte AES key)`,
+          `${key.byteLength} bytes`,
+        );
+      }
+      const name = Buffer.from(key.buffer, key.byteOffset, TICKET_KEY_NAME_BYTES).toString('latin1');
+      if (names.has(name)) throw outOfRange(`keys[${i}]`, 'a key whose 16-byte name differs from the other keys', 'a repeated name');
+      names.add(name);
+    });
+    if (this.role !== 'server') throw new TlsStateError('setTicketKeys is for server contexts');
+    if (!this.#tickets) throw new TlsStateError('setTicketKeys needs a context created with tickets: true');
+    this.nativeContext().setTicketKeys(keys as Uint8Array[]);
+  }
+
+  /** What the ticket-key callback did since the context was created (counts survive rotations). */
+  ticketKeyStats(): TicketKeyStats {
+    return { ...this.nativeContext().ticketKeyStats() };
   }
 
   /**

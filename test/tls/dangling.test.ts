@@ -5,11 +5,23 @@
  * ordering must leave the ledger balanced and must not crash; `npm run test:memcheck` runs
  * this file under valgrind, which fails on any invalid read, write or free.
  */
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { getLeakDetection, ledger, liveTlsObjects, Session, SessionView, setLeakDetection, TlsContext } from '../../lib';
+import {
+  getLeakDetection,
+  ledger,
+  liveTlsObjects,
+  Session,
+  SessionView,
+  setLeakDetection,
+  TlsConnection,
+  TlsContext,
+  type TicketKeyStats,
+} from '../../lib';
 import { makePki, type Pki } from '../helpers/pki';
+import { duplexPair } from './helpers/duplex-pair';
 import { destroyConnection, establish } from './helpers/established';
 
 jest.setTimeout(120_000);
@@ -273,3 +285,113 @@ test('a worker that exits with live contexts, connections and sessions releases 
   expect(after.releasedBy.teardown - before.releasedBy.teardown).toBe(9);
   expect(after.live).toBe(before.live);
 });
+
+/** Rejects naming `what` if `promise` takes longer than 100 s (valgrind is slow): a failure, not a test timeout. */
+function within<T>(what: string, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), 100_000);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
+test('ticket keys: replaced inside a handshake, used after close() by a live connection, freed with the SSL_CTX (GC, teardown)', async () => {
+  const before = ledger();
+  const objectsBefore = liveTlsObjects();
+  const [A, B, C] = [randomBytes(48), randomBytes(48), randomBytes(48)];
+  const tls13 = { minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3' } as const;
+  const serverCtx = new TlsContext({ role: 'server', cert: pki.serverCert, key: pki.serverKey, ...tls13 });
+  const clientCtx = new TlsContext({ role: 'client', ca: pki.ca, ...tls13 });
+  serverCtx.setTicketKeys([A]);
+  // Inside SSL_do_handshake, between the two TLS 1.3 tickets: the list the first ticket was
+  // sealed with is wiped and freed here, the second ticket is sealed with the new one.
+  const rotations: TicketKeyStats[] = [];
+  serverCtx.on('newSession', (s: Session) => {
+    s.free();
+    if (rotations.length === 0) serverCtx.setTicketKeys([B, A]);
+    rotations.push(serverCtx.ticketKeyStats());
+  });
+  const handshake = async (ctx: TlsContext, offered?: Session, closeFirst = false) => {
+    const [a, b] = duplexPair();
+    const server = TlsConnection.accept(ctx, b);
+    // The connection keeps the SSL_CTX (and its keys) alive after close().
+    if (closeFirst) ctx.close();
+    const client = TlsConnection.connect(clientCtx, a, { servername: 'localhost', session: offered });
+    const sessions: Session[] = [];
+    client.on('session', (s: Session) => sessions.push(s));
+    await within('the handshake', Promise.all([once(client, 'secureConnect'), once(server, 'secure')]));
+    client.write('ping');
+    await within("the client's data", once(server, 'data')); // the tickets came before it
+    const reused = [client.isSessionReused(), server.isSessionReused()];
+    await within('the connections closing', Promise.all([destroyConnection(client), destroyConnection(server)]));
+    return { reused, sessions };
+  };
+  const first = await handshake(serverCtx);
+  expect(rotations.map((s) => s.keys)).toEqual([2, 2]);
+  expect(first.sessions).toHaveLength(2);
+  // A ticket starts with its key's name: the first was sealed under A, the second under B.
+  expect(first.sessions.map((x) => [x.toDER().includes(A.subarray(0, 16)), x.toDER().includes(B.subarray(0, 16))])).toEqual([
+    [true, false],
+    [false, true],
+  ]);
+  serverCtx.setTicketKeys([C, B]);
+  const second = await handshake(serverCtx, first.sessions[1], true);
+  expect(serverCtx.closed).toBe(true);
+  expect(second.reused).toEqual([true, true]);
+  // A new context with C alone opens the tickets that the closed context's SSL_CTX sealed.
+  const member = new TlsContext({ role: 'server', cert: pki.serverCert, key: pki.serverKey, ...tls13 });
+  member.setTicketKeys([C]);
+  expect(second.sessions.length).toBeGreaterThan(0);
+  const third = await handshake(member, second.sessions[0]);
+  expect(third.reused).toEqual([true, true]);
+  for (const s of [...first.sessions, ...second.sessions, ...third.sessions]) s.free();
+  member.close();
+  clientCtx.close();
+
+  // A context with keys dropped unclosed: its SSL_CTX (and the keys) go with the GC.
+  const mode = getLeakDetection();
+  setLeakDetection('off');
+  (() => new TlsContext({ role: 'server', cert: pki.serverCert, key: pki.serverKey }).setTicketKeys([A, B]))();
+  for (let i = 0; i < 20 && liveTlsObjects() !== objectsBefore; i++) {
+    global.gc!();
+    await new Promise((r) => setImmediate(r));
+  }
+  setLeakDetection(mode);
+  expect(liveTlsObjects()).toBe(objectsBefore);
+
+  // A worker that exits with keys set on a live context that issued tickets: freed at teardown.
+  const addon = join(__dirname, '..', '..', 'build', 'Release', 'tls_session.node');
+  const source = `
+    const { parentPort, workerData } = require('node:worker_threads');
+    const b = require(workerData.addon);
+    const held = [];
+    const dispatch = (event, arg) => { if (event === 0) held.push(arg); return undefined; };
+    const options = { verifyPeer: false, requirePeerCertificate: false, tickets: true, minVersion: 'TLSv1.3' };
+    const server = new b.NativeTlsContext({ ...options, server: true, cert: Buffer.from(workerData.cert),
+      key: Buffer.from(workerData.key), cacheMode: 'server' }, dispatch);
+    const client = new b.NativeTlsContext({ ...options, server: false, cacheMode: 'client' }, dispatch);
+    server.setTicketKeys(workerData.keys.map((k) => Buffer.from(k)));
+    const conns = [];
+    let toServer = null;
+    const c = new b.NativeTlsConnection(client, {});
+    const s = new b.NativeTlsConnection(server, {});
+    toServer = c.cycle(undefined).out;
+    for (let round = 0; round < 10; round++) {
+      const rs = s.cycle(toServer);
+      const rc = c.cycle(rs.out);
+      for (const h of rc.sessions) held.push(h);
+      toServer = rc.out;
+    }
+    conns.push(c, s);
+    parentPort.postMessage({ stats: server.ticketKeyStats(), held: held.length });
+    // Exit with the contexts, the connections and the sessions still referenced.
+  `;
+  const worker = new Worker(source, { eval: true, workerData: { addon, cert: pki.serverCert, key: pki.serverKey, keys: [A, B] } });
+  const exited = once(worker, 'exit');
+  const [message] = (await within("the worker's message", once(worker, 'message'))) as [{ stats: TicketKeyStats; held: number }];
+  const [code] = (await within('the worker exiting', exited)) as [number];
+  expect(code).toBe(0);
+  expect(message.stats).toMatchObject({ keys: 2, issued: 2, failed: 0 });
+  expect(message.held).toBeGreaterThan(0);
+  expect(ledger().live).toBe(before.live);
+}, 300_000); // several handshakes, a GC and a worker: minutes under valgrind
