@@ -8,9 +8,10 @@ import { readFileSync } from 'node:fs';
 import { connect as netConnect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { Duplex } from 'node:stream';
-import { ledger, liveTlsObjects, TlsConfigError, TlsConnection, TlsContext, TlsDisconnectError, TlsProtocolError } from '../../lib';
+import { TlsConfigError, TlsConnection, TlsContext, TlsDisconnectError, TlsProtocolError } from '../../lib';
 import { makePki, type Pki } from '../helpers/pki';
 import { duplexPair } from './helpers/duplex-pair';
+import { expectNothingLeftAfterEach } from './helpers/nothing-left';
 
 // At load: the test tables below use them.
 const pki: Pki = makePki();
@@ -18,18 +19,7 @@ const PASSPHRASE = 'correct horse battery staple';
 execFileSync('openssl', ['pkey', '-in', pki.serverKeyPath, '-aes256', '-passout', `pass:${PASSPHRASE}`, '-out', join(pki.dir, 'enc.key')]);
 const encryptedKey: Buffer = readFileSync(join(pki.dir, 'enc.key'));
 
-let ledgerBefore: ReturnType<typeof ledger>;
-let objectsBefore: number;
-beforeEach(() => {
-  ledgerBefore = ledger();
-  objectsBefore = liveTlsObjects();
-});
-afterEach(async () => {
-  // Let closes and deferred frees run, then nothing may be left.
-  await new Promise((r) => setImmediate(r));
-  expect(ledger().live).toBe(ledgerBefore.live);
-  expect(liveTlsObjects()).toBe(objectsBefore);
-});
+expectNothingLeftAfterEach();
 
 function expectSecretFree(err: unknown): void {
   const text = `${String(err)} ${JSON.stringify(err)} ${(err as Error).stack ?? ''}`;

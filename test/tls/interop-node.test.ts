@@ -3,12 +3,10 @@
  * (tickets): the first connection is full, the second resumes with a session that went
  * through toDER/fromDER in between, and both ends say so.
  */
-import { once } from 'node:events';
-import * as tls from 'node:tls';
 import { ledger, Session, TlsContext } from '../../lib';
 import { makePki, type Pki } from '../helpers/pki';
-import { readAll, runEngineClient, startEngineServer } from './helpers/peers';
-import { startNodeTlsServer, TLS_VARIANTS, type TlsVariant } from '../helpers/node-tls-server';
+import { runEngineClient, runNodeClient, startEngineServer } from './helpers/peers';
+import { startNodeTlsServer, TLS_VARIANTS } from '../helpers/node-tls-server';
 
 let pki: Pki;
 beforeAll(() => {
@@ -48,28 +46,6 @@ describe.each(TLS_VARIANTS)('engine client ↔ node:tls server, $name', (v) => {
   });
 });
 
-/** A node:tls client; resolves with its last session (DER) and whether it resumed. */
-async function nodeClient(port: number, v: TlsVariant, session?: Buffer) {
-  const socket = tls.connect({
-    host: '127.0.0.1',
-    port,
-    servername: 'localhost',
-    ca: pki.ca,
-    minVersion: v.version,
-    maxVersion: v.version,
-    session,
-  });
-  let der: Buffer | undefined;
-  socket.on('session', (s: Buffer) => {
-    der = s;
-  });
-  await once(socket, 'secureConnect');
-  const reused = socket.isSessionReused();
-  const received = await readAll(socket);
-  if (!socket.destroyed) await once(socket, 'close');
-  return { der, reused, received: received.toString() };
-}
-
 describe.each(TLS_VARIANTS)('engine server ↔ node:tls client, $name', (v) => {
   test('the node:tls client resumes against the engine server (session via fromNodeSession/toDER/fromDER/toNodeSession)', async () => {
     const before = ledger();
@@ -83,12 +59,12 @@ describe.each(TLS_VARIANTS)('engine server ↔ node:tls client, $name', (v) => {
     });
     const server = await startEngineServer(ctx);
     try {
-      const first = await nodeClient(server.port, v);
-      expect(first.received).toBe('hello\n');
+      const first = await runNodeClient(server.port, { ca: pki.ca, version: v.version });
+      expect(first.received.toString()).toBe('hello\n');
       expect(first.reused).toBe(false);
-      expect(first.der).toBeDefined();
+      expect(first.session).toBeDefined();
       // The node:tls session (wrapped for its host on current Node), read and re-encoded as DER.
-      const session = Session.fromNodeSession(first.der!);
+      const session = Session.fromNodeSession(first.session!);
       expect(session.protocol).toBe(v.version);
       expect(session.hasTicket).toBe(v.tickets);
       const der = session.toDER();
@@ -96,8 +72,12 @@ describe.each(TLS_VARIANTS)('engine server ↔ node:tls client, $name', (v) => {
 
       // Back to what this Node's tls.connect({ session }) takes.
       using saved = Session.fromDER(der);
-      const second = await nodeClient(server.port, v, saved.toNodeSession({ servername: 'localhost' }));
-      expect(second.received).toBe('hello\n');
+      const second = await runNodeClient(server.port, {
+        ca: pki.ca,
+        version: v.version,
+        session: saved.toNodeSession({ servername: 'localhost' }),
+      });
+      expect(second.received.toString()).toBe('hello\n');
       expect(second.reused).toBe(true);
       expect(server.connections.map((c) => c.isSessionReused())).toEqual([false, true]);
       expect(server.errors).toEqual([]);

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ledger, Session, TlsContext } from '../../lib';
 import { makePki, type Pki } from '../helpers/pki';
-import { pemToDer, run, runEngineClient, sessionPem, startEngineServer, startSServer, type SServer } from './helpers/peers';
+import { pemToDer, run, runEngineClient, sClientArgs, sessionPem, startEngineServer, startSServer, type SServer } from './helpers/peers';
 
 let pki: Pki;
 let dir: string;
@@ -98,17 +98,7 @@ describe.each(variants)('engine server ↔ openssl s_client -sess_out/-sess_in, 
     const server = await startEngineServer(ctx);
     try {
       const sessOut = join(dir, `${v.flag}-${v.tickets}-out.pem`);
-      const base = [
-        's_client',
-        '-connect',
-        `127.0.0.1:${server.port}`,
-        v.flag,
-        '-CAfile',
-        pki.caCertPath,
-        '-servername',
-        'localhost',
-        '-ign_eof',
-      ];
+      const base = sClientArgs(server.port, pki.caCertPath, v.flag);
       const first = await run('openssl', [...base, '-sess_out', sessOut]);
       expect(first.stdout).toContain('hello');
       expect(first.stdout).toMatch(/^New, /m);
@@ -144,18 +134,7 @@ test('an engine client session resumes in a separate openssl s_client process ag
     const file = join(dir, 'engine-client.pem');
     writeFileSync(file, sessionPem(first.sessions[first.sessions.length - 1].toDER()));
     for (const s of first.sessions) s.free();
-    const other = await run('openssl', [
-      's_client',
-      '-connect',
-      `127.0.0.1:${server.port}`,
-      '-CAfile',
-      pki.caCertPath,
-      '-servername',
-      'localhost',
-      '-ign_eof',
-      '-sess_in',
-      file,
-    ]);
+    const other = await run('openssl', sClientArgs(server.port, pki.caCertPath, '-sess_in', file));
     expect(other.stdout).toMatch(/^Reused, TLSv1\.3/m);
     expect(server.connections.map((c) => c.isSessionReused())).toEqual([false, true]);
   } finally {

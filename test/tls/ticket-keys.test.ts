@@ -13,9 +13,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { inspect } from 'node:util';
-import { ledger, liveTlsObjects, Session, TlsConnection, TlsContext, TlsStateError, type TicketKeyStats } from '../../lib';
+import { Session, TlsConnection, TlsContext, TlsStateError, type TicketKeyStats } from '../../lib';
 import { makePki, type Pki } from '../helpers/pki';
-import { closed, run, startEngineServer, type EngineServer } from './helpers/peers';
+import { expectNothingLeftAfterEach } from './helpers/nothing-left';
+import { closed, run, runNodeClient, sClientArgs, startEngineServer, type EngineServer } from './helpers/peers';
 
 jest.setTimeout(60_000);
 
@@ -26,18 +27,8 @@ beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'tls-session-ticket-keys-'));
 });
 
-let ledgerBefore: ReturnType<typeof ledger>;
-let objectsBefore: number;
-beforeEach(() => {
-  ledgerBefore = ledger();
-  objectsBefore = liveTlsObjects();
-});
-afterEach(async () => {
-  // Server-side connections finish closing a little after the client saw its 'close'.
-  for (let i = 0; i < 100 && liveTlsObjects() !== objectsBefore; i++) await new Promise((r) => setTimeout(r, 10));
-  expect(ledger().live).toBe(ledgerBefore.live);
-  expect(liveTlsObjects()).toBe(objectsBefore);
-});
+// Server-side connections finish closing a little after the client saw its 'close'.
+expectNothingLeftAfterEach({ settleMs: 1000 });
 
 interface Version {
   name: string;
@@ -240,17 +231,7 @@ describe.each(VERSIONS)('$name', (v) => {
     const [A, B, C] = [newKey(), newKey(), newKey()];
     const ctx = context(serverContext(v));
     server = await startEngineServer(ctx);
-    const base = [
-      's_client',
-      '-connect',
-      `127.0.0.1:${server.port}`,
-      v.flag,
-      '-CAfile',
-      pki.caCertPath,
-      '-servername',
-      'localhost',
-      '-ign_eof',
-    ];
+    const base = sClientArgs(server.port, pki.caCertPath, v.flag);
     const file = join(dir, `${v.version}-A.pem`);
     ctx.setTicketKeys([A]);
     const first = await run('openssl', [...base, '-sess_out', file]);
@@ -368,36 +349,11 @@ describe.each(VERSIONS)('$name', (v) => {
   });
 });
 
-/**
- * A node:tls client; whether it resumed, and its newest session: the last 'session' event (a
- * Node server may send TLS 1.3 tickets after its data), else the SSL's session once data
- * arrived (a TLS 1.2 renewal raises no 'session' event).
- */
+/** A node:tls client; whether it resumed, and its newest session, which every connection here must have. */
 async function nodeClient(port: number, v: Version, session?: Buffer): Promise<{ reused: boolean; session: Buffer }> {
-  const socket = tls.connect({
-    host: '127.0.0.1',
-    port,
-    servername: 'localhost',
-    ca: pki.ca,
-    minVersion: v.version,
-    maxVersion: v.version,
-    session,
-  });
-  let fromEvent: Buffer | undefined;
-  let atData: Buffer | undefined;
-  socket.on('session', (s: Buffer) => {
-    fromEvent = s;
-  });
-  socket.on('data', () => {
-    atData ??= socket.getSession();
-  });
-  await once(socket, 'secureConnect');
-  const reused = socket.isSessionReused();
-  socket.resume();
-  if (!socket.destroyed) await once(socket, 'close');
-  const latest = fromEvent ?? atData;
-  expect(latest).toBeDefined();
-  return { reused, session: latest! };
+  const client = await runNodeClient(port, { ca: pki.ca, version: v.version, session, sessionAtData: true });
+  expect(client.session).toBeDefined();
+  return { reused: client.reused, session: client.session! };
 }
 
 /** Two keys whose names are the same, secrets different. */

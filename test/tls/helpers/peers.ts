@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
+import * as tls from 'node:tls';
 import { TlsConnection, TlsContext, type Session, type ConnectOptions } from '../../../lib';
 
 import { freePort } from '../../helpers/free-port';
@@ -85,6 +86,47 @@ export async function runEngineClient(ctx: TlsContext, port: number, options: Co
   const received = await readAll(connection);
   await done;
   return { connection, sessions, received, reused: connection.isSessionReused(), protocol: connection.getProtocol() };
+}
+
+export interface NodeClientOptions {
+  ca: Buffer;
+  version: tls.SecureVersion;
+  /** A session to offer (what tls.connect takes). */
+  session?: Buffer;
+  /** With no 'session' event, take the SSL's session at the first data (a TLS 1.2 renewal raises no event). */
+  sessionAtData?: boolean;
+}
+
+export interface NodeClientRun {
+  reused: boolean;
+  /** The last 'session' event's session (a Node server may send TLS 1.3 tickets after its data), if any. */
+  session: Buffer | undefined;
+  received: Buffer;
+}
+
+/** Connects a node:tls client (servername 'localhost') pinned to one version and reads until the server ends. */
+export async function runNodeClient(port: number, options: NodeClientOptions): Promise<NodeClientRun> {
+  const { ca, version, session, sessionAtData = false } = options;
+  const socket = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca, minVersion: version, maxVersion: version, session });
+  let fromEvent: Buffer | undefined;
+  let atData: Buffer | undefined;
+  const chunks: Buffer[] = [];
+  socket.on('session', (s: Buffer) => {
+    fromEvent = s;
+  });
+  socket.on('data', (chunk: Buffer) => {
+    chunks.push(chunk);
+    if (sessionAtData) atData ??= socket.getSession();
+  });
+  await once(socket, 'secureConnect');
+  const reused = socket.isSessionReused();
+  if (!socket.destroyed) await once(socket, 'close');
+  return { reused, session: fromEvent ?? atData, received: Buffer.concat(chunks) };
+}
+
+/** `openssl s_client` arguments for a verified connection to a loopback engine server that reads until the server ends, then `extra`. */
+export function sClientArgs(port: number, caCertPath: string, ...extra: string[]): string[] {
+  return ['s_client', '-connect', `127.0.0.1:${port}`, '-CAfile', caCertPath, '-servername', 'localhost', '-ign_eof', ...extra];
 }
 
 /** Runs a child process to completion, collecting its output; never leaves it behind. */
