@@ -169,6 +169,13 @@ describe('installed on Node 24 without a compiler', () => {
     expect(existsSync(join(installed, 'prebuilds', 'linux-x64', 'tls-session.glibc.node'))).toBe(true);
     expect(existsSync(join(installed, 'build'))).toBe(false);
     expect(existsSync(join(app.dir, 'node_modules', 'better-sqlite3'))).toBe(false); // optional: not installed
+    // The command is linked and starts (package.json "bin"): usage on stdout, exit 0.
+    const help = spawnSync(app.node, [join(app.dir, 'node_modules', '.bin', 'tls-session'), '--help'], {
+      encoding: 'utf8',
+      env: cleanEnv({ PATH: app.bin }),
+    });
+    expect([help.status, help.stderr]).toEqual([0, '']);
+    expect(help.stdout).toMatch(/inspect[\s\S]*probe[\s\S]*store/);
     const size = statSync(tarball).size;
     console.log(`package: ${packed.length} files, ${(size / 1024).toFixed(0)} KiB; install on Node 24: ${app.install.ms} ms`);
   });

@@ -10,7 +10,7 @@ import { inspect } from 'node:util';
 import { invalidArgType, outOfRange } from '../errors';
 import { withDeadline } from './deadline';
 import { PersistConfigError, StoreClosedError, StoreError, StoreTimeoutError } from './errors';
-import { SessionStore, validateKey, validateTtl, validateValue } from './store';
+import { SessionStore, StoredEntry, validateKey, validateTtl, validateValue } from './store';
 
 interface RedisStoreCommon {
   /** Prepended to every key (default 'tls-session:'). */
@@ -159,6 +159,37 @@ export class RedisStore implements SessionStore {
   async delete(key: string): Promise<void> {
     validateKey(key);
     await this.#command('DEL', () => this.#client.del(this.keyPrefix + key));
+  }
+
+  /**
+   * Every key under keyPrefix with its value and expiry, through SCAN (never KEYS, which blocks
+   * Redis), on every master of a Cluster. Read-only, for tools (`tls-session store`); each SCAN
+   * step and each batch read has the store's budget. A key deleted while scanning is skipped.
+   */
+  async *entries(): AsyncGenerator<StoredEntry> {
+    // SCAN's MATCH is a glob: the prefix's own glob characters must match literally.
+    const pattern = `${this.keyPrefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
+    const nodes = this.#client.isCluster ? (this.#client as Cluster).nodes('master') : [this.#client as Redis];
+    for (const node of nodes) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await this.#command('SCAN', () => node.scan(cursor, 'MATCH', pattern, 'COUNT', 200));
+        cursor = next;
+        if (keys.length === 0) continue;
+        const pipeline = node.pipeline();
+        for (const key of keys) pipeline.getBuffer(key).pttl(key);
+        const replies = (await this.#command('GET/PTTL', () => pipeline.exec())) ?? [];
+        const now = Date.now();
+        for (const [index, key] of keys.entries()) {
+          const [valueError, value] = replies[2 * index] ?? [];
+          const [ttlError, ttlMs] = replies[2 * index + 1] ?? [];
+          if (valueError || ttlError || !Buffer.isBuffer(value)) continue;
+          const ttl = Number(ttlMs);
+          if (ttl === -2) continue;
+          yield { key: key.slice(this.keyPrefix.length), value, expiresAt: ttl >= 0 ? new Date(now + ttl) : undefined };
+        }
+      } while (cursor !== '0');
+    }
   }
 
   async close(): Promise<void> {

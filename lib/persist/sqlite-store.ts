@@ -24,7 +24,7 @@ import {
   sqliteErrorCode,
   SqliteStatement,
 } from './sqlite-backend';
-import { SessionStore, validateKey, validateTtl, validateValue } from './store';
+import { SessionStore, StoredEntry, validateKey, validateTtl, validateValue } from './store';
 
 export interface SqliteStoreOptions {
   /** Database file; created (mode 0600) when missing. */
@@ -78,6 +78,7 @@ interface Statements {
   insertIfAbsent: SqliteStatement;
   delete: SqliteStatement;
   sweep: SqliteStatement;
+  entries: SqliteStatement;
 }
 
 /** Which file a connection opened: a file replaced under the same name has another inode. */
@@ -215,6 +216,21 @@ export class SqliteStore implements SessionStore {
         throw this.#busyError('sweep');
       },
     ).changes;
+  }
+
+  /**
+   * Every row, expired ones not yet swept included (their expiresAt is in the past), in key
+   * order. Read-only: for tools that list or check a store (`tls-session store`), not for the
+   * handshake path. A file locked past the busy timeout is a StoreError (ERR_TLS_SESSION_STORE_BUSY).
+   */
+  async *entries(): AsyncGenerator<StoredEntry> {
+    const rows = this.#run(
+      (s) => s.entries.all() as { key: string; value: Buffer; expires_at: number }[],
+      () => {
+        throw this.#busyError('entries');
+      },
+    );
+    for (const row of rows) yield { key: row.key, value: row.value, expiresAt: new Date(Number(row.expires_at)) };
   }
 
   /** Locks and damage the store absorbed instead of failing callers (see SqliteStoreStats). */
@@ -406,6 +422,7 @@ function openConnection(sqlite: SqliteBackend, path: string, busyTimeoutMs: numb
         WHERE tls_sessions.expires_at <= ?`),
       delete: db.prepare('DELETE FROM tls_sessions WHERE key = ?'),
       sweep: db.prepare('DELETE FROM tls_sessions WHERE expires_at <= ?'),
+      entries: db.prepare('SELECT key, value, expires_at FROM tls_sessions ORDER BY key'),
     };
     return { db, statements, identity };
   } catch (err) {

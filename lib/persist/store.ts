@@ -28,6 +28,16 @@ export interface SessionStore {
   close(): Promise<void>;
 }
 
+/** One stored record as a store lists it (SqliteStore#entries, RedisStore#entries): read-only. */
+export interface StoredEntry {
+  /** The key the record was set under (without a RedisStore's keyPrefix). */
+  key: string;
+  /** The stored bytes (sealed when a secret is configured). */
+  value: Buffer;
+  /** When the record expires; in the past for SQLite rows not yet swept; undefined for a Redis key without a TTL. */
+  expiresAt: Date | undefined;
+}
+
 /** Longest key accepted: keeps a hostile caller from filling a store with huge keys. */
 export const MAX_KEY_LENGTH = 512;
 

@@ -61,18 +61,25 @@ function waitForExit(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => child.once('exit', () => resolve()));
 }
 
-/**
- * A redis-server on a free port. `launch: false` only reserves the port (nothing listens there
- * until restart()): a store started before its Redis.
- */
-export async function startRedis({ launch: launchNow = true }: { launch?: boolean } = {}): Promise<RedisServer> {
+export interface StartRedisOptions {
+  /** false: only reserve the port (nothing listens there until restart()): a store started before its Redis. */
+  launch?: boolean;
+  /** `--requirepass`: clients must AUTH; `url` then carries it (redis://:PASSWORD@127.0.0.1:PORT). */
+  password?: string;
+  /** More redis-server arguments, after the defaults. */
+  args?: string[];
+}
+
+/** A redis-server on a free port (see StartRedisOptions). */
+export async function startRedis({ launch: launchNow = true, password, args = [] }: StartRedisOptions = {}): Promise<RedisServer> {
   const binary = redisServerPath();
   const port = await freePort();
   let child: ChildProcess | undefined;
+  const serverArgs = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
+  if (password !== undefined) serverArgs.push('--requirepass', password);
+  serverArgs.push(...args);
   const launch = async (): Promise<void> => {
-    child = spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-      stdio: 'ignore',
-    });
+    child = spawn(binary, serverArgs, { stdio: 'ignore' });
     await waitForPort(port, 10_000);
   };
   if (launchNow) await launch();
@@ -81,7 +88,7 @@ export async function startRedis({ launch: launchNow = true }: { launch?: boolea
     get pid() {
       return child!.pid!;
     },
-    url: `redis://127.0.0.1:${port}`,
+    url: password === undefined ? `redis://127.0.0.1:${port}` : `redis://:${encodeURIComponent(password)}@127.0.0.1:${port}`,
     async kill() {
       if (!child) return;
       const exited = waitForExit(child);

@@ -1,0 +1,67 @@
+/**
+ * What every tls-session subcommand shares: the typed error that ends a command with one line on
+ * stderr and an exit code, JSON printing and aligned tables. Loads nothing heavy (no addon, no
+ * Redis client, no SQLite), so `tls-session --help` stays fast.
+ */
+
+/** Exit codes: 1 a failure (unreadable file, unreachable host, bad record), 2 a usage error. */
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+
+/** Ends a command: main.ts prints `tls-session: <message>` on stderr and exits with `exitCode`. */
+export class CliError extends Error {
+  readonly exitCode: number;
+  constructor(message: string, exitCode: number = EXIT_FAILURE) {
+    super(message);
+    this.name = 'CliError';
+    this.exitCode = exitCode;
+  }
+}
+
+/** Throws a CliError: the one way a subcommand stops with a message (exit 1 by default, EXIT_USAGE for usage). */
+export function fail(message: string, exitCode: number = EXIT_FAILURE): never {
+  throw new CliError(message, exitCode);
+}
+
+/** One line on stderr, prefixed like every message of the command; for problems that do not stop it. */
+export function warn(message: string): void {
+  process.stderr.write(`tls-session: ${message}\n`);
+}
+
+/** Pretty JSON (two-space indent) and a newline on stdout. */
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** Columns padded to their widest cell, a header line first; the last column is not padded. */
+export function renderTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => (row[column] ?? '').length)));
+  const line = (cells: readonly string[]): string =>
+    cells
+      .map((cell, column) => (column === cells.length - 1 ? cell : cell.padEnd(widths[column]!)))
+      .join('  ')
+      .trimEnd();
+  return [line(header), ...rows.map(line)].join('\n') + '\n';
+}
+
+/** "in 1 h 59 min", "3 d ago": how far `when` is from `now`, to the two largest units. */
+export function relativeTime(when: Date, now: Date = new Date()): string {
+  const deltaSeconds = Math.round((when.getTime() - now.getTime()) / 1000);
+  const units: [string, number][] = [
+    ['d', 86_400],
+    ['h', 3600],
+    ['min', 60],
+    ['s', 1],
+  ];
+  let rest = Math.abs(deltaSeconds);
+  const parts: string[] = [];
+  for (const [name, size] of units) {
+    if (parts.length === 2) break;
+    const count = Math.floor(rest / size);
+    if (count > 0 || (parts.length === 0 && size === 1)) parts.push(`${count} ${name}`);
+    if (parts.length > 0 && count === 0 && size !== 1) break;
+    rest -= count * size;
+  }
+  const span = parts.join(' ');
+  return deltaSeconds >= 0 ? `in ${span}` : `${span} ago`;
+}

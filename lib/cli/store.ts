@@ -1,0 +1,361 @@
+/**
+ * `tls-session store stats|ls|purge|verify`: looks after a session store (SQLite file or Redis)
+ * that attachSessionStore and TicketKeyRing write. Prints metadata only: never a value, a secret
+ * or a Redis password.
+ */
+import type { Command } from 'commander';
+import { existsSync, readFileSync } from 'node:fs';
+import type { Sealer } from '../persist/seal';
+import type { StoredEntry } from '../persist/store';
+import { EXIT_FAILURE, EXIT_USAGE, fail, printJson, relativeTime, renderTable } from './output';
+
+export interface StoreOptions {
+  sqlite?: string;
+  redis?: string;
+  secretFile?: string;
+  scope?: string;
+  keyPrefix: string;
+  json?: boolean;
+  deleteBad?: boolean;
+}
+
+/** What the CLI needs of a store: both SqliteStore and RedisStore have these. */
+interface ListableStore {
+  entries(): AsyncGenerator<StoredEntry>;
+  delete(key: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+interface OpenedStore {
+  store: ListableStore;
+  /** How the store is named in output: the file, or the Redis URL without its password. */
+  label: string;
+  /** Deletes expired records; undefined where the backend expires them itself (Redis). */
+  purge?: () => Promise<number>;
+  close(): Promise<void>;
+}
+
+type RecordKind = 'session' | 'ticket-key' | 'other';
+
+/** What one record turned out to be: never its content beyond metadata. */
+interface RecordReport {
+  key: string;
+  kind: RecordKind;
+  bytes: number;
+  sealed: boolean;
+  expiresAt: string | undefined;
+  expired: boolean;
+  /** Set when the record opened (a secret was given for sealed records) and held a session. */
+  protocol?: string;
+  cipher?: string;
+  scope?: string;
+  /** Why the record does not open with the given secret and scope; absent when it does. */
+  problem?: string;
+}
+
+const SESSION_PREFIX = 'session:';
+const TICKET_KEY_PREFIX = 'ticket-key:';
+const TICKET_KEY_BYTES = 48;
+const REDIS_CONNECT_TIMEOUT_MS = 3000;
+const REDIS_COMMAND_BUDGET_MS = 5000;
+
+export function registerStoreCommand(program: Command): void {
+  const store = program
+    .command('store')
+    .description('look after a session store: stats, ls, purge, verify')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ tls-session store stats --sqlite /var/lib/myapp/tls-sessions.db
+  $ tls-session store verify --redis redis://:PASSWORD@10.0.0.5:6379 --secret-file /etc/myapp/tls-secret`,
+    );
+  const subcommands: [name: string, description: string, example: string][] = [
+    ['stats', 'count records by kind, protocol and expiry', 'store stats --sqlite tls-sessions.db --secret-file secret.hex'],
+    ['ls', 'list records: key, kind, size, expiry, protocol (never values or secrets)', 'store ls --redis redis://127.0.0.1:6379 --json'],
+    ['purge', 'delete expired records (SQLite; Redis expires them itself)', 'store purge --sqlite tls-sessions.db'],
+    [
+      'verify',
+      'check that every record opens with the secret (and scope); exit 1 if any does not',
+      'store verify --sqlite tls-sessions.db --secret-file secret.hex --delete-bad',
+    ],
+  ];
+  for (const [name, description, example] of subcommands) {
+    const command = store
+      .command(name)
+      .description(description)
+      .option('--sqlite <file>', 'the SqliteStore file')
+      .option('--redis <url>', 'the RedisStore URL (redis:// or rediss://; a password in it is never printed)')
+      .option('--secret-file <file>', 'the stores\' secret: 64 hex digits (openssl rand -hex 32), or lines "id:hex", newest first')
+      .option('--scope <scope>', 'the scope sessions must belong to (attachSessionStore: handle.scope)')
+      .option('--key-prefix <prefix>', 'RedisStore keyPrefix', 'tls-session:')
+      .option('--json', 'print JSON')
+      .addHelpText('after', `\nExample:\n  $ tls-session ${example}`);
+    if (name === 'verify') command.option('--delete-bad', 'delete the records that do not open');
+    command.action(async (options: StoreOptions) => {
+      process.exitCode = await runStoreCommand(name, options);
+    });
+  }
+}
+
+/** Runs one store subcommand; resolves with the exit code. */
+export async function runStoreCommand(name: string, options: StoreOptions): Promise<number> {
+  if ((options.sqlite === undefined) === (options.redis === undefined))
+    fail('give exactly one of --sqlite FILE and --redis URL', EXIT_USAGE);
+  const sealers = options.secretFile !== undefined ? await readSealers(options.secretFile) : undefined;
+  const opened = await openStore(options);
+  try {
+    if (name === 'purge') return await purge(opened, options);
+    const reports: RecordReport[] = [];
+    const now = new Date();
+    for await (const entry of opened.store.entries()) reports.push(await examine(entry, sealers, options.scope, now));
+    if (name === 'stats') return printStats(opened.label, reports, sealers !== undefined, options);
+    if (name === 'ls') return printList(reports, now, options);
+    return await verify(opened, reports, sealers !== undefined, options);
+  } finally {
+    await opened.close();
+  }
+}
+
+/** The Redis URL with its password replaced by "***": the only way a URL is ever printed. */
+export function redactRedisUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password !== '') parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return '(a Redis URL that does not parse)';
+  }
+}
+
+async function openStore(options: StoreOptions): Promise<OpenedStore> {
+  if (options.sqlite !== undefined) {
+    const path = options.sqlite;
+    // SqliteStore creates a missing file; a tool that reads a store must not.
+    if (!existsSync(path)) fail(`${path}: no such SQLite store file`);
+    const { SqliteStore } = await import('../persist/sqlite-store');
+    const store = new SqliteStore({ path, sweepIntervalMs: 0 });
+    return { store, label: `sqlite ${path}`, purge: () => store.sweep(), close: () => store.close() };
+  }
+  const url = options.redis!;
+  const label = `redis ${redactRedisUrl(url)}`;
+  if (!/^rediss?:\/\//.test(url)) fail(`--redis must be a redis:// or rediss:// URL, not ${redactRedisUrl(url)}`, EXIT_USAGE);
+  const { Redis } = await import('ioredis');
+  // Our own client: one connection attempt whose error (refused, WRONGPASS) can be reported.
+  const client = new Redis(url, {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    connectTimeout: REDIS_CONNECT_TIMEOUT_MS,
+  });
+  // The cause (ECONNREFUSED, WRONGPASS) arrives as an 'error' event; when AUTH fails, connect()
+  // itself only rejects with "Connection is closed.".
+  let cause: Error | undefined;
+  client.on('error', (error: Error) => {
+    cause ??= error;
+  });
+  try {
+    await client.connect();
+  } catch (error) {
+    client.disconnect();
+    fail(`cannot connect to ${label.slice('redis '.length)}: ${(cause ?? (error as Error)).message}`);
+  }
+  const { RedisStore } = await import('../persist/redis-store');
+  const store = new RedisStore({ client, keyPrefix: options.keyPrefix, budgetMs: REDIS_COMMAND_BUDGET_MS });
+  return {
+    store,
+    label,
+    close: async () => {
+      await store.close();
+      client.disconnect();
+    },
+  };
+}
+
+/**
+ * The secret file: one 32-byte key as 64 hex digits (id "default", what a Buffer secret means),
+ * or one "id:hex" a line, newest first (a Secret list). Its content is never printed.
+ */
+async function readSealers(file: string): Promise<{ session: Sealer; ticketKey: Sealer }> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    fail(`cannot read the secret file ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  const lines = text
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line.length > 0 && !line.startsWith('#'));
+  const hex64 = /^[0-9a-fA-F]{64}$/;
+  const keys = lines.map((line, index) => {
+    const separator = line.lastIndexOf(':');
+    const id = separator < 0 ? 'default' : line.slice(0, separator);
+    const hex = separator < 0 ? line : line.slice(separator + 1);
+    if (!hex64.test(hex))
+      fail(`secret file ${file}, line ${index + 1}: expected 64 hex digits (32 bytes), optionally after "id:"`, EXIT_USAGE);
+    return { id, key: Buffer.from(hex, 'hex') };
+  });
+  if (keys.length === 0) fail(`secret file ${file} holds no key`, EXIT_USAGE);
+  const { Sealer } = await import('../persist/seal');
+  try {
+    return { session: new Sealer(keys, 'session-record'), ticketKey: new Sealer(keys, 'ticket-key') };
+  } catch (error) {
+    return fail(`secret file ${file}: ${(error as Error).message}`, EXIT_USAGE);
+  } finally {
+    for (const { key } of keys) key.fill(0);
+  }
+}
+
+function kindOf(key: string): RecordKind {
+  if (key.startsWith(SESSION_PREFIX)) return 'session';
+  if (key.startsWith(TICKET_KEY_PREFIX)) return 'ticket-key';
+  return 'other';
+}
+
+/** Opens one record the way attachSessionStore / TicketKeyRing would, and reports what it is. */
+async function examine(
+  entry: StoredEntry,
+  sealers: { session: Sealer; ticketKey: Sealer } | undefined,
+  scope: string | undefined,
+  now: Date,
+): Promise<RecordReport> {
+  const { decodeSessionRecord } = await import('../persist/record');
+  const { unwrapPlain } = await import('../persist/seal');
+  const { Session } = await import('../session');
+  const kind = kindOf(entry.key);
+  const report: RecordReport = {
+    key: entry.key,
+    kind,
+    bytes: entry.value.length,
+    // The envelope header: 'T' 'S' version kind (seal.ts); kind 1 is sealed.
+    sealed: entry.value[0] === 0x54 && entry.value[1] === 0x53 && entry.value[3] === 1,
+    expiresAt: entry.expiresAt?.toISOString(),
+    expired: entry.expiresAt !== undefined && entry.expiresAt.getTime() <= now.getTime(),
+  };
+  if (kind === 'other') return report;
+  let payload: Buffer;
+  try {
+    const sealer = kind === 'session' ? sealers?.session : sealers?.ticketKey;
+    payload = sealer ? sealer.open(entry.key, entry.value) : Buffer.from(unwrapPlain(entry.value));
+  } catch (error) {
+    report.problem = (error as Error).message;
+    return report;
+  }
+  try {
+    if (kind === 'ticket-key') {
+      if (payload.length !== TICKET_KEY_BYTES) report.problem = `ticket key has ${payload.length} bytes, expected ${TICKET_KEY_BYTES}`;
+      return report;
+    }
+    const record = decodeSessionRecord(payload);
+    report.scope = record.scope;
+    if (scope !== undefined && record.scope !== scope) report.problem = 'session belongs to another scope';
+    using session = Session.fromDER(record.der);
+    report.protocol = session.protocol;
+    report.cipher = session.cipher;
+    if (report.problem === undefined && session.id.toString('hex') !== entry.key.slice(SESSION_PREFIX.length)) {
+      report.problem = 'session has another session ID than the key it is stored under';
+    }
+  } catch (error) {
+    report.problem ??= (error as Error).message;
+  } finally {
+    // Opened payloads hold key material: wipe it.
+    payload.fill(0);
+  }
+  return report;
+}
+
+function expiryBucket(report: RecordReport, now: number): string {
+  if (report.expiresAt === undefined) return 'no expiry';
+  const left = Date.parse(report.expiresAt) - now;
+  if (left <= 0) return 'expired';
+  if (left <= 3600_000) return 'within 1 h';
+  if (left <= 86_400_000) return 'within 24 h';
+  return 'later';
+}
+
+function count(values: string[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const value of values) counts[value] = (counts[value] ?? 0) + 1;
+  return counts;
+}
+
+function printStats(label: string, reports: RecordReport[], haveSecret: boolean, options: StoreOptions): number {
+  const now = Date.now();
+  const stats = {
+    store: label,
+    records: reports.length,
+    byKind: count(reports.map((r) => r.kind)),
+    byProtocol: count(reports.filter((r) => r.kind === 'session').map((r) => r.protocol ?? 'unreadable')),
+    byExpiry: count(reports.map((r) => expiryBucket(r, now))),
+    sealed: reports.filter((r) => r.sealed).length,
+    unreadable: reports.filter((r) => r.problem !== undefined).length,
+  };
+  if (options.json) {
+    printJson(stats);
+    return 0;
+  }
+  const line = (counts: Record<string, number>): string =>
+    Object.entries(counts)
+      .map(([name, n]) => `${name} ${n}`)
+      .join(', ') || 'none';
+  process.stdout.write(
+    `store:       ${stats.store}\n` +
+      `records:     ${stats.records} (${stats.sealed} sealed)\n` +
+      `by kind:     ${line(stats.byKind)}\n` +
+      `by protocol: ${line(stats.byProtocol)}\n` +
+      `by expiry:   ${line(stats.byExpiry)}\n` +
+      `unreadable:  ${stats.unreadable}${stats.unreadable > 0 && !haveSecret ? ' (sealed records need --secret-file)' : ''}\n`,
+  );
+  return 0;
+}
+
+function printList(reports: RecordReport[], now: Date, options: StoreOptions): number {
+  if (options.json) {
+    printJson(reports);
+    return 0;
+  }
+  const rows = reports.map((r) => [
+    r.key,
+    r.kind,
+    String(r.bytes),
+    r.sealed ? 'yes' : 'no',
+    r.expiresAt === undefined ? 'never' : relativeTime(new Date(r.expiresAt), now),
+    r.protocol ?? (r.kind === 'session' ? '?' : '-'),
+    r.cipher ?? '',
+  ]);
+  process.stdout.write(renderTable(['KEY', 'KIND', 'BYTES', 'SEALED', 'EXPIRES', 'PROTOCOL', 'CIPHER'], rows));
+  return 0;
+}
+
+async function purge(opened: OpenedStore, options: StoreOptions): Promise<number> {
+  const purged = opened.purge ? await opened.purge() : 0;
+  if (options.json) printJson({ store: opened.label, purged });
+  else if (opened.purge) process.stdout.write(`purged ${purged} expired record(s) from ${opened.label}\n`);
+  else process.stdout.write(`purged 0: Redis deletes expired records itself (${opened.label})\n`);
+  return 0;
+}
+
+async function verify(opened: OpenedStore, reports: RecordReport[], haveSecret: boolean, options: StoreOptions): Promise<number> {
+  const bad = reports.filter((r) => r.problem !== undefined);
+  let deleted = 0;
+  if (options.deleteBad) {
+    for (const report of bad) {
+      await opened.store.delete(report.key);
+      deleted += 1;
+    }
+  }
+  const summary = { store: opened.label, checked: reports.length, ok: reports.length - bad.length, bad: bad.length, deleted };
+  if (options.json) {
+    printJson({ ...summary, problems: bad.map(({ key, problem }) => ({ key, problem })) });
+  } else {
+    for (const report of bad) process.stdout.write(`BAD  ${report.key}: ${report.problem}\n`);
+    process.stdout.write(
+      `checked ${summary.checked} record(s) in ${opened.label}${haveSecret ? ' with the secret' : ' without a secret'}` +
+        `${options.scope !== undefined ? ' and scope' : ''}: ${summary.ok} ok, ${summary.bad} bad` +
+        `${options.deleteBad ? `, ${deleted} deleted` : bad.length > 0 ? ' (--delete-bad deletes them)' : ''}\n`,
+    );
+  }
+  return bad.length > deleted ? EXIT_FAILURE : 0;
+}
