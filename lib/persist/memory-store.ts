@@ -68,6 +68,14 @@ export class MemoryStore implements SessionStore {
     return this.#cache.has(key);
   }
 
+  async take(key: string): Promise<Buffer | undefined> {
+    this.#checkOpen();
+    validateKey(key);
+    const value = this.#cache.get(key);
+    this.#cache.delete(key);
+    return value;
+  }
+
   async delete(key: string): Promise<void> {
     this.#checkOpen();
     validateKey(key);

@@ -156,6 +156,13 @@ export class RedisStore implements SessionStore {
     return reply === 'OK';
   }
 
+  /** GETDEL (Redis 6.2+): atomic, so a value goes to one caller only. */
+  async take(key: string): Promise<Buffer | undefined> {
+    validateKey(key);
+    const value = await this.#command('GETDEL', () => this.#client.getdelBuffer(this.keyPrefix + key));
+    return value ?? undefined;
+  }
+
   async delete(key: string): Promise<void> {
     validateKey(key);
     await this.#command('DEL', () => this.#client.del(this.keyPrefix + key));

@@ -33,7 +33,7 @@ const KEY_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 export const DEFAULT_KEY_ID = 'default';
 
 /** What a record key is used for; each purpose gets its own HKDF subkey of the configured secret. */
-export type SealPurpose = 'session-record' | 'ticket-key';
+export type SealPurpose = 'session-record' | 'ticket-key' | 'client-session';
 
 export class Sealer {
   readonly #keys: Map<string, Buffer>;

@@ -77,6 +77,7 @@ interface Statements {
   set: SqliteStatement;
   insertIfAbsent: SqliteStatement;
   delete: SqliteStatement;
+  take: SqliteStatement;
   sweep: SqliteStatement;
   entries: SqliteStatement;
 }
@@ -195,6 +196,18 @@ export class SqliteStore implements SessionStore {
       },
     );
     return result.changes === 1;
+  }
+
+  async take(key: string): Promise<Buffer | undefined> {
+    validateKey(key);
+    const row = this.#run(
+      (s) => s.take.get(key) as { value: Buffer; expires_at: number } | undefined,
+      () => {
+        this.#stats.busyMisses += 1;
+        return undefined;
+      },
+    );
+    return row !== undefined && Number(row.expires_at) > Date.now() ? row.value : undefined;
   }
 
   async delete(key: string): Promise<void> {
@@ -421,6 +434,8 @@ function openConnection(sqlite: SqliteBackend, path: string, busyTimeoutMs: numb
         ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
         WHERE tls_sessions.expires_at <= ?`),
       delete: db.prepare('DELETE FROM tls_sessions WHERE key = ?'),
+      // One statement: SQLite's write lock makes it atomic across processes sharing the file.
+      take: db.prepare('DELETE FROM tls_sessions WHERE key = ? RETURNING value, expires_at'),
       sweep: db.prepare('DELETE FROM tls_sessions WHERE expires_at <= ?'),
       entries: db.prepare('SELECT key, value, expires_at FROM tls_sessions ORDER BY key'),
     };

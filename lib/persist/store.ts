@@ -12,6 +12,13 @@ export interface SessionStore {
   /** Removes the key; absent keys are not an error. */
   delete(key: string): Promise<void>;
   /**
+   * Removes the key and resolves with its live value, atomically: of several callers (in any
+   * process sharing the store) at most one receives a given value. Optional: ClientSessionCache
+   * uses it for single-use TLS 1.3 tickets; without it the cache reads and then deletes, which
+   * another process can race (then two connections may offer the same ticket).
+   */
+  take?(key: string): Promise<Buffer | undefined>;
+  /**
    * Stores only if no live value exists; resolves true when this call wrote it.
    * Optional: TicketKeyRing uses it so that a fleet agrees on one key per epoch.
    */

@@ -34,6 +34,17 @@ export function describeStoreContract(name: string, make: () => Promise<SessionS
       expect((await store.get('long'))!.toString()).toBe('y');
     });
 
+    test('take removes and returns the value, once, even to concurrent callers', async () => {
+      expect(await store.take!('t')).toBeUndefined();
+      await store.set('t', Buffer.from('ticket'), 60);
+      const results = await Promise.all([store.take!('t'), store.take!('t'), store.take!('t')]);
+      expect(results.filter((value) => value !== undefined).map((value) => value!.toString())).toEqual(['ticket']);
+      expect(await store.get('t')).toBeUndefined();
+      await store.set('short-ticket', Buffer.from('x'), 1);
+      await sleep(2100);
+      expect(await store.take!('short-ticket')).toBeUndefined();
+    });
+
     test('setIfAbsent writes once', async () => {
       expect(await store.setIfAbsent!('once', Buffer.from('first'), 60)).toBe(true);
       expect(await store.setIfAbsent!('once', Buffer.from('second'), 60)).toBe(false);
