@@ -7,4 +7,9 @@ const addon = require(process.env.TLS_SESSION_ADDON || path.join(__dirname, '..'
 const kept = [];
 for (let i = 0; i < workerData.count; i++) kept.push(addon.decode(workerData.der));
 parentPort.postMessage({ live: addon.ledger().liveInThisEnvironment });
+if (workerData.tid) {
+  // test/helpers/worker-exit.ts threadIdSlot: the parent blocks until this thread is gone.
+  Atomics.store(workerData.tid, 0, Number(require('node:fs').readlinkSync('/proc/thread-self').split('/').pop()));
+  Atomics.notify(workerData.tid, 0);
+}
 if (workerData.wait) setInterval(() => {}, 1000); // stays alive until terminated

@@ -21,6 +21,7 @@ import {
   type TicketKeyStats,
 } from '../../lib';
 import { makePki, type Pki } from '../helpers/pki';
+import { blockUntilWorkerThreadGone, threadIdSlot, workerOutcome } from '../helpers/worker-exit';
 import { duplexPair } from './helpers/duplex-pair';
 import { destroyConnection, establish } from './helpers/established';
 
@@ -271,11 +272,18 @@ test('a worker that exits with live contexts, connections and sessions releases 
       conns.push(c, s, b.NativeTlsConnection);
     }
     parentPort.postMessage({ held: held.length, calls, live: b.ledger().liveInThisEnvironment });
+    Atomics.store(workerData.tid, 0, Number(require('node:fs').readlinkSync('/proc/thread-self').split('/').pop()));
+    Atomics.notify(workerData.tid, 0);
     // Exit with everything still referenced: contexts, connections, sessions, cache entries.
   `;
-  const worker = new Worker(source, { eval: true, workerData: { addon, cert: pki.serverCert, key: pki.serverKey } });
-  const [message] = (await once(worker, 'message')) as [{ held: number; calls: number; live: number }];
-  await once(worker, 'exit');
+  const tid = threadIdSlot();
+  const worker = new Worker(source, { eval: true, workerData: { addon, cert: pki.serverCert, key: pki.serverKey, tid } });
+  const outcome = workerOutcome<{ held: number; calls: number; live: number }>(worker);
+  // Back to the event loop only once the worker thread has gone, as under CPU load: 'message' and
+  // 'exit' then come in one go, and an 'exit' listener added after the message would miss it.
+  blockUntilWorkerThreadGone(tid, 100_000);
+  const message = await outcome.message;
+  expect(await outcome.exit).toBe(0);
   // Per connection: the server context's newSession, the client context's newSession and the
   // client connection's session.
   expect(message.held).toBe(9);
