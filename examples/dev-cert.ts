@@ -13,12 +13,21 @@ export interface DevCertificate {
   cert: Buffer;
 }
 
-export function devCertificate(dir = 'example-cert'): DevCertificate {
+/** The key of a throwaway certificate: P-256 (the default) or RSA-2048. */
+export type DevKeyType = 'p256' | 'rsa2048';
+
+/**
+ * `keyType` picks the throwaway certificate's key (default P-256; each type is kept in its own
+ * files in `dir`). TLS_KEY_FILE / TLS_CERT_FILE, when set, win whatever the type.
+ */
+export function devCertificate(dir = 'example-cert', keyType: DevKeyType = 'p256'): DevCertificate {
   const keyFile = process.env.TLS_KEY_FILE;
   const certFile = process.env.TLS_CERT_FILE;
   if (keyFile && certFile) return { key: readFileSync(keyFile), cert: readFileSync(certFile) };
-  const key = join(dir, 'key.pem');
-  const cert = join(dir, 'cert.pem');
+  const suffix = keyType === 'p256' ? '' : `-${keyType}`;
+  const key = join(dir, `key${suffix}.pem`);
+  const cert = join(dir, `cert${suffix}.pem`);
+  const newKey = keyType === 'p256' ? ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'] : ['-newkey', 'rsa:2048'];
   if (!existsSync(key) || !existsSync(cert)) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     execFileSync(
@@ -26,10 +35,7 @@ export function devCertificate(dir = 'example-cert'): DevCertificate {
       [
         'req',
         '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:P-256',
+        ...newKey,
         '-nodes',
         '-keyout',
         key,

@@ -25,10 +25,10 @@ export class StoreTimeoutError extends StoreError {
   }
 }
 
-/** The store was used after close(). */
+/** The store (or a ClientSessionCache) was used after close(). */
 export class StoreClosedError extends StoreError {
-  constructor() {
-    super('the session store is closed', 'ERR_TLS_SESSION_STORE_CLOSED');
+  constructor(message = 'the session store is closed') {
+    super(message, 'ERR_TLS_SESSION_STORE_CLOSED');
   }
 }
 

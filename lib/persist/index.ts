@@ -1,4 +1,4 @@
-/** Persistence: session stores, attachSessionStore for TLS 1.2 session IDs, TicketKeyRing for tickets. */
+/** Persistence: session stores, attachSessionStore for TLS 1.2 session IDs, TicketKeyRing for tickets, ClientSessionCache for clients. */
 export type { SessionStore } from './store';
 export { MemoryStore } from './memory-store';
 export type { MemoryStoreOptions } from './memory-store';
@@ -8,6 +8,8 @@ export type { SqliteBackendName, SqliteBackendOption } from './sqlite-backend';
 export { RedisStore } from './redis-store';
 export type { RedisStoreOptions, RedisStoreUrlOptions, RedisStoreClientOptions } from './redis-store';
 export { attachSessionStore } from './attach';
+export { ClientSessionCache } from './client-cache';
+export type { ClientSessionCacheOptions, ClientSessionCacheStats, UndiciConnector } from './client-cache';
 export type { AttachSessionStoreOptions, SessionStoreHandle } from './attach';
 export { TicketKeyRing, TICKET_KEY_BYTES, TICKET_KEY_FALLBACK_WARNING } from './ticket-key-ring';
 export type { TicketKeyRingOptions, TicketKeyRingStats, TicketKeyMode } from './ticket-key-ring';

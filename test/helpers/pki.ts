@@ -64,7 +64,7 @@ function issue(dir: string, name: string, subject: string, ext: string): void {
   );
 }
 
-/** Makes a fresh PKI in a temporary directory: server cert for `localhost`, 127.0.0.1 and `*.test`. */
+/** Makes a fresh PKI in a temporary directory: server cert for `localhost`, 127.0.0.1, `*.test`, `a.example` and `b.example`. */
 export function makePki(): Pki {
   const dir = mkdtempSync(join(tmpdir(), 'tls-session-pki-'));
   openssl(
@@ -87,7 +87,12 @@ export function makePki(): Pki {
     ],
     dir,
   );
-  issue(dir, 'server', '/CN=localhost', 'subjectAltName=DNS:localhost,DNS:*.test,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
+  issue(
+    dir,
+    'server',
+    '/CN=localhost',
+    'subjectAltName=DNS:localhost,DNS:*.test,DNS:a.example,DNS:b.example,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n',
+  );
   issue(dir, 'client', '/CN=tls-session test client', 'extendedKeyUsage=clientAuth\n');
   const p = (f: string) => join(dir, f);
   return {
@@ -103,4 +108,59 @@ export function makePki(): Pki {
     clientCert: readFileSync(p('client.crt')),
     clientKey: readFileSync(p('client.key')),
   };
+}
+
+/**
+ * A server certificate for localhost and 127.0.0.1 from the PKI's CA that expires at `notAfter`
+ * (`openssl ca -enddate`: `req`/`x509` count validity in whole days only).
+ */
+export function serverCertificateUntil(pki: Pki, notAfter: Date): { cert: Buffer; key: Buffer } {
+  const dir = mkdtempSync(join(pki.dir, 'until-'));
+  const stamp = notAfter.toISOString().replace(/[-:T]/g, '').slice(2, 14) + 'Z'; // YYMMDDHHMMSSZ
+  writeFileSync(join(dir, 'index.txt'), '');
+  writeFileSync(join(dir, 'serial'), '01\n');
+  writeFileSync(
+    join(dir, 'ca.cnf'),
+    '[ca]\ndefault_ca=ca\n[ca]\ndatabase=index.txt\nnew_certs_dir=.\nserial=serial\ndefault_md=sha256\npolicy=policy\n' +
+      'x509_extensions=ext\n[policy]\ncommonName=supplied\n[ext]\nsubjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n',
+  );
+  openssl(
+    [
+      'req',
+      '-new',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      's.key',
+      '-out',
+      's.csr',
+      '-subj',
+      '/CN=localhost',
+    ],
+    dir,
+  );
+  openssl(
+    [
+      'ca',
+      '-batch',
+      '-config',
+      'ca.cnf',
+      '-cert',
+      pki.caCertPath,
+      '-keyfile',
+      join(pki.dir, 'ca.key'),
+      '-in',
+      's.csr',
+      '-out',
+      's.crt',
+      '-enddate',
+      stamp,
+      '-notext',
+    ],
+    dir,
+  );
+  return { cert: readFileSync(join(dir, 's.crt')), key: readFileSync(join(dir, 's.key')) };
 }

@@ -1,0 +1,50 @@
+/**
+ * What ClientSessionCache stores for one client session, inside the (possibly sealed) envelope
+ * of seal.ts:
+ *   'C' | version 0x01 | use (0x01 reusable, 0x02 single-use) | expiresAt (u48 BE, ms since the
+ *   epoch) | peer digest (32 bytes) | session DER
+ * The peer digest travels inside the payload so that a record copied under another peer's key is
+ * recognised and refused; expiresAt (the earliest of the session's own end, the ticket lifetime,
+ * the server certificate's notAfter and the cache's maxAge) lets a reader skip decoding.
+ */
+import { RecordFormatError } from './errors';
+
+const MAGIC = 0x43; // 'C'
+const VERSION = 1;
+const HEADER_BYTES = 3 + 6 + 32;
+
+/** TLS 1.2 sessions may be offered again; TLS 1.3 tickets are offered once (RFC 8446 §C.4). */
+export type ClientSessionUse = 'reusable' | 'single-use';
+
+export interface ClientSessionRecord {
+  use: ClientSessionUse;
+  expiresAtMs: number;
+  /** Hex SHA-256 of the peer (ClientPeer.digest). */
+  peerDigest: string;
+  der: Buffer;
+}
+
+export function encodeClientRecord(record: ClientSessionRecord): Buffer {
+  const out = Buffer.allocUnsafe(HEADER_BYTES + record.der.length);
+  out[0] = MAGIC;
+  out[1] = VERSION;
+  out[2] = record.use === 'reusable' ? 1 : 2;
+  out.writeUIntBE(Math.max(0, Math.floor(record.expiresAtMs)), 3, 6);
+  out.write(record.peerDigest, 9, 32, 'hex');
+  record.der.copy(out, HEADER_BYTES);
+  return out;
+}
+
+export function decodeClientRecord(payload: Buffer): ClientSessionRecord {
+  if (payload.length <= HEADER_BYTES) throw new RecordFormatError('client session record is truncated');
+  if (payload[0] !== MAGIC) throw new RecordFormatError('not a client session record (bad magic)');
+  if (payload[1] !== VERSION) throw new RecordFormatError(`client session record has unsupported version ${payload[1]}`);
+  const use = payload[2] === 1 ? 'reusable' : payload[2] === 2 ? 'single-use' : undefined;
+  if (use === undefined) throw new RecordFormatError(`client session record has unknown use ${payload[2]}`);
+  return {
+    use,
+    expiresAtMs: payload.readUIntBE(3, 6),
+    peerDigest: payload.toString('hex', 9, HEADER_BYTES),
+    der: payload.subarray(HEADER_BYTES),
+  };
+}
