@@ -64,7 +64,7 @@ function issue(dir: string, name: string, subject: string, ext: string): void {
   );
 }
 
-/** Makes a fresh PKI in a temporary directory: server cert for `localhost`, 127.0.0.1, `*.test`, `a.example` and `b.example`. */
+/** Makes a fresh PKI in a temporary directory: server cert for `localhost`, 127.0.0.1 and `*.test`. */
 export function makePki(): Pki {
   const dir = mkdtempSync(join(tmpdir(), 'tls-session-pki-'));
   openssl(
@@ -87,12 +87,7 @@ export function makePki(): Pki {
     ],
     dir,
   );
-  issue(
-    dir,
-    'server',
-    '/CN=localhost',
-    'subjectAltName=DNS:localhost,DNS:*.test,DNS:a.example,DNS:b.example,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n',
-  );
+  issue(dir, 'server', '/CN=localhost', 'subjectAltName=DNS:localhost,DNS:*.test,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
   issue(dir, 'client', '/CN=tls-session test client', 'extendedKeyUsage=clientAuth\n');
   const p = (f: string) => join(dir, f);
   return {
@@ -111,10 +106,10 @@ export function makePki(): Pki {
 }
 
 /**
- * A server certificate for localhost and 127.0.0.1 from the PKI's CA that expires at `notAfter`
+ * A server certificate from the PKI's CA for 127.0.0.1 and `dnsNames` that expires at `notAfter`
  * (`openssl ca -enddate`: `req`/`x509` count validity in whole days only).
  */
-export function serverCertificateUntil(pki: Pki, notAfter: Date): { cert: Buffer; key: Buffer } {
+export function serverCertificateUntil(pki: Pki, notAfter: Date, dnsNames: string[] = ['localhost']): { cert: Buffer; key: Buffer } {
   const dir = mkdtempSync(join(pki.dir, 'until-'));
   const stamp = notAfter.toISOString().replace(/[-:T]/g, '').slice(2, 14) + 'Z'; // YYMMDDHHMMSSZ
   writeFileSync(join(dir, 'index.txt'), '');
@@ -122,7 +117,8 @@ export function serverCertificateUntil(pki: Pki, notAfter: Date): { cert: Buffer
   writeFileSync(
     join(dir, 'ca.cnf'),
     '[ca]\ndefault_ca=ca\n[ca]\ndatabase=index.txt\nnew_certs_dir=.\nserial=serial\ndefault_md=sha256\npolicy=policy\n' +
-      'x509_extensions=ext\n[policy]\ncommonName=supplied\n[ext]\nsubjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n',
+      'x509_extensions=ext\n[policy]\ncommonName=supplied\n[ext]\n' +
+      `subjectAltName=${dnsNames.map((name) => `DNS:${name},`).join('')}IP:127.0.0.1\nextendedKeyUsage=serverAuth\n`,
   );
   openssl(
     [

@@ -20,11 +20,15 @@ import { offeredTickets, startTracingSServer } from './helpers/psk-trace';
 import { close, listen } from './helpers/tls-peers';
 
 let pki: Pki;
+/** The same CA, a server certificate that also names a.example and b.example. */
+let named: Pki;
 let dir: string;
 const stores: SessionStore[] = [];
 
 beforeAll(() => {
   pki = makePki();
+  const { cert, key } = serverCertificateUntil(pki, new Date(Date.now() + 86_400_000), ['localhost', 'a.example', 'b.example']);
+  named = { ...pki, serverCert: cert, serverKey: key };
   dir = mkdtempSync(join(tmpdir(), 'tls-session-client-cache-'));
 });
 afterEach(async () => {
@@ -136,8 +140,8 @@ describe('never offered to the wrong peer', () => {
     servers = [0, 1].map(() =>
       tls.createServer(
         {
-          key: pki.serverKey,
-          cert: pki.serverCert,
+          key: named.serverKey,
+          cert: named.serverCert,
           ticketKeys,
           ca: pki.ca,
           requestCert: true,
@@ -207,7 +211,7 @@ describe('never offered to the wrong peer', () => {
 describe('records that must not be offered', () => {
   let server: Awaited<ReturnType<typeof startNodeTlsServer>>;
   beforeAll(async () => {
-    server = await startNodeTlsServer(pki, TLS_VARIANTS[0]!); // TLS 1.2 session IDs: one reusable key per peer
+    server = await startNodeTlsServer(named, TLS_VARIANTS[0]!); // TLS 1.2 session IDs: one reusable key per peer
   });
   afterAll(async () => {
     await server.close();
