@@ -6,11 +6,15 @@
  *
  * Two kinds of client: TLS 1.2 clients that do not use tickets (resumed through the session
  * store, attachSessionStore) and TLS 1.3 clients (resumed through tickets, TicketKeyRing).
+ * Each row also shows the median handshake time of its full and resumed handshakes, as the
+ * client measured it, and the gain (full / resumed): what resumption buys, on this machine.
+ * `npm run bench:handshake` measures it properly (server CPU, throughput, separate processes).
  */
 import { constants, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent, createServer, get, Server } from 'node:https';
 import { tmpdir } from 'node:os';
+import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { attachSessionStore, SessionStoreHandle, SqliteStore, TicketKeyRing } from '../lib';
@@ -30,6 +34,9 @@ interface RunningServer {
 interface Tally {
   full: number;
   resumed: number;
+  /** Handshake times (ms, connect to secureConnect) of the full and of the resumed handshakes. */
+  fullMs: number[];
+  resumedMs: number[];
 }
 
 async function startServer(dbPath: string, secret: Buffer, certificate: { key: Buffer; cert: Buffer }, port = 0): Promise<RunningServer> {
@@ -51,27 +58,44 @@ async function stopServer(running: RunningServer): Promise<void> {
 }
 
 /** One HTTPS request on a new connection; the agent offers its cached session, if any. */
-function request(agent: Agent, port: number): Promise<{ reused: boolean; protocol: string | null }> {
+function request(agent: Agent, port: number): Promise<{ reused: boolean; protocol: string | null; handshakeMs: number }> {
   return new Promise((resolve, reject) => {
-    get({ host: '127.0.0.1', port, servername: 'localhost', path: '/', agent, headers: { connection: 'close' } }, (res) => {
+    let handshakeMs = 0;
+    const req = get({ host: '127.0.0.1', port, servername: 'localhost', path: '/', agent, headers: { connection: 'close' } }, (res) => {
       const socket = res.socket as TLSSocket;
-      const result = { reused: socket.isSessionReused(), protocol: socket.getProtocol() };
+      const result = { reused: socket.isSessionReused(), protocol: socket.getProtocol(), handshakeMs };
       res.resume();
       // Wait for the connection to close: TLS 1.3 tickets arrive after the response starts.
       socket.once('close', () => resolve(result));
     }).once('error', reject);
+    req.once('socket', (socket: TLSSocket) => {
+      const started = performance.now();
+      socket.once('secureConnect', () => (handshakeMs = performance.now() - started));
+    });
   });
+}
+
+function median(values: number[]): number | undefined {
+  if (values.length === 0) return undefined;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 async function drive(agents: Map<string, Agent[]>, port: number): Promise<Map<string, Tally>> {
   const tallies = new Map<string, Tally>();
   for (const [kind, list] of agents) {
-    const tally = { full: 0, resumed: 0 };
+    const tally: Tally = { full: 0, resumed: 0, fullMs: [], resumedMs: [] };
     for (const agent of list) {
       for (let i = 0; i < REQUESTS_PER_CLIENT; i++) {
-        const { reused } = await request(agent, port);
-        if (reused) tally.resumed++;
-        else tally.full++;
+        const { reused, handshakeMs } = await request(agent, port);
+        if (reused) {
+          tally.resumed++;
+          tally.resumedMs.push(handshakeMs);
+        } else {
+          tally.full++;
+          tally.fullMs.push(handshakeMs);
+        }
       }
     }
     tallies.set(kind, tally);
@@ -80,8 +104,14 @@ async function drive(agents: Map<string, Agent[]>, port: number): Promise<Map<st
 }
 
 function printTable(rows: Array<[string, string, Tally]>): void {
-  const header = ['phase', 'clients', 'full', 'resumed'];
-  const body = rows.map(([phase, kind, t]) => [phase, kind, String(t.full), String(t.resumed)]);
+  const header = ['phase', 'clients', 'full', 'resumed', 'full ms', 'resumed ms', 'gain'];
+  const ms = (value: number | undefined) => (value === undefined ? '-' : value.toFixed(2));
+  const body = rows.map(([phase, kind, t]) => {
+    const full = median(t.fullMs);
+    const resumed = median(t.resumedMs);
+    const gain = full !== undefined && resumed !== undefined && resumed > 0 ? `${(full / resumed).toFixed(1)}×` : '-';
+    return [phase, kind, String(t.full), String(t.resumed), ms(full), ms(resumed), gain];
+  });
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => r[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => (i >= 2 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ');
   console.log(line(header));
@@ -124,6 +154,15 @@ async function main(): Promise<void> {
       `\nstore (TLS 1.2): before restart stored ${statsBefore.stored}, hits ${statsBefore.hits}; ` +
         `after restart hits ${statsAfter.hits}, misses ${statsAfter.misses}, rejected ${statsAfter.rejected}`,
     );
+    const all = [...before.values(), ...after.values()];
+    const fullMs = median(all.flatMap((t) => t.fullMs));
+    const resumedMs = median(all.flatMap((t) => t.resumedMs));
+    if (fullMs !== undefined && resumedMs !== undefined) {
+      console.log(
+        `gain: a resumed handshake took ${resumedMs.toFixed(2)} ms, a full one ${fullMs.toFixed(2)} ms (medians, client side): ` +
+          `${(fullMs / resumedMs).toFixed(1)}× faster; \`npm run bench:handshake\` measures server CPU and throughput`,
+      );
+    }
     const resumedAfter = [...after.values()].reduce((sum, t) => sum + t.resumed, 0);
     console.log(`resumed after restart: ${resumedAfter} of ${[...after.values()].reduce((s, t) => s + t.full + t.resumed, 0)}`);
     if (resumedAfter === 0) {

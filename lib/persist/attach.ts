@@ -12,10 +12,13 @@ import { invalidArgType, outOfRange } from '../errors';
 import { Session } from '../session';
 import { withDeadline } from './deadline';
 import { NodeInternalsError, PersistConfigError, RecordFormatError, RecordRejectedError } from './errors';
-import { decodeSessionRecord, encodeSessionRecord } from './record';
+import { decodeSessionRecord, encodeSessionRecordWithScope, readSessionHeader, sessionDerForScope, TLS1_3_VERSION } from './record';
 import { bindSessionIdContext, deriveScope, missingServerInternals, sessionIdContextFor } from './scope';
 import { Sealer, Secret, unwrapPlain, wrapPlain } from './seal';
 import { StatsCollector, SessionStoreStats } from './stats';
+import { MemoryStore } from './memory-store';
+import { RedisStore } from './redis-store';
+import { SqliteStore } from './sqlite-store';
 import type { SessionStore } from './store';
 
 export interface AttachSessionStoreOptions {
@@ -32,6 +35,25 @@ export interface AttachSessionStoreOptions {
   keyPrefix?: string;
   /** Told about every store failure and refused record; must not throw (if it does, that is ignored). */
   onError?: (error: Error) => void;
+  /**
+   * Which ClientHello session IDs are looked up in the store (default 'all'). Every TLS 1.3
+   * ClientHello carries 32 random bytes as legacy session ID and Node asks resumeSession about
+   * them: lookups that always miss. 'issued' looks up only IDs of sessions this server stored
+   * (an in-process filter, bounded by `issuedIdLimit`), so TLS 1.3 handshakes never reach the
+   * store; but then sessions another process issued (a fleet member, the server before a
+   * restart) are not resumed here. Use it with a remote store on a server that serves TLS 1.3
+   * and whose TLS 1.2 clients come back to the same process.
+   */
+  lookup?: 'all' | 'issued';
+  /** Most session IDs the 'issued' filter remembers (default 100 000; the oldest go first). */
+  issuedIdLimit?: number;
+  /**
+   * How many accepted records this server remembers with their session (default 10 000, at most
+   * 16 MiB; 0: none). A record fetched again byte for byte is not opened nor checked again (only
+   * its expiry is): a session resumed repeatedly pays the decryption once. A record changed in
+   * the store in any way takes the full path and is refused as before.
+   */
+  recordCacheSize?: number;
 }
 
 export interface SessionStoreHandle {
@@ -48,6 +70,8 @@ type NewSessionCallback = (err?: Error | null) => void;
 type ResumeSessionCallback = (err: Error | null, sessionData: Buffer | null) => void;
 
 const DEFAULT_MAX_SESSION_BYTES = 16 * 1024;
+/** The latest end of a session Session.fromDER accepts (binding/session_functions.h kMaxSessionSeconds): the fast path refuses the same. */
+const MAX_SESSION_SECONDS = 8_640_000_000_000;
 
 /**
  * Makes `server` keep its TLS 1.2 session-ID sessions in `options.store`. Validates everything
@@ -76,9 +100,36 @@ export function attachSessionStore(server: tls.Server, options: AttachSessionSto
   // them fails here with a typed error instead of silently never resuming at handshake time.
   const missing = missingServerInternals(server, { derivingScope: options.scope === undefined });
   if (missing.length > 0) throw new NodeInternalsError(missing);
+  const lookup = options.lookup ?? 'all';
+  if (lookup !== 'all' && lookup !== 'issued') throw new PersistConfigError("options.lookup must be 'all' or 'issued'");
+  const issuedIdLimit = options.issuedIdLimit ?? 100_000;
+  if (!Number.isInteger(issuedIdLimit) || issuedIdLimit < 1) throw outOfRange('options.issuedIdLimit', 'an integer >= 1', issuedIdLimit);
+  const recordCacheSize = options.recordCacheSize ?? 10_000;
+  if (!Number.isInteger(recordCacheSize) || recordCacheSize < 0)
+    throw outOfRange('options.recordCacheSize', 'an integer >= 0', recordCacheSize);
   const sealer = options.secret !== undefined ? new Sealer(options.secret, 'session-record') : undefined;
   const scope = options.scope ?? deriveScope(server);
-  return new SessionStoreAttachment(server, { store, sealer, scope, maxSessionBytes, budgetMs, keyPrefix, onError: options.onError });
+  return new SessionStoreAttachment(server, {
+    store,
+    sealer,
+    scope,
+    maxSessionBytes,
+    budgetMs,
+    keyPrefix,
+    onError: options.onError,
+    issuedIdLimit: lookup === 'issued' ? issuedIdLimit : undefined,
+    recordCacheSize,
+  });
+}
+
+/**
+ * Whether a store's own calls already end within `budgetMs` (so attach's deadline timer would
+ * only cost a setTimeout per call): the in-process stores answer synchronously, RedisStore has
+ * its own budget per command.
+ */
+function boundedBy(store: SessionStore, budgetMs: number): boolean {
+  if (store instanceof MemoryStore || store instanceof SqliteStore) return true;
+  return store instanceof RedisStore && store.budgetMs <= budgetMs;
 }
 
 interface AttachmentConfig {
@@ -89,7 +140,19 @@ interface AttachmentConfig {
   budgetMs: number;
   keyPrefix: string;
   onError: ((error: Error) => void) | undefined;
+  /** Set for lookup 'issued': how many issued IDs to remember. */
+  issuedIdLimit: number | undefined;
+  recordCacheSize: number;
 }
+
+/** A record this attachment accepted, and what it holds. */
+interface KnownRecord {
+  record: Buffer;
+  der: Buffer;
+  expiresAtMs: number;
+}
+
+const RECORD_CACHE_MAX_BYTES = 16 * 1024 * 1024;
 
 /** One server's listeners over one store: newSession stores, resumeSession fetches and checks. */
 class SessionStoreAttachment implements SessionStoreHandle {
@@ -100,6 +163,17 @@ class SessionStoreAttachment implements SessionStoreHandle {
   readonly #expectedIdContext: Buffer;
   readonly #stats = new StatsCollector();
   readonly #restoreSessionIdContext: () => void;
+  readonly #scopeBytes: Buffer;
+  /** Whether the store bounds its own calls by our budget (no deadline timer needed). */
+  readonly #selfBounded: boolean;
+  /** lookup 'issued': store keys of the sessions this attachment stored, oldest first (Map keeps insertion order). */
+  readonly #issued: Map<string, number> | undefined;
+  /** Writes not yet handed to the store: written behind Node's callback, all at once per event-loop turn. */
+  #pendingWrites: Array<{ key: string; record: Buffer; ttlSeconds: number }> = [];
+  /** Records accepted here, by store key, oldest first (recordCacheSize, RECORD_CACHE_MAX_BYTES). */
+  readonly #known: Map<string, KnownRecord> | undefined;
+  #knownBytes = 0;
+  #flushScheduled = false;
   /** Until the store's ready() settles, store calls wait for it (bounded by the store's start-up budget). */
   #storeReady: Promise<void> | undefined;
   #attached = true;
@@ -110,10 +184,41 @@ class SessionStoreAttachment implements SessionStoreHandle {
     this.scope = config.scope;
     this.sessionIdContext = sessionIdContextFor(config.scope);
     this.#expectedIdContext = Buffer.from(this.sessionIdContext, 'latin1');
+    this.#scopeBytes = Buffer.from(config.scope, 'utf8');
+    if (this.#scopeBytes.length > 0xffff) throw new PersistConfigError('options.scope is longer than 65535 bytes');
+    this.#selfBounded = boundedBy(config.store, config.budgetMs);
+    this.#issued = config.issuedIdLimit !== undefined ? new Map() : undefined;
+    // A Map in insertion order, the oldest dropped first (a session resumes repeatedly soon after
+    // it is issued): cheaper per entry than lru-cache's size accounting.
+    this.#known = config.recordCacheSize > 0 ? new Map() : undefined;
     this.#restoreSessionIdContext = bindSessionIdContext(server, this.sessionIdContext);
     server.on('newSession', this.#onNewSession);
     server.on('resumeSession', this.#onResumeSession);
     this.#storeReady = this.#waitForStore();
+  }
+
+  #rememberRecord(key: string, entry: KnownRecord): void {
+    const known = this.#known;
+    if (!known) return;
+    const previous = known.get(key);
+    if (previous) {
+      known.delete(key);
+      this.#knownBytes -= previous.record.length + previous.der.length;
+    }
+    known.set(key, entry);
+    this.#knownBytes += entry.record.length + entry.der.length;
+    while (known.size > this.#config.recordCacheSize || this.#knownBytes > RECORD_CACHE_MAX_BYTES) {
+      const [oldestKey, oldest] = known.entries().next().value as [string, KnownRecord];
+      known.delete(oldestKey);
+      this.#knownBytes -= oldest.record.length + oldest.der.length;
+    }
+  }
+
+  #forgetRecord(key: string): void {
+    const entry = this.#known?.get(key);
+    if (!entry) return;
+    this.#known!.delete(key);
+    this.#knownBytes -= entry.record.length + entry.der.length;
   }
 
   /** Settles when the store's ready() does; a failure is counted and reported, never thrown. */
@@ -144,6 +249,8 @@ class SessionStoreAttachment implements SessionStoreHandle {
 
   detach(): void {
     if (!this.#attached) return;
+    // Writes still queued behind Node's callbacks go to the store now, while it is surely open.
+    this.#flush();
     this.#attached = false;
     this.#server.removeListener('newSession', this.#onNewSession);
     this.#server.removeListener('resumeSession', this.#onResumeSession);
@@ -162,14 +269,24 @@ class SessionStoreAttachment implements SessionStoreHandle {
     return this.#config.keyPrefix + sessionId.toString('hex');
   }
 
+  #bounded<T>(operation: string, work: Promise<T>): Promise<T> {
+    return this.#selfBounded ? work : withDeadline(operation, this.#config.budgetMs, work);
+  }
+
   #deleteQuietly(key: string): void {
-    withDeadline('delete', this.#config.budgetMs, this.#config.store.delete(key)).catch((error: Error) => {
+    let work: Promise<void>;
+    try {
+      work = this.#bounded('delete', this.#config.store.delete(key));
+    } catch (error) {
+      work = Promise.reject(error);
+    }
+    work.catch((error: Error) => {
       this.#stats.errors += 1;
       this.#report(error);
     });
   }
 
-  /** Validates and measures the session; returns the TTL to store it with, or undefined to skip. */
+  /** Validates and measures the session; returns when it expires (ms since 1970), or undefined to skip it. */
   #admit(sessionData: Buffer): number | undefined {
     const { maxSessionBytes } = this.#config;
     if (sessionData.length > maxSessionBytes) {
@@ -177,73 +294,157 @@ class SessionStoreAttachment implements SessionStoreHandle {
       this.#report(new RecordFormatError(`new session of ${sessionData.length} bytes is over maxSessionBytes (${maxSessionBytes})`));
       return undefined;
     }
-    const session = Session.fromDER(sessionData, { maxBytes: maxSessionBytes });
-    try {
-      if (session.protocol === 'TLSv1.3') {
-        this.#stats.skippedTls13 += 1;
-        return undefined;
+    // These bytes come from Node's own OpenSSL (i2d_SSL_SESSION): reading the protocol and times
+    // from the DER is enough. Only bytes of another shape are decoded in full (which validates).
+    const header = readSessionHeader(sessionData);
+    let tls13: boolean;
+    let expiresAtMs: number;
+    if (header) {
+      tls13 = header.protocolVersion === TLS1_3_VERSION;
+      expiresAtMs = (header.time + header.timeout) * 1000;
+    } else {
+      const session = Session.fromDER(sessionData, { maxBytes: maxSessionBytes });
+      try {
+        tls13 = session.protocol === 'TLSv1.3';
+        expiresAtMs = session.expiresAt.getTime();
+      } finally {
+        session.free();
       }
-      const ttlSeconds = Math.floor((session.expiresAt.getTime() - Date.now()) / 1000);
-      if (ttlSeconds < 1) {
-        this.#stats.expired += 1;
-        return undefined;
-      }
-      return ttlSeconds;
-    } finally {
-      session.free();
     }
+    if (tls13) {
+      this.#stats.skippedTls13 += 1;
+      return undefined;
+    }
+    if (Math.floor((expiresAtMs - Date.now()) / 1000) < 1) {
+      this.#stats.expired += 1;
+      return undefined;
+    }
+    return expiresAtMs;
   }
 
   // Node's listeners: arrow properties, so that detach() removes exactly these functions.
+  /**
+   * Node holds the server's Finished until this callback: so it is called at once, and the
+   * record is written behind it (a resumption that races the write misses: a full handshake).
+   */
   readonly #onNewSession = (sessionId: Buffer, sessionData: Buffer, callback: NewSessionCallback): void => {
-    this.#store(sessionId, sessionData)
-      .catch((error: Error) => this.#report(error))
-      .finally(() => callback());
+    let queued = false;
+    try {
+      queued = this.#enqueue(sessionId, sessionData);
+    } catch (error) {
+      this.#report(error as Error);
+    }
+    callback();
+    if (queued && !this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setImmediate(this.#flush);
+    }
   };
 
-  async #store(sessionId: Buffer, sessionData: Buffer): Promise<void> {
-    let ttlSeconds: number | undefined;
+  /** Admits, encodes and seals the session and queues the write; false when nothing is to be stored. */
+  #enqueue(sessionId: Buffer, sessionData: Buffer): boolean {
+    let expiresAtMs: number | undefined;
     try {
-      ttlSeconds = this.#admit(sessionData);
+      expiresAtMs = this.#admit(sessionData);
     } catch (error) {
       this.#stats.rejected += 1;
       this.#report(error as Error);
-      return;
+      return false;
     }
-    if (ttlSeconds === undefined) return;
-    const { sealer, store, budgetMs, scope } = this.#config;
+    if (expiresAtMs === undefined) return false;
+    const ttlSeconds = Math.floor((expiresAtMs - Date.now()) / 1000);
+    const { sealer } = this.#config;
     const key = this.#storeKey(sessionId);
-    const payload = encodeSessionRecord({ scope, der: sessionData });
+    const payload = encodeSessionRecordWithScope(this.#scopeBytes, sessionData);
     const record = sealer ? sealer.seal(key, payload) : wrapPlain(payload);
-    const started = performance.now();
-    try {
-      if (this.#storeReady) await this.#storeReady;
-      await withDeadline('set', budgetMs, store.set(key, record, ttlSeconds));
-      this.#stats.stored += 1;
-    } catch (error) {
-      this.#stats.errors += 1;
-      this.#report(error as Error);
-    } finally {
-      this.#stats.setLatency.record(performance.now() - started);
-    }
+    this.#pendingWrites.push({ key, record, ttlSeconds });
+    this.#remember(key);
+    // Not kept in the record cache here: holding every new record costs more (memory, GC) than
+    // the one decryption the first resumption pays; that resumption caches it.
+    return true;
   }
 
-  /** Opens and checks a fetched record; returns the DER to hand to Node or throws RecordRejectedError. */
-  #accept(key: string, sessionId: Buffer, record: Buffer): Buffer {
-    const { sealer, scope, maxSessionBytes } = this.#config;
-    let der: Buffer;
+  /** lookup 'issued': remembers a stored session's key, forgetting the oldest past the limit. */
+  #remember(key: string): void {
+    const issued = this.#issued;
+    if (!issued) return;
+    issued.delete(key);
+    issued.set(key, 0);
+    if (issued.size > this.#config.issuedIdLimit!) issued.delete(issued.keys().next().value!);
+  }
+
+  readonly #flush = (): void => {
+    this.#flushScheduled = false;
+    const writes = this.#pendingWrites;
+    this.#pendingWrites = [];
+    if (!this.#attached) return;
+    for (const { key, record, ttlSeconds } of writes) this.#write(key, record, ttlSeconds);
+  };
+
+  #write(key: string, record: Buffer, ttlSeconds: number): void {
+    const started = performance.now();
+    const done = (): void => {
+      this.#stats.setLatency.record(performance.now() - started);
+    };
+    const failed = (error: Error): void => {
+      this.#stats.errors += 1;
+      this.#report(error);
+      done();
+    };
+    const set = (): Promise<void> => this.#bounded('set', this.#config.store.set(key, record, ttlSeconds));
+    let work: Promise<void>;
+    try {
+      work = this.#storeReady ? this.#storeReady.then(set) : set();
+    } catch (error) {
+      failed(error as Error);
+      return;
+    }
+    work.then(() => {
+      this.#stats.stored += 1;
+      done();
+    }, failed);
+  }
+
+  /** Opens and checks a fetched record; returns the DER to hand to Node (and its expiry) or throws RecordRejectedError. */
+  #accept(key: string, sessionId: Buffer, record: Buffer): { der: Buffer; expiresAtMs: number } {
+    const { sealer } = this.#config;
+    let der: Buffer | undefined;
     try {
       const payload = sealer ? sealer.open(key, record) : unwrapPlain(record);
-      const decoded = decodeSessionRecord(payload);
-      if (decoded.scope !== scope) throw new RecordRejectedError('rejected', 'stored session belongs to another scope');
-      der = decoded.der;
+      der = sealer ? sessionDerForScope(payload, this.#scopeBytes) : undefined;
+      if (!sealer) {
+        const decoded = decodeSessionRecord(payload);
+        if (decoded.scope === this.#config.scope) der = decoded.der;
+      }
     } catch (error) {
-      if (error instanceof RecordRejectedError) throw error;
       throw new RecordRejectedError('rejected', (error as Error).message, error);
     }
+    if (der === undefined) throw new RecordRejectedError('rejected', 'stored session belongs to another scope');
+    // A sealed record opened under this key's AAD was written by a holder of the secret for
+    // exactly this session ID: reading the ID, context and times from the DER checks it, and
+    // Node (OpenSSL) decodes the bytes once, when it loads them. An unsealed record may have
+    // been written by anyone who can write the store: it is decoded in full first.
+    const header = sealer ? readSessionHeader(der) : undefined;
+    if (header) {
+      if (header.sessionId.length === 0 || !header.sessionId.equals(sessionId))
+        throw new RecordRejectedError('rejected', 'stored session has another session ID than the key it is stored under');
+      if (!header.sessionIdContext.equals(this.#expectedIdContext))
+        throw new RecordRejectedError('rejected', 'stored session has another session ID context (scope)');
+      if (header.time + header.timeout > MAX_SESSION_SECONDS)
+        throw new RecordRejectedError('rejected', "stored session's time and timeout are out of range");
+      const expiresAtMs = (header.time + header.timeout) * 1000;
+      if (Date.now() >= expiresAtMs) throw new RecordRejectedError('expired', 'stored session has expired');
+      return { der, expiresAtMs };
+    }
+    const expiresAtMs = this.#checkDecoded(sessionId, der);
+    return { der: Buffer.from(der), expiresAtMs };
+  }
+
+  /** The full check: OpenSSL decodes the session, and its ID, context, resumability and expiry are read from it. */
+  #checkDecoded(sessionId: Buffer, der: Buffer): number {
     let session: Session;
     try {
-      session = Session.fromDER(der, { maxBytes: maxSessionBytes });
+      session = Session.fromDER(der, { maxBytes: this.#config.maxSessionBytes });
     } catch (error) {
       throw new RecordRejectedError('rejected', `stored session does not decode: ${(error as Error).message}`, error);
     }
@@ -254,44 +455,70 @@ class SessionStoreAttachment implements SessionStoreHandle {
         throw new RecordRejectedError('rejected', 'stored session has another session ID context (scope)');
       if (!session.isResumable) throw new RecordRejectedError('rejected', 'stored session is not resumable');
       if (session.isExpired()) throw new RecordRejectedError('expired', 'stored session has expired');
+      return session.expiresAt.getTime();
     } finally {
       session.free();
     }
-    return Buffer.from(der);
   }
 
   readonly #onResumeSession = (sessionId: Buffer, callback: ResumeSessionCallback): void => {
     // Exactly one call back, whatever happens: anything unexpected is a miss.
-    this.#lookup(sessionId).then(
-      (sessionData) => callback(null, sessionData),
+    let answered = false;
+    const answer = (sessionData: Buffer | null): void => {
+      if (answered) return;
+      answered = true;
+      callback(null, sessionData);
+    };
+    const key = this.#storeKey(sessionId);
+    if (this.#issued && !this.#issued.has(key)) {
+      // Not a session this server issued (every TLS 1.3 ClientHello's random legacy ID): no store call.
+      this.#stats.misses += 1;
+      this.#stats.filtered += 1;
+      answer(null);
+      return;
+    }
+    const started = performance.now();
+    const get = (): Promise<Buffer | undefined> => this.#bounded('get', this.#config.store.get(key));
+    let work: Promise<Buffer | undefined>;
+    try {
+      work = this.#storeReady ? this.#storeReady.then(get) : get();
+    } catch (error) {
+      work = Promise.reject(error);
+    }
+    work.then(
+      (record) => {
+        this.#stats.getLatency.record(performance.now() - started);
+        answer(this.#found(key, sessionId, record));
+      },
       (error: Error) => {
+        this.#stats.getLatency.record(performance.now() - started);
+        this.#stats.errors += 1;
+        this.#stats.misses += 1;
         this.#report(error);
-        callback(null, null);
+        answer(null);
       },
     );
   };
 
-  async #lookup(sessionId: Buffer): Promise<Buffer | null> {
-    const key = this.#storeKey(sessionId);
-    const started = performance.now();
-    let record: Buffer | undefined;
-    try {
-      if (this.#storeReady) await this.#storeReady;
-      record = await withDeadline('get', this.#config.budgetMs, this.#config.store.get(key));
-    } catch (error) {
-      this.#stats.errors += 1;
-      this.#stats.misses += 1;
-      this.#report(error as Error);
-      return null;
-    } finally {
-      this.#stats.getLatency.record(performance.now() - started);
-    }
+  /** What a fetched record (or its absence) answers Node: the DER, or null (counted and reported). */
+  #found(key: string, sessionId: Buffer, record: Buffer | undefined): Buffer | null {
     if (record === undefined) {
       this.#stats.misses += 1;
       return null;
     }
+    // The very bytes this server accepted before: nothing to open or check but the time.
+    const known = this.#known?.get(key);
+    if (known && known.record.equals(record)) {
+      if (Date.now() < known.expiresAtMs) {
+        this.#stats.hits += 1;
+        this.#stats.recordCacheHits += 1;
+        return known.der;
+      }
+      this.#forgetRecord(key);
+    }
     try {
-      const der = this.#accept(key, sessionId, record);
+      const { der, expiresAtMs } = this.#accept(key, sessionId, record);
+      this.#rememberRecord(key, { record, der, expiresAtMs });
       this.#stats.hits += 1;
       return der;
     } catch (error) {

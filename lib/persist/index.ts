@@ -3,7 +3,7 @@ export type { SessionStore } from './store';
 export { MemoryStore } from './memory-store';
 export type { MemoryStoreOptions } from './memory-store';
 export { SqliteStore } from './sqlite-store';
-export type { SqliteStoreOptions, SqliteStoreStats } from './sqlite-store';
+export type { SqliteStoreOptions, SqliteStoreStats, SqliteStoreSettings } from './sqlite-store';
 export type { SqliteBackendName, SqliteBackendOption } from './sqlite-backend';
 export { RedisStore } from './redis-store';
 export type { RedisStoreOptions, RedisStoreUrlOptions, RedisStoreClientOptions } from './redis-store';

@@ -8,7 +8,7 @@
  * Sealed body: idLength (u8) | key id (ASCII) | iv (12) | ciphertext | tag (16)
  * AAD: the envelope header through the key id, then u16 length + the store key (UTF-8).
  */
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createSecretKey, hkdfSync, KeyObject, randomFillSync } from 'node:crypto';
 import { inspect } from 'node:util';
 import { PersistConfigError, RecordFormatError, UnsealError } from './errors';
 
@@ -35,9 +35,18 @@ export const DEFAULT_KEY_ID = 'default';
 /** What a record key is used for; each purpose gets its own HKDF subkey of the configured secret. */
 export type SealPurpose = 'session-record' | 'ticket-key' | 'client-session';
 
+/** IVs are random, drawn from a pool refilled 256 at a time: one randomFillSync per 256 records instead of one per record. */
+const IV_POOL_RECORDS = 256;
+
 export class Sealer {
-  readonly #keys: Map<string, Buffer>;
+  /** Per key id: the purpose subkey, derived once (as a KeyObject: no re-import per record). */
+  readonly #keys: Map<string, KeyObject>;
   readonly #sealingKeyId: string;
+  readonly #sealingKey: KeyObject;
+  /** 'T' 'S' | version | kind sealed | id length | id: the same for every record this sealer seals. */
+  readonly #sealingHeader: Buffer;
+  readonly #ivPool = Buffer.allocUnsafe(IV_BYTES * IV_POOL_RECORDS);
+  #ivOffset = this.#ivPool.length;
 
   constructor(secret: Secret, purpose: SealPurpose) {
     const list = normalizeSecret(secret);
@@ -46,9 +55,13 @@ export class Sealer {
       if (this.#keys.has(id)) throw new PersistConfigError(`secret key id "${id}" appears twice`);
       // Separate subkeys per purpose: one configured secret can serve sessions and ticket keys.
       const subkey = Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), `tls-session/${purpose}/v1`, 32));
-      this.#keys.set(id, subkey);
+      this.#keys.set(id, createSecretKey(subkey));
+      subkey.fill(0);
     }
     this.#sealingKeyId = list[0]!.id;
+    this.#sealingKey = this.#keys.get(this.#sealingKeyId)!;
+    const id = Buffer.from(this.#sealingKeyId, 'ascii');
+    this.#sealingHeader = Buffer.concat([Buffer.from([MAGIC_0, MAGIC_1, VERSION, KIND_SEALED, id.length]), id]);
   }
 
   /** The id of the key that seals new records. */
@@ -61,14 +74,33 @@ export class Sealer {
     return [...this.#keys.keys()];
   }
 
+  /** Envelope: header | iv | ciphertext | tag, written into one buffer. */
   seal(storeKey: string, plaintext: Buffer): Buffer {
-    const id = Buffer.from(this.#sealingKeyId, 'ascii');
-    const header = Buffer.concat([Buffer.from([MAGIC_0, MAGIC_1, VERSION, KIND_SEALED, id.length]), id]);
-    const iv = randomBytes(IV_BYTES);
-    const cipher = createCipheriv('aes-256-gcm', this.#keys.get(this.#sealingKeyId)!, iv);
+    const header = this.#sealingHeader;
+    const out = Buffer.allocUnsafe(header.length + IV_BYTES + plaintext.length + TAG_BYTES);
+    header.copy(out, 0);
+    const iv = out.subarray(header.length, header.length + IV_BYTES);
+    this.#nextIv(iv);
+    const cipher = createCipheriv('aes-256-gcm', this.#sealingKey, iv);
     cipher.setAAD(additionalData(header, storeKey));
-    const ciphertext = Buffer.concat([cipher.update(plaintext), cipher.final()]);
-    return Buffer.concat([header, iv, ciphertext, cipher.getAuthTag()]);
+    let at = header.length + IV_BYTES;
+    const body = cipher.update(plaintext);
+    at += body.copy(out, at);
+    at += cipher.final().copy(out, at);
+    cipher.getAuthTag().copy(out, at);
+    return out;
+  }
+
+  /** Copies the next fresh random IV into `target`. */
+  #nextIv(target: Buffer): void {
+    if (this.#ivOffset + IV_BYTES > this.#ivPool.length) {
+      randomFillSync(this.#ivPool);
+      this.#ivOffset = 0;
+    }
+    this.#ivPool.copy(target, 0, this.#ivOffset, this.#ivOffset + IV_BYTES);
+    // Each IV is used once: wipe it from the pool.
+    this.#ivPool.fill(0, this.#ivOffset, this.#ivOffset + IV_BYTES);
+    this.#ivOffset += IV_BYTES;
   }
 
   /** Opens a sealed envelope; throws UnsealError (tampered, wrong store key, unknown key id) or RecordFormatError. */
@@ -80,8 +112,7 @@ export class Sealer {
     const headerLength = 5 + idLength;
     if (envelope.length < headerLength + IV_BYTES + TAG_BYTES) throw new RecordFormatError('sealed record is truncated');
     const header = envelope.subarray(0, headerLength);
-    const id = envelope.subarray(5, headerLength).toString('ascii');
-    const key = this.#keys.get(id);
+    const key = this.#keyFor(header);
     if (!key) throw new UnsealError('record was sealed with a key id that is not configured');
     const iv = envelope.subarray(headerLength, headerLength + IV_BYTES);
     const ciphertext = envelope.subarray(headerLength + IV_BYTES, envelope.length - TAG_BYTES);
@@ -90,10 +121,18 @@ export class Sealer {
     decipher.setAAD(additionalData(header, storeKey));
     decipher.setAuthTag(tag);
     try {
-      return Buffer.concat([decipher.update(ciphertext), decipher.final()]);
+      const plaintext = decipher.update(ciphertext);
+      const rest = decipher.final();
+      return rest.length === 0 ? plaintext : Buffer.concat([plaintext, rest]);
     } catch {
       throw new UnsealError('sealed record failed authentication (tampered, or stored under another key)');
     }
+  }
+
+  /** The key named in a record's header; the sealing key without building the id string when the header is this sealer's. */
+  #keyFor(header: Buffer): KeyObject | undefined {
+    if (header.equals(this.#sealingHeader)) return this.#sealingKey;
+    return this.#keys.get(header.subarray(5).toString('ascii'));
   }
 
   [inspect.custom](): string {
@@ -128,10 +167,12 @@ function readEnvelopeKind(envelope: Buffer): number {
 }
 
 function additionalData(header: Buffer, storeKey: string): Buffer {
-  const key = Buffer.from(storeKey, 'utf8');
-  const length = Buffer.alloc(2);
-  length.writeUInt16BE(key.length);
-  return Buffer.concat([header, length, key]);
+  const keyLength = Buffer.byteLength(storeKey, 'utf8');
+  const aad = Buffer.allocUnsafe(header.length + 2 + keyLength);
+  header.copy(aad, 0);
+  aad.writeUInt16BE(keyLength, header.length);
+  aad.write(storeKey, header.length + 2, 'utf8');
+  return aad;
 }
 
 function normalizeSecret(secret: Secret): SecretKey[] {

@@ -27,6 +27,10 @@ export interface SessionStoreStats {
   errors: number;
   /** newSession events ignored because the session was TLS 1.3 (Node resumes those by ticket only). */
   skippedTls13: number;
+  /** Of the hits, records fetched byte for byte as this server accepted them before: not opened again (recordCacheSize). */
+  recordCacheHits: number;
+  /** Of the misses, lookups answered without asking the store (lookup 'issued': an ID this server never issued). */
+  filtered: number;
   /** Milliseconds spent in the store, per operation. */
   latencyMs: { get: LatencyPercentiles; set: LatencyPercentiles };
 }
@@ -61,6 +65,8 @@ export class StatsCollector {
   rejected = 0;
   errors = 0;
   skippedTls13 = 0;
+  filtered = 0;
+  recordCacheHits = 0;
   readonly getLatency = new LatencyReservoir();
   readonly setLatency = new LatencyReservoir();
 
@@ -73,6 +79,8 @@ export class StatsCollector {
       rejected: this.rejected,
       errors: this.errors,
       skippedTls13: this.skippedTls13,
+      filtered: this.filtered,
+      recordCacheHits: this.recordCacheHits,
       latencyMs: { get: this.getLatency.percentiles(), set: this.setLatency.percentiles() },
     };
   }

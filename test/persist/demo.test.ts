@@ -26,3 +26,21 @@ test('the demo prints the handshake table and resumes sessions after the restart
   // could see a ticket-key epoch boundary between the two phases, once an hour.)
   expect(stdout).toMatch(/after restart\s+TLS 1\.2, session ID \(store\)\s+0\s+9/);
 });
+
+test('the demo prints the measured gain of resumption next to its full/resumed counts', async () => {
+  const root = join(__dirname, '..', '..');
+  const stdout = await new Promise<string>((resolve, reject) => {
+    execFile(
+      process.execPath,
+      ['-r', join(__dirname, 'fixtures', 'register-ts.js'), join(root, 'examples', 'demo.ts')],
+      { cwd: root, timeout: 60_000 },
+      (error, out) => (error ? reject(error) : resolve(out)),
+    );
+  });
+  // Each row: counts, then median full and resumed handshake times and their ratio.
+  expect(stdout).toMatch(/phase\s+clients\s+full\s+resumed\s+full ms\s+resumed ms\s+gain/);
+  expect(stdout).toMatch(/after restart\s+TLS 1\.2, session ID \(store\)\s+0\s+9\s+-\s+\d+\.\d\d\s+-/);
+  expect(stdout).toMatch(/before restart\s+TLS 1\.2, session ID \(store\)\s+3\s+6\s+\d+\.\d\d\s+\d+\.\d\d\s+\d+\.\d×/);
+  // No timed assertion: the figures are printed, not judged.
+  expect(stdout).toMatch(/gain: a resumed handshake took \d+\.\d\d ms, a full one \d+\.\d\d ms \(medians, client side\): \d+\.\d× faster/);
+});

@@ -1,0 +1,113 @@
+/**
+ * A load-generator process: on { type: 'run', ... } it keeps `connections` TLS connections
+ * going back to back against the port for `durationMs`, then reports how many handshakes
+ * completed, how many were resumed, their latency, and the CPU this process used (so the runner
+ * can tell whether the generator, not the server, was the bottleneck).
+ */
+import { constants } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import * as tls from 'node:tls';
+
+export interface RunRequest {
+  type: 'run';
+  port: number;
+  protocol: 'TLSv1.2' | 'TLSv1.3';
+  resume: boolean;
+  connections: number;
+  durationMs: number;
+  caFile: string;
+}
+
+export interface RunResult {
+  type: 'result';
+  handshakes: number;
+  resumed: number;
+  errors: number;
+  cpuMicros: number;
+  wallMs: number;
+  latencyMs: { p50: number; p99: number };
+}
+
+function once(request: RunRequest, ca: Buffer, session: Buffer | undefined): Promise<{ ms: number; reused: boolean; session?: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    let ms = 0;
+    let reused = false;
+    let received: Buffer | undefined;
+    const options: tls.ConnectionOptions & { noDelay: boolean } = {
+      host: '127.0.0.1',
+      port: request.port,
+      servername: 'localhost',
+      ca,
+      session,
+      noDelay: true,
+    };
+    if (request.protocol === 'TLSv1.2') Object.assign(options, { maxVersion: 'TLSv1.2', secureOptions: constants.SSL_OP_NO_TICKET });
+    else options.minVersion = 'TLSv1.3';
+    const socket = tls.connect(options);
+    // Close as soon as the handshake (and, for TLS 1.3 with resumption, the first ticket) is in:
+    // waiting for the server's close would measure TCP's delayed ACKs, not TLS.
+    const waitsForTicket = request.protocol === 'TLSv1.3' && request.resume;
+    socket.once('secureConnect', () => {
+      ms = performance.now() - started;
+      reused = socket.isSessionReused();
+      if (!waitsForTicket || received) socket.end();
+    });
+    socket.on('session', (s: Buffer) => {
+      received = s;
+      if (waitsForTicket && ms > 0) socket.end();
+    });
+    socket.on('data', () => undefined);
+    socket.once('error', reject);
+    socket.once('close', () => (ms > 0 ? resolve({ ms, reused, session: received }) : reject(new Error('closed before the handshake'))));
+  });
+}
+
+async function run(request: RunRequest): Promise<RunResult> {
+  const ca = readFileSync(request.caFile);
+  const cpuBefore = process.cpuUsage();
+  const started = performance.now();
+  const deadline = started + request.durationMs;
+  const latencies: number[] = [];
+  let resumed = 0;
+  let errors = 0;
+  await Promise.all(
+    Array.from({ length: request.connections }, async () => {
+      let session: Buffer | undefined;
+      while (performance.now() < deadline) {
+        try {
+          const result = await once(request, ca, request.resume ? session : undefined);
+          if (performance.now() > deadline) break; // finished after the window: not counted
+          latencies.push(result.ms);
+          if (result.reused) resumed += 1;
+          if (result.session) session = result.session;
+        } catch {
+          errors += 1;
+        }
+      }
+    }),
+  );
+  const wallMs = performance.now() - started;
+  const cpu = process.cpuUsage(cpuBefore);
+  latencies.sort((a, b) => a - b);
+  const at = (q: number): number => (latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]! : 0);
+  return {
+    type: 'result',
+    handshakes: latencies.length,
+    resumed,
+    errors,
+    cpuMicros: cpu.user + cpu.system,
+    wallMs,
+    latencyMs: { p50: at(0.5), p99: at(0.99) },
+  };
+}
+
+process.on('message', (message: RunRequest) => {
+  if (message?.type !== 'run') return;
+  run(message).then(
+    (result) => process.send?.(result),
+    (error: Error) => process.send?.({ type: 'error', message: error.message }),
+  );
+});
+process.on('disconnect', () => process.exit(0));

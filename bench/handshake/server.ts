@@ -1,0 +1,145 @@
+/**
+ * One benchmark server process (or, with workers, a Node cluster primary and its workers).
+ * Configured by the BENCH_SERVER environment variable (JSON, see ServerSpec); tells its parent
+ * { type: 'ready', port } and answers { type: 'cpu' } with the CPU time its process (and its
+ * workers) used so far, in microseconds. Secrets come in BENCH_SECRET (hex) and are never printed.
+ */
+import cluster from 'node:cluster';
+import { constants } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import * as tls from 'node:tls';
+import { attachSessionStore, MemoryStore, RedisStore, SessionStore, SqliteStore, TicketKeyRing } from '../../lib/persist';
+import type { BenchConfig } from './configs';
+
+export interface ServerSpec {
+  config: BenchConfig;
+  keyFile: string;
+  certFile: string;
+  /** SQLite file (shared by a cluster's workers). */
+  sqlitePath: string;
+  redisUrl?: string;
+  /** Redis key prefix: each configuration its own. */
+  redisPrefix: string;
+}
+
+interface CpuMessage {
+  type: 'cpu';
+  micros?: number;
+}
+
+const spec = JSON.parse(process.env.BENCH_SERVER ?? '{}') as ServerSpec;
+const secret = Buffer.from(process.env.BENCH_SECRET ?? '', 'hex');
+const send = (message: unknown): void => {
+  process.send?.(message);
+};
+const ownCpu = (): number => {
+  const usage = process.cpuUsage();
+  return usage.user + usage.system;
+};
+
+function makeStore(): SessionStore {
+  switch (spec.config.store) {
+    case 'sqlite':
+      return new SqliteStore({ path: spec.sqlitePath });
+    case 'redis':
+      return new RedisStore({ url: spec.redisUrl!, keyPrefix: spec.redisPrefix });
+    default:
+      return new MemoryStore({ maxEntries: 200_000, maxBytes: 256 * 1024 * 1024 });
+  }
+}
+
+async function serve(): Promise<number> {
+  const { config } = spec;
+  const options: tls.TlsOptions & { noDelay: boolean } = {
+    key: readFileSync(spec.keyFile),
+    cert: readFileSync(spec.certFile),
+    noDelay: true,
+  };
+  if (config.protocol === 'TLSv1.2') Object.assign(options, { maxVersion: 'TLSv1.2', secureOptions: constants.SSL_OP_NO_TICKET });
+  else options.minVersion = 'TLSv1.3';
+  const server = tls.createServer(options, (socket) => {
+    socket.on('error', () => undefined);
+    socket.end();
+  });
+  server.on('tlsClientError', () => undefined);
+  if (config.listener === 'map' || config.listener === 'map-async') {
+    const later = config.listener === 'map-async';
+    // The reference: what a hand-written in-process cache costs.
+    const sessions = new Map<string, Buffer>();
+    server.on('newSession', (id: Buffer, data: Buffer, done: () => void) => {
+      if (sessions.size >= 200_000) sessions.clear();
+      sessions.set(id.toString('hex'), data);
+      done();
+    });
+    server.on('resumeSession', (id: Buffer, done: (err: Error | null, data: Buffer | null) => void) => {
+      const data = sessions.get(id.toString('hex')) ?? null;
+      if (later) void Promise.resolve(data).then((found) => done(null, found));
+      else done(null, data);
+    });
+  } else if (config.listener === 'store') {
+    const store = makeStore();
+    const handle = attachSessionStore(server, {
+      store,
+      secret: config.sealed ? secret : undefined,
+      lookup: config.lookup,
+      onError: () => undefined,
+    });
+    process.on('message', (message: { type?: string }) => {
+      if (message?.type === 'stats') send({ type: 'stats', stats: handle.stats() });
+    });
+  } else if (config.listener === 'ring') {
+    const ring = new TicketKeyRing({ store: makeStore(), secret });
+    await ring.attach(server);
+  }
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return (server.address() as { port: number }).port;
+}
+
+async function main(): Promise<void> {
+  if (spec.config.workers > 0 && cluster.isPrimary) {
+    // The primary accepts connections and hands them to the workers (round robin): its CPU counts too.
+    const workers = Array.from({ length: spec.config.workers }, () => cluster.fork({ ...process.env }));
+    const port = await new Promise<number>((resolve) => {
+      let listening = 0;
+      cluster.on('listening', (_worker, address) => {
+        listening += 1;
+        if (listening === workers.length) resolve(address.port);
+      });
+    });
+    process.on('message', async (message: { type?: string }) => {
+      if (message?.type !== 'cpu') return;
+      const parts = await Promise.all(
+        workers.map(
+          (worker) =>
+            new Promise<number>((resolve) => {
+              const onMessage = (reply: CpuMessage): void => {
+                if (reply?.type !== 'cpu') return;
+                worker.off('message', onMessage);
+                resolve(reply.micros ?? 0);
+              };
+              worker.on('message', onMessage);
+              worker.send({ type: 'cpu' });
+            }),
+        ),
+      );
+      send({ type: 'cpu', micros: ownCpu() + parts.reduce((a, b) => a + b, 0) });
+    });
+    process.on('disconnect', () => {
+      for (const worker of workers) worker.kill();
+      process.exit(0);
+    });
+    send({ type: 'ready', port });
+    return;
+  }
+  const port = await serve();
+  process.on('message', (message: { type?: string }) => {
+    if (message?.type === 'cpu') send({ type: 'cpu', micros: ownCpu() });
+  });
+  process.on('disconnect', () => process.exit(0));
+  if (!cluster.isWorker) send({ type: 'ready', port });
+}
+
+main().catch((error: Error) => {
+  console.error(`bench server failed: ${error.message}`);
+  process.exit(1);
+});
