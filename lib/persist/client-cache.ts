@@ -335,6 +335,7 @@ export class ClientSessionCache {
     const received: Buffer[] = [];
     let established = false;
     const onSession = (nodeSession: Buffer): void => {
+      if (this.#closed) return; // after close(): nothing more is written
       if (established) this.#track(this.#storeSession(peer, nodeSession));
       else received.push(nodeSession);
     };
@@ -353,7 +354,15 @@ export class ClientSessionCache {
         socket.removeListener('session', onSession);
         return;
       }
-      for (const nodeSession of received.splice(0)) this.#track(this.#storeSession(peer, nodeSession));
+      // After the caller has its socket: decoding and writing are not the handshake's business.
+      const early = received.splice(0);
+      if (early.length > 0) {
+        this.#track(
+          new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
+            for (const nodeSession of early) await this.#storeSession(peer, nodeSession);
+          }),
+        );
+      }
     });
     socket.once('close', () => socket.removeListener('session', onSession));
     return socket;
@@ -464,7 +473,6 @@ export class ClientSessionCache {
 
   /** Checks a session Node handed out and writes it; never rejects. */
   async #storeSession(peer: ClientPeer, nodeSession: Buffer): Promise<void> {
-    if (this.#closed) return; // after close(): nothing more is written
     let prepared: { record: Buffer; use: ClientSessionUse; ttlSeconds: number } | undefined;
     try {
       prepared = this.#prepare(peer, nodeSession);
