@@ -336,7 +336,7 @@ export class ClientSessionCache {
     let established = false;
     const onSession = (nodeSession: Buffer): void => {
       if (this.#closed) return; // after close(): nothing more is written
-      if (established) this.#track(this.#storeSession(peer, nodeSession));
+      if (established) this.#storeLater(peer, [nodeSession]);
       else received.push(nodeSession);
     };
     socket.on('session', onSession);
@@ -354,18 +354,24 @@ export class ClientSessionCache {
         socket.removeListener('session', onSession);
         return;
       }
-      // After the caller has its socket: decoding and writing are not the handshake's business.
       const early = received.splice(0);
-      if (early.length > 0) {
-        this.#track(
-          new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
-            for (const nodeSession of early) await this.#storeSession(peer, nodeSession);
-          }),
-        );
-      }
+      if (early.length > 0) this.#storeLater(peer, early);
     });
     socket.once('close', () => socket.removeListener('session', onSession));
     return socket;
+  }
+
+  /**
+   * Stores sessions once the current event-loop turn is over: Node emits them around
+   * 'secureConnect' (TLS 1.2 right after it), and decoding and writing are not the handshake's
+   * business; the caller gets its socket first.
+   */
+  #storeLater(peer: ClientPeer, sessions: Buffer[]): void {
+    this.#track(
+      new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
+        for (const nodeSession of sessions) await this.#storeSession(peer, nodeSession);
+      }),
+    );
   }
 
   #track(write: Promise<void>): void {

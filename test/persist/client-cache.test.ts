@@ -77,6 +77,37 @@ describe.each(TLS_VARIANTS)('node:tls server, $name', (v) => {
   });
 });
 
+test('a TLS 1.2 session (it arrives before secureConnect) is written after connect() resolves, off the handshake path', async () => {
+  const server = await startNodeTlsServer(pki, TLS_VARIANTS[0]!);
+  try {
+    const store = new MemoryStore();
+    let writes = 0;
+    const counting: SessionStore = {
+      ...store,
+      get: (k) => store.get(k),
+      take: (k) => store.take(k),
+      delete: (k) => store.delete(k),
+      close: () => store.close(),
+      set: (k, v, t) => (writes++, store.set(k, v, t)),
+    };
+    const cache = new ClientSessionCache({ store: counting });
+    const socket = await cache.connect({
+      host: '127.0.0.1',
+      port: server.port,
+      servername: 'localhost',
+      ca: pki.ca,
+      maxVersion: 'TLSv1.2',
+    });
+    const writesAtConnect = writes;
+    socket.resume();
+    await once(socket, 'close');
+    await cache.close();
+    expect({ writesAtConnect, writes }).toEqual({ writesAtConnect: 0, writes: 1 });
+  } finally {
+    await server.close();
+  }
+});
+
 describe('TLS 1.3 tickets are single-use', () => {
   test('concurrent connections take distinct tickets: openssl s_server -trace sees each offered once', async () => {
     const server = await startTracingSServer(pki);
