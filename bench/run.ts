@@ -7,14 +7,14 @@
  * trial of each and their ratio against the targets. Numbers, not assertions: the machines are small and noisy.
  */
 import { once } from 'node:events';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { constants } from 'node:crypto';
 import { openssl, Session, setLeakDetection } from '../lib';
 import { native } from '../lib/binding';
+import { devCertificate } from '../examples/dev-cert';
 
 interface Sample {
   name: string;
@@ -23,35 +23,9 @@ interface Sample {
   iterations: number;
 }
 
-function selfSignedCertificate(): { key: Buffer; cert: Buffer } {
-  const dir = mkdtempSync(join(tmpdir(), 'tls-session-bench-'));
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      join(dir, 'key.pem'),
-      '-out',
-      join(dir, 'cert.pem'),
-      '-subj',
-      '/CN=localhost',
-      '-days',
-      '1',
-    ],
-    { stdio: 'ignore' },
-  );
-  return { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) };
-}
-
 /** One real TLS 1.2 handshake on loopback: the server's session (no ticket) and the client's (with the certificate). */
 async function makeSamples(): Promise<{ server: Buffer; client: Buffer }> {
-  const { key, cert } = selfSignedCertificate();
+  const { key, cert } = devCertificate(mkdtempSync(join(tmpdir(), 'tls-session-bench-')));
   let serverSession: Buffer | undefined;
   const server = tls.createServer({ key, cert, maxVersion: 'TLSv1.2', secureOptions: constants.SSL_OP_NO_TICKET }, (s) => s.end('x'));
   server.on('newSession', (_id: Buffer, data: Buffer, done: () => void) => {

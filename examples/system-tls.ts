@@ -4,43 +4,15 @@
  *
  *   npm run build:ts && node dist/examples/system-tls.js
  *
- * The certificate is a throwaway one made with the openssl CLI, for this demo only.
+ * The certificate is a throwaway one (examples/dev-cert.ts, in a temporary directory), for this demo only.
  */
-import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openssl, Session, TlsConnection, TlsContext } from '../lib';
-
-function throwawayCertificate(): { cert: Buffer; key: Buffer } {
-  const dir = mkdtempSync(join(tmpdir(), 'system-tls-'));
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=localhost',
-      '-addext',
-      'subjectAltName=DNS:localhost',
-      '-keyout',
-      join(dir, 'key.pem'),
-      '-out',
-      join(dir, 'cert.pem'),
-    ],
-    { stdio: 'ignore' },
-  );
-  return { cert: readFileSync(join(dir, 'cert.pem')), key: readFileSync(join(dir, 'key.pem')) };
-}
+import { devCertificate } from './dev-cert';
 
 /** One client connection: returns the last session it received (owned) and whether it resumed. */
 async function fetchGreeting(
@@ -60,7 +32,7 @@ async function fetchGreeting(
 }
 
 async function main(): Promise<void> {
-  const { cert, key } = throwawayCertificate();
+  const { cert, key } = devCertificate(mkdtempSync(join(tmpdir(), 'system-tls-')));
   const serverContext = new TlsContext({ role: 'server', cert, key, minVersion: 'TLSv1.2' });
   const clientContext = new TlsContext({ role: 'client', ca: cert, minVersion: 'TLSv1.2' });
 
