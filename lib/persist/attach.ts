@@ -19,7 +19,7 @@ import { StatsCollector, SessionStoreStats } from './stats';
 import { MemoryStore } from './memory-store';
 import { RedisStore } from './redis-store';
 import { SqliteStore } from './sqlite-store';
-import type { SessionStore } from './store';
+import { whenReady, type SessionStore } from './store';
 
 export interface AttachSessionStoreOptions {
   store: SessionStore;
@@ -223,24 +223,13 @@ class SessionStoreAttachment implements SessionStoreHandle {
 
   /** Settles when the store's ready() does; a failure is counted and reported, never thrown. */
   #waitForStore(): Promise<void> | undefined {
-    const { store } = this.#config;
-    if (typeof store.ready !== 'function') return undefined;
-    let readiness: Promise<void>;
-    try {
-      readiness = Promise.resolve(store.ready());
-    } catch (error) {
-      readiness = Promise.reject(error);
-    }
-    return readiness.then(
-      () => {
-        this.#storeReady = undefined;
-      },
-      (error: Error) => {
-        this.#storeReady = undefined;
-        this.#stats.errors += 1;
-        this.#report(error);
-      },
-    );
+    const readiness = whenReady(this.#config.store, (error) => {
+      this.#stats.errors += 1;
+      this.#report(error);
+    });
+    return readiness?.finally(() => {
+      this.#storeReady = undefined;
+    });
   }
 
   stats(): SessionStoreStats {

@@ -27,7 +27,7 @@ import { withDeadline } from './deadline';
 import { RecordRejectedError, StoreClosedError, StoreTimeoutError } from './errors';
 import { Sealer, type Secret, unwrapPlain, wrapPlain } from './seal';
 import { LatencyReservoir, type LatencyPercentiles } from './stats';
-import type { SessionStore } from './store';
+import { whenReady, type SessionStore } from './store';
 
 export interface ClientSessionCacheOptions {
   /** Where sessions live: SqliteStore for one machine, RedisStore for a fleet, MemoryStore for one process. */
@@ -305,23 +305,13 @@ export class ClientSessionCache {
 
   /** Settles when the store's ready() does; a failure is counted and reported, never thrown. */
   #waitForStore(): Promise<void> | undefined {
-    if (typeof this.#store.ready !== 'function') return undefined;
-    let readiness: Promise<void>;
-    try {
-      readiness = Promise.resolve(this.#store.ready());
-    } catch (error) {
-      readiness = Promise.reject(error);
-    }
-    return readiness.then(
-      () => {
-        this.#storeReady = undefined;
-      },
-      (error: Error) => {
-        this.#storeReady = undefined;
-        this.#counts.errors += 1;
-        this.#report(error);
-      },
-    );
+    const readiness = whenReady(this.#store, (error) => {
+      this.#counts.errors += 1;
+      this.#report(error);
+    });
+    return readiness?.finally(() => {
+      this.#storeReady = undefined;
+    });
   }
 
   #poolKey(peer: ClientPeer): string {
