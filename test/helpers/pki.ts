@@ -22,7 +22,8 @@ function openssl(args: string[], cwd: string): void {
   execFileSync('openssl', args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
-function issue(dir: string, name: string, subject: string, ext: string): void {
+/** A new P-256 key `<name>.key` and a certificate request `<name>.csr` for `subject`, in `dir`. */
+function keyAndRequest(dir: string, name: string, subject: string): void {
   openssl(
     [
       'req',
@@ -41,6 +42,10 @@ function issue(dir: string, name: string, subject: string, ext: string): void {
     ],
     dir,
   );
+}
+
+function issue(dir: string, name: string, subject: string, ext: string): void {
+  keyAndRequest(dir, name, subject);
   writeFileSync(join(dir, `${name}.ext`), ext);
   openssl(
     [
@@ -120,24 +125,7 @@ export function serverCertificateUntil(pki: Pki, notAfter: Date, dnsNames: strin
       'x509_extensions=ext\n[policy]\ncommonName=supplied\n[ext]\n' +
       `subjectAltName=${dnsNames.map((name) => `DNS:${name},`).join('')}IP:127.0.0.1\nextendedKeyUsage=serverAuth\n`,
   );
-  openssl(
-    [
-      'req',
-      '-new',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      's.key',
-      '-out',
-      's.csr',
-      '-subj',
-      '/CN=localhost',
-    ],
-    dir,
-  );
+  keyAndRequest(dir, 's', '/CN=localhost');
   openssl(
     [
       'ca',
