@@ -53,9 +53,15 @@ test('bench:client (dist/bench/client-cache.js), one trial: full vs resumed per 
     timeout: 240_000,
   });
   const lines = stdout.trim().split('\n');
-  const json = JSON.parse(lines[lines.length - 1]!) as { results: Record<string, Record<string, { roundTrips: number }>> };
+  const json = JSON.parse(lines[lines.length - 1]!) as {
+    results: Record<string, Record<string, { roundTrips: number; bytes: { out: number; in: number } }>>;
+  };
   expect(Object.keys(json.results)).toEqual(['TLSv1.2', 'TLSv1.3']);
-  // Round trips are a protocol fact, not a speed: TLS 1.2 resumption saves one, TLS 1.3 has one either way.
-  expect(json.results['TLSv1.2']!.plain!.roundTrips - json.results['TLSv1.2']!.resumed!.roundTrips).toBe(1);
-  expect(json.results['TLSv1.3']!.resumed!.roundTrips).toBe(1);
+  for (const version of ['TLSv1.2', 'TLSv1.3']) {
+    const { plain, resumed } = json.results[version]!;
+    // Bytes are a protocol fact, not a speed: a resumed handshake carries no certificate.
+    // (Round trips come from timings through a delaying proxy: printed, not asserted.)
+    expect(resumed!.bytes.in).toBeLessThan(plain!.bytes.in);
+    expect(Number.isInteger(resumed!.roundTrips)).toBe(true);
+  }
 }, 300_000);
