@@ -131,10 +131,20 @@ export abstract class SessionReader {
   get alpnProtocol(): string | undefined {
     return this.#read().alpnProtocol;
   }
+  /** The server's (or client's) certificate kept in the session; SessionDecodeError when OpenSSL kept bytes Node's X509 parser refuses. */
   get peerCertificate(): X509Certificate | undefined {
     const der = this.#read().peerCertificate;
     if (der === undefined) return undefined;
-    return (this.#peerCertificate ??= new X509Certificate(der));
+    if (this.#peerCertificate === undefined) {
+      try {
+        this.#peerCertificate = new X509Certificate(der);
+      } catch (error) {
+        // Node's message depends on its OpenSSL (a DER it cannot read may be reported as "PEM
+        // routines::no start line"): name the problem, keep Node's words as the reason.
+        throw new SessionDecodeError("the session's peer certificate does not parse as X.509", (error as Error).message);
+      }
+    }
+    return this.#peerCertificate;
   }
 
   /** True when `now` is past expiresAt. */
