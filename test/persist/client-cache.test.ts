@@ -395,12 +395,25 @@ describe('records that must not be offered', () => {
   });
 });
 
+/** An HTTPS server answering 'ok' that records, per new connection, whether it resumed; stop() also ends keep-alive sockets. */
+async function startHttpsServer(): Promise<{ port: number; handshakes: boolean[]; stop(): Promise<void> }> {
+  const handshakes: boolean[] = [];
+  const server = https.createServer({ key: pki.serverKey, cert: pki.serverCert }, (_request, response) => response.end('ok'));
+  server.on('secureConnection', (socket: tls.TLSSocket) => handshakes.push(socket.isSessionReused()));
+  const port = await listen(server as unknown as tls.Server);
+  return {
+    port,
+    handshakes,
+    stop: async () => {
+      server.closeAllConnections();
+      await close(server as unknown as tls.Server);
+    },
+  };
+}
+
 describe('through an https.Agent', () => {
   test('requests from a new agent (and a new cache over the same file) resume; keep-alive still reuses the socket', async () => {
-    const handshakes: boolean[] = [];
-    const server = https.createServer({ key: pki.serverKey, cert: pki.serverCert }, (_request, response) => response.end('ok'));
-    server.on('secureConnection', (socket: tls.TLSSocket) => handshakes.push(socket.isSessionReused()));
-    const port = await listen(server);
+    const { port, handshakes, stop } = await startHttpsServer();
     const get = (agent: https.Agent): Promise<string> =>
       new Promise((resolve, reject) => {
         https
@@ -430,8 +443,7 @@ describe('through an https.Agent', () => {
         expect(later.stats()).toMatchObject({ offered: 1, resumed: 1 });
       }
     } finally {
-      server.closeAllConnections();
-      await close(server as unknown as tls.Server);
+      await stop();
     }
   });
 });
@@ -479,10 +491,7 @@ describe('through undici (fetch with a dispatcher)', () => {
   test('a new undici Agent with a new cache over the same file resumes; Node’s global fetch takes the dispatcher too', async () => {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const undici = require('undici') as typeof import('undici');
-    const handshakes: boolean[] = [];
-    const server = https.createServer({ key: pki.serverKey, cert: pki.serverCert }, (_request, response) => response.end('ok'));
-    server.on('secureConnection', (socket: tls.TLSSocket) => handshakes.push(socket.isSessionReused()));
-    const port = await listen(server as unknown as tls.Server);
+    const { port, handshakes, stop } = await startHttpsServer();
     const url = `https://localhost:${port}/`;
     try {
       for (const [name, fetchWith] of [
@@ -502,16 +511,14 @@ describe('through undici (fetch with a dispatcher)', () => {
         expect({ name, bodies, handshakes }).toEqual({ name, bodies: ['ok', 'ok'], handshakes: [false, true] });
       }
     } finally {
-      server.closeAllConnections();
-      await close(server as unknown as tls.Server);
+      await stop();
     }
   });
 
   test('a connection error reaches fetch as its cause', async () => {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const undici = require('undici') as typeof import('undici');
-    const server = https.createServer({ key: pki.serverKey, cert: pki.serverCert }, (_request, response) => response.end('ok'));
-    const port = await listen(server as unknown as tls.Server);
+    const { port, stop } = await startHttpsServer();
     try {
       const cache = new ClientSessionCache({ store: new MemoryStore() });
       const dispatcher = new undici.Agent({ connect: cache.createConnector() }); // no CA: does not verify
@@ -521,7 +528,7 @@ describe('through undici (fetch with a dispatcher)', () => {
       await dispatcher.close();
       await cache.close();
     } finally {
-      await close(server as unknown as tls.Server);
+      await stop();
     }
   });
 });
