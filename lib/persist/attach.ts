@@ -5,6 +5,12 @@
  *
  * Nothing here throws into Node's callbacks: every failure is counted, reported to onError,
  * and answered with "no session" so the client simply gets a full handshake.
+ *
+ * Which stored sessions this Node can resume follows what Node writes into its server sessions
+ * (node-internals.ts, sessionBinding: probed once per process). A record this Node cannot use
+ * (another scope; issued by a Node release that binds sessions differently) is counted as
+ * `incompatible` and left in the store for the members that can: only records that are broken
+ * whatever reads them (tampered, undecodable, expired) are deleted.
  */
 import type * as tls from 'node:tls';
 import { performance } from 'node:perf_hooks';
@@ -12,8 +18,10 @@ import { invalidArgType, outOfRange } from '../errors';
 import { Session } from '../session';
 import { withDeadline } from './deadline';
 import { NodeInternalsError, PersistConfigError, RecordFormatError, RecordRejectedError } from './errors';
-import { decodeSessionRecord, encodeSessionRecordWithScope, readSessionHeader, sessionDerForScope, TLS1_3_VERSION } from './record';
-import { bindSessionIdContext, deriveScope, missingServerInternals, sessionIdContextFor } from './scope';
+import { decodeSessionRecord, encodeSessionRecordWithScope, sessionDerForScope } from './record';
+import { readSessionHeader, TLS1_3_VERSION } from '../session-header';
+import { boundSessionIdContext, missingServerInternals, sessionBinding, type SessionBinding } from '../node-internals';
+import { bindSessionIdContext, deriveScope, sessionIdContextFor } from './scope';
 import { Sealer, Secret, unwrapPlain, wrapPlain } from './seal';
 import { StatsCollector, SessionStoreStats } from './stats';
 import { MemoryStore } from './memory-store';
@@ -160,7 +168,12 @@ class SessionStoreAttachment implements SessionStoreHandle {
   readonly sessionIdContext: string;
   readonly #server: tls.Server;
   readonly #config: AttachmentConfig;
-  readonly #expectedIdContext: Buffer;
+  /** The session ID context set on the server's contexts, as bytes. */
+  readonly #idContextBytes: Buffer;
+  /** How this Node binds server sessions; undefined until the probe settles (lookups wait for it). */
+  #binding: SessionBinding | undefined;
+  /** SNI name (latin1) -> session ID context a session for it carries, under 'sni-sha256'. */
+  readonly #boundIdContexts = new Map<string, Buffer>();
   readonly #stats = new StatsCollector();
   readonly #restoreSessionIdContext: () => void;
   readonly #scopeBytes: Buffer;
@@ -174,7 +187,10 @@ class SessionStoreAttachment implements SessionStoreHandle {
   readonly #known: Map<string, KnownRecord> | undefined;
   #knownBytes = 0;
   #flushScheduled = false;
-  /** Until the store's ready() settles, store calls wait for it (bounded by the store's start-up budget). */
+  /**
+   * Until the store's ready() and the session-binding probe settle, store calls wait for them
+   * (bounded by the store's start-up budget; the probe, once per process, by 2 s).
+   */
   #storeReady: Promise<void> | undefined;
   #attached = true;
 
@@ -183,7 +199,7 @@ class SessionStoreAttachment implements SessionStoreHandle {
     this.#config = config;
     this.scope = config.scope;
     this.sessionIdContext = sessionIdContextFor(config.scope);
-    this.#expectedIdContext = Buffer.from(this.sessionIdContext, 'latin1');
+    this.#idContextBytes = Buffer.from(this.sessionIdContext, 'latin1');
     this.#scopeBytes = Buffer.from(config.scope, 'utf8');
     if (this.#scopeBytes.length > 0xffff) throw new PersistConfigError('options.scope is longer than 65535 bytes');
     this.#selfBounded = boundedBy(config.store, config.budgetMs);
@@ -221,15 +237,48 @@ class SessionStoreAttachment implements SessionStoreHandle {
     this.#knownBytes -= entry.record.length + entry.der.length;
   }
 
-  /** Settles when the store's ready() does; a failure is counted and reported, never thrown. */
-  #waitForStore(): Promise<void> | undefined {
+  /** Settles when the store's ready() and the binding probe do; a failure is counted and reported, never thrown. */
+  #waitForStore(): Promise<void> {
     const readiness = whenReady(this.#config.store, (error) => {
       this.#stats.errors += 1;
       this.#report(error);
     });
-    return readiness?.finally(() => {
+    const probed = sessionBinding().then((info) => {
+      this.#binding = info.binding;
+    });
+    return Promise.all([readiness, probed]).then(() => {
       this.#storeReady = undefined;
     });
+  }
+
+  /**
+   * The session ID context a session this Node can resume carries: the context's own value, or
+   * (Node binding by SNI) its hash with the SNI name the session was issued for (in its DER).
+   * OpenSSL then compares it with the connection's own, which binds the session to that name.
+   */
+  #expectedIdContext(hostname: Buffer | undefined): Buffer {
+    const binding = this.#binding ?? 'context';
+    if (binding === 'context') return this.#idContextBytes;
+    const name = hostname ? hostname.toString('latin1') : '';
+    let expected = this.#boundIdContexts.get(name);
+    if (expected === undefined) {
+      expected = boundSessionIdContext(binding, this.#idContextBytes, hostname);
+      if (this.#boundIdContexts.size >= 1024) this.#boundIdContexts.clear();
+      this.#boundIdContexts.set(name, expected);
+    }
+    return expected;
+  }
+
+  /** Why a session with this ID context cannot resume on this Node (another binding, or another scope). */
+  #idContextMismatch(idContext: Buffer, hostname: Buffer | undefined): RecordRejectedError {
+    const mine = this.#binding ?? 'context';
+    const other: SessionBinding = mine === 'context' ? 'sni-sha256' : 'context';
+    const why = idContext.equals(boundSessionIdContext(other, this.#idContextBytes, hostname))
+      ? other === 'context'
+        ? 'was issued by a Node release that does not bind sessions to the SNI name (e.g. 20.x, 26.12.1), and this one does'
+        : 'was issued by a Node release that binds sessions to the SNI name (22.23.5+, 24.22.3+), and this one does not'
+      : 'has another session ID context (another scope, or a Node release binding sessions another way)';
+    return new RecordRejectedError('incompatible', `stored session ${why} (Node ${process.version}): full handshake, record kept`);
   }
 
   stats(): SessionStoreStats {
@@ -408,7 +457,7 @@ class SessionStoreAttachment implements SessionStoreHandle {
     } catch (error) {
       throw new RecordRejectedError('rejected', (error as Error).message, error);
     }
-    if (der === undefined) throw new RecordRejectedError('rejected', 'stored session belongs to another scope');
+    if (der === undefined) throw new RecordRejectedError('incompatible', 'stored session belongs to another scope: record kept');
     // A sealed record opened under this key's AAD was written by a holder of the secret for
     // exactly this session ID: reading the ID, context and times from the DER checks it, and
     // Node (OpenSSL) decodes the bytes once, when it loads them. An unsealed record may have
@@ -417,8 +466,8 @@ class SessionStoreAttachment implements SessionStoreHandle {
     if (header) {
       if (header.sessionId.length === 0 || !header.sessionId.equals(sessionId))
         throw new RecordRejectedError('rejected', 'stored session has another session ID than the key it is stored under');
-      if (!header.sessionIdContext.equals(this.#expectedIdContext))
-        throw new RecordRejectedError('rejected', 'stored session has another session ID context (scope)');
+      if (!header.sessionIdContext.equals(this.#expectedIdContext(header.hostname)))
+        throw this.#idContextMismatch(header.sessionIdContext, header.hostname);
       if (header.time + header.timeout > MAX_SESSION_SECONDS)
         throw new RecordRejectedError('rejected', "stored session's time and timeout are out of range");
       const expiresAtMs = (header.time + header.timeout) * 1000;
@@ -440,8 +489,8 @@ class SessionStoreAttachment implements SessionStoreHandle {
     try {
       if (!session.id.equals(sessionId))
         throw new RecordRejectedError('rejected', 'stored session has another session ID than the key it is stored under');
-      if (!session.idContext.equals(this.#expectedIdContext))
-        throw new RecordRejectedError('rejected', 'stored session has another session ID context (scope)');
+      const hostname = session.hostname === undefined ? undefined : Buffer.from(session.hostname, 'utf8');
+      if (!session.idContext.equals(this.#expectedIdContext(hostname))) throw this.#idContextMismatch(session.idContext, hostname);
       if (!session.isResumable) throw new RecordRejectedError('rejected', 'stored session is not resumable');
       if (session.isExpired()) throw new RecordRejectedError('expired', 'stored session has expired');
       return session.expiresAt.getTime();
@@ -512,6 +561,11 @@ class SessionStoreAttachment implements SessionStoreHandle {
       return der;
     } catch (error) {
       const refused = error instanceof RecordRejectedError ? error : new RecordRejectedError('rejected', (error as Error).message);
+      if (refused.reason === 'incompatible') {
+        // Usable by another member (another scope, another Node release): not ours to delete, nor an error.
+        this.#stats.incompatible += 1;
+        return null;
+      }
       if (refused.reason === 'expired') this.#stats.expired += 1;
       else this.#stats.rejected += 1;
       this.#report(refused);

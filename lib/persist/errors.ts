@@ -75,11 +75,21 @@ export class NodeInternalsError extends TlsSessionError {
   }
 }
 
-/** A stored session was refused on resumption (expired, other scope, tampered, undecodable); it is deleted. */
+/**
+ * A stored session was refused on resumption. 'expired' and 'rejected' (tampered, undecodable,
+ * not resumable): the record is deleted. 'incompatible' (another scope, or issued by a Node
+ * release that binds sessions differently): the record is kept for the members that can use it.
+ */
+const RECORD_REFUSAL_CODES = {
+  expired: 'ERR_TLS_SESSION_RECORD_EXPIRED',
+  rejected: 'ERR_TLS_SESSION_RECORD_REJECTED',
+  incompatible: 'ERR_TLS_SESSION_RECORD_INCOMPATIBLE',
+} as const;
+
 export class RecordRejectedError extends TlsSessionError {
-  readonly reason: 'expired' | 'rejected';
-  constructor(reason: 'expired' | 'rejected', message: string, cause?: unknown) {
-    super(reason === 'expired' ? 'ERR_TLS_SESSION_RECORD_EXPIRED' : 'ERR_TLS_SESSION_RECORD_REJECTED', message);
+  readonly reason: 'expired' | 'rejected' | 'incompatible';
+  constructor(reason: 'expired' | 'rejected' | 'incompatible', message: string, cause?: unknown) {
+    super(RECORD_REFUSAL_CODES[reason], message);
     this.reason = reason;
     if (cause !== undefined) (this as { cause?: unknown }).cause = cause;
   }

@@ -21,8 +21,14 @@ export interface SessionStoreStats {
   stored: number;
   /** Records refused because the session's own lifetime had passed. */
   expired: number;
-  /** Records refused as tampered, of another scope, undecodable, oversized or not resumable. */
+  /** Records refused as tampered, undecodable, oversized or not resumable (and deleted). */
   rejected: number;
+  /**
+   * Records this server cannot resume but leaves in the store: of another scope, or issued by a
+   * Node release that binds sessions differently (a rolling upgrade; node-internals.ts). Each
+   * costs a full handshake.
+   */
+  incompatible: number;
   /** Store operations that failed or exceeded the budget. */
   errors: number;
   /** newSession events ignored because the session was TLS 1.3 (Node resumes those by ticket only). */
@@ -63,6 +69,7 @@ export class StatsCollector {
   stored = 0;
   expired = 0;
   rejected = 0;
+  incompatible = 0;
   errors = 0;
   skippedTls13 = 0;
   filtered = 0;
@@ -77,6 +84,7 @@ export class StatsCollector {
       stored: this.stored,
       expired: this.expired,
       rejected: this.rejected,
+      incompatible: this.incompatible,
       errors: this.errors,
       skippedTls13: this.skippedTls13,
       filtered: this.filtered,

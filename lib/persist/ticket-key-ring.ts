@@ -26,6 +26,14 @@ import { randomBytes } from 'node:crypto';
 import type * as tls from 'node:tls';
 import { inspect } from 'node:util';
 import { invalidArgType, outOfRange } from '../errors';
+import {
+  nativeContextOf,
+  serverInternals,
+  serverNativeContexts,
+  sniCallbackSymbol,
+  ticketKeyCallbackGap,
+  type NativeSecureContext,
+} from '../node-internals';
 import { withDeadline } from './deadline';
 import { PersistConfigError, RecordFormatError } from './errors';
 import { Sealer, Secret, unwrapPlain, wrapPlain } from './seal';
@@ -122,20 +130,7 @@ interface RingKey {
   lastIssuedAt: number | undefined;
 }
 
-type TicketKeyCallback = (name: Buffer, iv: Buffer, encrypt: boolean) => readonly unknown[];
-
-/** The parts of Node's (undocumented) native SecureContext used here. */
-interface NativeContext {
-  enableTicketKeyCallback?: () => void;
-  onticketkeycallback?: TicketKeyCallback;
-  setTicketKeys(keys: Buffer): void;
-  getTicketKeys(): Buffer;
-}
-
-interface ServerInternals {
-  _sharedCreds?: { context?: NativeContext };
-  _contexts?: Array<[RegExp, NativeContext | { context: NativeContext }]>;
-}
+type NativeContext = NativeSecureContext;
 
 type SniCallback = (this: unknown, servername: string, callback: (error: Error | null, context?: unknown) => void) => void;
 
@@ -154,15 +149,6 @@ interface Attachment {
 const nameOf = (material: Buffer) => material.subarray(0, PART_BYTES);
 const hmacOf = (material: Buffer) => material.subarray(PART_BYTES, 2 * PART_BYTES);
 const aesOf = (material: Buffer) => material.subarray(2 * PART_BYTES, TICKET_KEY_BYTES);
-
-function nativeOf(context: unknown): NativeContext | undefined {
-  if (context === null || typeof context !== 'object') return undefined;
-  if (typeof (context as NativeContext).setTicketKeys === 'function') return context as NativeContext;
-  const inner = (context as { context?: unknown }).context;
-  return inner !== null && typeof inner === 'object' && typeof (inner as NativeContext).setTicketKeys === 'function'
-    ? (inner as NativeContext)
-    : undefined;
-}
 
 /** What Node itself does with one key per context: used once a server is detached from the ring. */
 function singleKeyAnswer(context: NativeContext, name: Buffer, encrypt: boolean): readonly unknown[] {
@@ -410,16 +396,10 @@ export class TicketKeyRing {
   }
 
   #modeFor(server: tls.Server): TicketKeyMode {
-    const creds = (server as unknown as ServerInternals)._sharedCreds;
-    const context = creds?.context;
-    if (typeof context?.enableTicketKeyCallback === 'function') return 'callback';
+    const missing = ticketKeyCallbackGap(server);
+    if (missing === undefined) return 'callback';
     if (!this.#warned) {
       this.#warned = true;
-      const missing = !creds
-        ? 'server._sharedCreds'
-        : !context
-          ? 'server._sharedCreds.context'
-          : 'server._sharedCreds.context.enableTicketKeyCallback()';
       process.emitWarning(
         `TicketKeyRing: Node ${process.version} lacks ${missing}, so each server holds one ticket key (setTicketKeys): ` +
           'tickets issued before a key rotation get a full handshake after it.',
@@ -454,8 +434,7 @@ export class TicketKeyRing {
 
   /** Gives the server's contexts the ring's keys: its default context and, in callback mode, its SNI contexts. */
   #cover(attachment: Attachment): void {
-    const target = attachment.server as unknown as ServerInternals;
-    const main = target._sharedCreds?.context;
+    const main = serverInternals(attachment.server)._sharedCreds?.context;
     if (attachment.mode === 'setTicketKeys') {
       if (main && !attachment.covered.has(main) && this.#active) {
         attachment.covered.add(main);
@@ -463,11 +442,7 @@ export class TicketKeyRing {
       }
       return;
     }
-    if (main) this.#coverContext(attachment, main);
-    for (const entry of target._contexts ?? []) {
-      const native = nativeOf(entry[1]);
-      if (native) this.#coverContext(attachment, native);
-    }
+    for (const native of serverNativeContexts(attachment.server)) this.#coverContext(attachment, native);
     this.#wrapSniCallback(attachment);
   }
 
@@ -500,13 +475,13 @@ export class TicketKeyRing {
    */
   #wrapSniCallback(attachment: Attachment): void {
     const target = attachment.server as unknown as Record<symbol, unknown>;
-    const symbol = attachment.sni?.symbol ?? Object.getOwnPropertySymbols(target).find((s) => s.description === 'snicallback');
+    const symbol = attachment.sni?.symbol ?? sniCallbackSymbol(attachment.server);
     if (!symbol) return;
     const current = target[symbol];
     if (typeof current !== 'function' || current === attachment.sni?.wrapper) return;
     const original = current as SniCallback;
     const cover = (context: unknown): void => {
-      const native = nativeOf(context);
+      const native = nativeContextOf(context);
       if (native && !attachment.detached) this.#guard(() => this.#coverContext(attachment, native));
     };
     const wrapper: SniCallback = function (this: unknown, servername, callback) {

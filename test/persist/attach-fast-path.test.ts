@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { ledger, Session } from '../../lib';
 import { attachSessionStore, MemoryStore, Sealer, SqliteStore } from '../../lib/persist';
-import { readSessionHeader } from '../../lib/persist/record';
+import { readSessionHeader } from '../../lib/session-header';
 import { makePki, Pki } from '../helpers/pki';
 import { close, listen, tls12Server, tls13Server } from './helpers/tls-peers';
 
@@ -304,6 +304,7 @@ test("the DER header reader agrees with OpenSSL's decoding of real sessions, and
     expect(header.protocolVersion === 0x0304 ? 'TLSv1.3' : 'TLSv1.2').toBe(session.protocol);
     expect(header.sessionId).toEqual(session.id);
     expect(header.sessionIdContext).toEqual(session.idContext);
+    expect(header.hostname?.toString('utf8')).toBe(session.hostname);
     expect((header.time + header.timeout) * 1000).toBe(session.expiresAt.getTime());
   }
   for (let i = 0; i < 2000; i++) {

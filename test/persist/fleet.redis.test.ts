@@ -34,12 +34,15 @@ async function pair(config: ServerProcessConfig): Promise<[ServerProcess, Server
   return [a, b];
 }
 
-test('TLS 1.2: a session issued by server A resumes on server B through Redis', async () => {
+test.each([
+  ['sealed', randomBytes(32).toString('hex')],
+  ['not sealed', undefined],
+])('TLS 1.2: a session issued by server A resumes on server B through Redis (%s)', async (_name, secretHex) => {
   const [a, b] = await pair({
     store: 'redis',
     url: redis.url,
     mode: 'tls12-store',
-    secretHex: randomBytes(32).toString('hex'),
+    secretHex,
     certPath: pki.serverCertPath,
     keyPath: pki.serverKeyPath,
   });

@@ -17,6 +17,9 @@ export interface ServerProcessConfig {
 
 export interface ServerProcess {
   port: number;
+  /** The member's Node version and how it binds server sessions (node-internals.ts, sessionBinding). */
+  nodeVersion: string;
+  binding: string;
   child: ChildProcess;
   /** SIGTERM; resolves with the stats the process printed on its way out (and the SqliteStore's backend). */
   stop(): Promise<{ stats: Record<string, unknown>; ring: Record<string, unknown> | null; sqliteBackend?: SqliteBackendName }>;
@@ -24,8 +27,9 @@ export interface ServerProcess {
 
 const FIXTURE = join(__dirname, '..', 'fixtures', 'session-server.js');
 
-export function startServerProcess(config: ServerProcessConfig, extraArgs: string[] = []): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [FIXTURE, JSON.stringify(config), ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** `node`: the Node binary the member runs on (default: this process's; another release for a rolling-upgrade fleet). */
+export function startServerProcess(config: ServerProcessConfig, extraArgs: string[] = [], node = process.execPath): Promise<ServerProcess> {
+  const child = spawn(node, [FIXTURE, JSON.stringify(config), ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   const lines: Array<Record<string, unknown>> = [];
@@ -63,6 +67,8 @@ export function startServerProcess(config: ServerProcessConfig, extraArgs: strin
 
   return nextLine((line) => line.ready === true, 'listening').then((ready) => ({
     port: ready.port as number,
+    nodeVersion: ready.nodeVersion as string,
+    binding: ready.binding as string,
     child,
     async stop() {
       child.kill('SIGTERM');

@@ -69,7 +69,8 @@ export function handshake(
   extra: tls.ConnectionOptions = {},
   request?: string,
 ): Promise<HandshakeResult> {
-  const servername = extra.servername ?? 'localhost';
+  // Node's identity for the session: servername, else host (no SNI for an IP address), else 'localhost'.
+  const servername = 'servername' in extra && !extra.servername ? (extra.host ?? '127.0.0.1') : (extra.servername ?? 'localhost');
   const offered = session && forNode(session, servername);
   return new Promise((resolve, reject) => {
     let received: Buffer | undefined;
