@@ -16,6 +16,7 @@ import { attachSessionStore, MemoryStore, Sealer, SqliteStore } from '../../lib/
 import { readSessionHeader } from '../../lib/session-header';
 import { makePki, Pki } from '../helpers/pki';
 import { close, listen, tls12Server, tls13Server } from './helpers/tls-peers';
+import { RecordingStore } from './helpers/recording-store';
 
 let pki: Pki;
 const secret = randomBytes(32);
@@ -41,15 +42,6 @@ class GatedStore extends MemoryStore {
   override async get(key: string): Promise<Buffer | undefined> {
     this.gets += 1;
     return super.get(key);
-  }
-}
-
-/** A MemoryStore that remembers the keys written. */
-class RecordingStore extends MemoryStore {
-  readonly keys: string[] = [];
-  override async set(key: string, value: Buffer, ttlSeconds: number): Promise<void> {
-    this.keys.push(key);
-    await super.set(key, value, ttlSeconds);
   }
 }
 

@@ -12,15 +12,7 @@ import { makePki, Pki } from '../helpers/pki';
 import { withSessionTimes } from '../helpers/session-der';
 import { attachSessionStore, MemoryStore, Sealer, SessionStore } from '../../lib/persist';
 import { close, forNode, fromNode, handshake, listen, tls12Server, tls13Server } from './helpers/tls-peers';
-
-/** A MemoryStore that remembers which keys were written, so tests can reach the records. */
-class RecordingStore extends MemoryStore {
-  readonly keys: string[] = [];
-  override async set(key: string, value: Buffer, ttlSeconds: number): Promise<void> {
-    this.keys.push(key);
-    await super.set(key, value, ttlSeconds);
-  }
-}
+import { RecordingStore } from './helpers/recording-store';
 
 let pki: Pki;
 let otherPki: Pki;

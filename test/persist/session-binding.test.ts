@@ -11,6 +11,7 @@ import { attachSessionStore, MemoryStore, Sealer } from '../../lib/persist';
 import { boundSessionIdContext, sessionBinding, type SessionBinding } from '../../lib/node-internals';
 import { readSessionHeader } from '../../lib/session-header';
 import { makePki, type Pki } from '../helpers/pki';
+import { RecordingStore } from './helpers/recording-store';
 import { close, handshake, listen, tls12Server } from './helpers/tls-peers';
 
 let pki: Pki;
@@ -73,14 +74,14 @@ test.each(variants)(
 test.each(variants)(
   'a record written under the other binding (another Node release) gets a full handshake, is counted and kept (%s)',
   async (_name, options) => {
-    const store = new KeyedStore();
+    const store = new RecordingStore();
     const errors: Error[] = [];
     const server = tls12Server(pki);
     const handle = attachSessionStore(server, { store, ...options, onError: (e) => errors.push(e) });
     const port = await listen(server);
     try {
       const first = await handshake(pki, port, undefined, { servername: 'a.example', ...anyName });
-      const [key] = store.written;
+      const [key] = store.keys;
       const record = (await store.get(key!))!;
       // The same session as the other kind of Node would have written it: only the context differs.
       const sealer = options.secret ? new Sealer(options.secret, 'session-record') : undefined;
@@ -107,15 +108,6 @@ test.each(variants)(
     }
   },
 );
-
-/** A MemoryStore that remembers the keys written to it. */
-class KeyedStore extends MemoryStore {
-  readonly written: string[] = [];
-  override async set(key: string, value: Buffer, ttlSeconds: number): Promise<void> {
-    this.written.push(key);
-    return super.set(key, value, ttlSeconds);
-  }
-}
 
 test('a client that sends no SNI resumes too (Node hashes the empty name where it binds by name)', async () => {
   const store = new MemoryStore();
