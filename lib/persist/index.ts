@@ -28,3 +28,4 @@ export {
   ScopeError,
   NodeInternalsError,
 } from './errors';
+export type { RedisClientLike, IoredisStyleClient, NodeRedisStyleClient } from './redis-client';

@@ -1,16 +1,22 @@
 /**
- * A fleet-wide store on Redis (ioredis), single node or Cluster. Every command has a time
- * budget (default 50 ms) and never waits in an offline queue: a slow or dead Redis makes a
- * call reject quickly (the caller counts a miss and the client gets a full handshake) while
- * ioredis reconnects in the background.
+ * A fleet-wide store on Redis or Valkey, single node or Cluster. Every command has a time
+ * budget (default 50 ms): a slow or dead Redis makes a call reject quickly (the caller counts a
+ * miss and the client gets a full handshake) while the client reconnects in the background.
+ *
+ * The store's own client (`{ url }`) is ioredis: a dependency already, kept current, with the
+ * fail-fast settings below (no offline queue, no retries per request). A client the caller
+ * passes may be any family redis-client.ts recognises (ioredis 5/6, iovalkey, node-redis v4+).
  */
-import type { Cluster, Redis, RedisOptions } from 'ioredis';
+import type { RedisOptions } from 'ioredis';
 import { performance } from 'node:perf_hooks';
 import { inspect } from 'node:util';
 import { invalidArgType, outOfRange } from '../errors';
 import { withDeadline } from './deadline';
 import { PersistConfigError, StoreClosedError, StoreError, StoreTimeoutError } from './errors';
+import { adaptRedisClient, ownIoredisAdapter, RedisClientAdapter, RedisClientLike } from './redis-client';
 import { SessionStore, StoredEntry, validateKey, validateTtl, validateValue } from './store';
+
+export type { RedisClientLike, IoredisStyleClient, NodeRedisStyleClient } from './redis-client';
 
 interface RedisStoreCommon {
   /** Prepended to every key (default 'tls-session:'). */
@@ -32,8 +38,12 @@ export interface RedisStoreUrlOptions extends RedisStoreCommon {
 }
 
 export interface RedisStoreClientOptions extends RedisStoreCommon {
-  /** An existing ioredis client or Cluster; the caller keeps ownership (close() leaves it open). */
-  client: Redis | Cluster;
+  /**
+   * An existing client or cluster the caller connected and keeps owning (close() leaves it
+   * open): ioredis 5/6 or iovalkey `Redis`/`Cluster`, node-redis v4+ `createClient()`/
+   * `createCluster()` (after `await client.connect()`). Recognised by shape, not by class.
+   */
+  client: RedisClientLike;
 }
 
 export type RedisStoreOptions = RedisStoreUrlOptions | RedisStoreClientOptions;
@@ -42,7 +52,7 @@ export class RedisStore implements SessionStore {
   readonly keyPrefix: string;
   readonly budgetMs: number;
   readonly startupBudgetMs: number;
-  readonly #client: Redis | Cluster;
+  readonly #client: RedisClientAdapter;
   readonly #ownsClient: boolean;
   readonly #startupDeadline: number;
   /** One wait for 'ready' shared by every caller of ready() during start-up. */
@@ -61,17 +71,14 @@ export class RedisStore implements SessionStore {
       throw outOfRange('options.startupBudgetMs', 'an integer >= 1', this.startupBudgetMs);
     }
     this.#startupDeadline = performance.now() + this.startupBudgetMs;
-    // Loaded here, not at the top: requiring the package must not load a Redis client.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const ioredis = require('ioredis') as typeof import('ioredis');
     if ('client' in options && options.client !== undefined) {
-      if (!(options.client instanceof ioredis.Redis) && !(options.client instanceof ioredis.Cluster)) {
-        throw invalidArgType('options.client', 'an ioredis Redis or Cluster instance', options.client);
-      }
-      this.#client = options.client;
+      this.#client = adaptRedisClient(options.client);
       this.#ownsClient = false;
     } else if ('url' in options && typeof options.url === 'string' && options.url.length > 0) {
-      this.#client = new ioredis.Redis(options.url, {
+      // Loaded here, not at the top: requiring the package must not load a Redis client.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const ioredis = require('ioredis') as typeof import('ioredis');
+      const client = new ioredis.Redis(options.url, {
         // Fail fast instead of queueing while disconnected; reconnect forever with capped backoff.
         enableOfflineQueue: false,
         maxRetriesPerRequest: 0,
@@ -80,26 +87,29 @@ export class RedisStore implements SessionStore {
         commandTimeout: Math.max(this.budgetMs * 4, 1000),
         ...options.redisOptions,
       });
+      this.#client = ownIoredisAdapter(client);
       this.#ownsClient = true;
     } else {
-      throw new PersistConfigError('RedisStore needs either options.url (a redis:// URL) or options.client (an ioredis client)');
+      throw new PersistConfigError(
+        'RedisStore needs either options.url (a redis:// URL) or options.client (an ioredis, iovalkey or node-redis client)',
+      );
     }
-    // Without a listener ioredis prints every connection error; we count them instead.
-    this.#client.on('error', this.#onConnectionError);
+    // Without a listener ioredis prints every connection error and node-redis throws it; we count them instead.
+    this.#client.onError(this.#onConnectionError);
   }
 
   readonly #onConnectionError = (): void => {
     this.#connectionErrors += 1;
   };
 
-  /** Connection-level errors ioredis reported (refused, reset, ...) since construction. */
+  /** Connection-level errors the client reported (refused, reset, ...) since construction. */
   get connectionErrors(): number {
     return this.#connectionErrors;
   }
 
   /** 'ready' when commands can run; anything else means calls will fail fast. */
   get status(): string {
-    return this.#client.status;
+    return this.#client.status();
   }
 
   /**
@@ -110,7 +120,7 @@ export class RedisStore implements SessionStore {
    */
   ready(): Promise<void> {
     if (this.#closed) return Promise.reject(new StoreClosedError());
-    if (this.#client.status === 'ready') return Promise.resolve();
+    if (this.#client.status() === 'ready') return Promise.resolve();
     const remainingMs = this.#startupDeadline - performance.now();
     if (remainingMs <= 0) return Promise.reject(this.#notReadyError());
     if (this.#readyWait) return this.#readyWait.promise;
@@ -118,26 +128,25 @@ export class RedisStore implements SessionStore {
     const promise = new Promise<void>((resolve, reject) => {
       settle = (error?: Error) => {
         clearTimeout(timer);
-        this.#client.removeListener('ready', onReady);
+        stopWaiting();
         this.#readyWait = undefined;
         if (error) reject(error);
         else resolve();
       };
     });
-    const onReady = (): void => settle();
     const timer = setTimeout(() => settle(this.#notReadyError()), Math.ceil(remainingMs));
-    this.#client.once('ready', onReady);
+    const stopWaiting = this.#client.whenReady(() => settle());
     this.#readyWait = { promise, cancel: settle };
     return promise;
   }
 
   #notReadyError(): StoreTimeoutError {
-    return new StoreTimeoutError(`Redis connect (start-up budget; status ${this.#client.status})`, this.startupBudgetMs);
+    return new StoreTimeoutError(`Redis connect (start-up budget; status ${this.#client.status()})`, this.startupBudgetMs);
   }
 
   async get(key: string): Promise<Buffer | undefined> {
     validateKey(key);
-    const value = await this.#command('GET', () => this.#client.getBuffer(this.keyPrefix + key));
+    const value = await this.#command('GET', () => this.#client.get(this.keyPrefix + key));
     return value ?? undefined;
   }
 
@@ -145,21 +154,20 @@ export class RedisStore implements SessionStore {
     validateKey(key);
     validateValue(value);
     validateTtl(ttlSeconds);
-    await this.#command('SET', () => this.#client.set(this.keyPrefix + key, value, 'EX', ttlSeconds));
+    await this.#command('SET', () => this.#client.set(this.keyPrefix + key, value, ttlSeconds, false));
   }
 
   async setIfAbsent(key: string, value: Buffer, ttlSeconds: number): Promise<boolean> {
     validateKey(key);
     validateValue(value);
     validateTtl(ttlSeconds);
-    const reply = await this.#command('SET NX', () => this.#client.set(this.keyPrefix + key, value, 'EX', ttlSeconds, 'NX'));
-    return reply === 'OK';
+    return this.#command('SET NX', () => this.#client.set(this.keyPrefix + key, value, ttlSeconds, true));
   }
 
   /** GETDEL (Redis 6.2+): atomic, so a value goes to one caller only. */
   async take(key: string): Promise<Buffer | undefined> {
     validateKey(key);
-    const value = await this.#command('GETDEL', () => this.#client.getdelBuffer(this.keyPrefix + key));
+    const value = await this.#command('GETDEL', () => this.#client.getdel(this.keyPrefix + key));
     return value ?? undefined;
   }
 
@@ -176,24 +184,19 @@ export class RedisStore implements SessionStore {
   async *entries(): AsyncGenerator<StoredEntry> {
     // SCAN's MATCH is a glob: the prefix's own glob characters must match literally.
     const pattern = `${this.keyPrefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
-    const nodes = this.#client.isCluster ? (this.#client as Cluster).nodes('master') : [this.#client as Redis];
+    const nodes = await this.#command('CLUSTER masters', () => this.#client.masters());
     for (const node of nodes) {
       let cursor = '0';
       do {
-        const [next, keys] = await this.#command('SCAN', () => node.scan(cursor, 'MATCH', pattern, 'COUNT', 200));
+        const [next, keys] = await this.#command('SCAN', () => node.scan(cursor, pattern, 200));
         cursor = next;
         if (keys.length === 0) continue;
-        const pipeline = node.pipeline();
-        for (const key of keys) pipeline.getBuffer(key).pttl(key);
-        const replies = (await this.#command('GET/PTTL', () => pipeline.exec())) ?? [];
+        const replies = await this.#command('GET/PTTL', () => node.read(keys));
         const now = Date.now();
         for (const [index, key] of keys.entries()) {
-          const [valueError, value] = replies[2 * index] ?? [];
-          const [ttlError, ttlMs] = replies[2 * index + 1] ?? [];
-          if (valueError || ttlError || !Buffer.isBuffer(value)) continue;
-          const ttl = Number(ttlMs);
-          if (ttl === -2) continue;
-          yield { key: key.slice(this.keyPrefix.length), value, expiresAt: ttl >= 0 ? new Date(now + ttl) : undefined };
+          const { value, ttlMs } = replies[index]!;
+          if (value === undefined || ttlMs === -2 || Number.isNaN(ttlMs)) continue;
+          yield { key: key.slice(this.keyPrefix.length), value, expiresAt: ttlMs >= 0 ? new Date(now + ttlMs) : undefined };
         }
       } while (cursor !== '0');
     }
@@ -204,7 +207,7 @@ export class RedisStore implements SessionStore {
     this.#closed = true;
     this.#readyWait?.cancel(new StoreClosedError());
     if (this.#ownsClient) this.#client.disconnect();
-    else this.#client.removeListener('error', this.#onConnectionError);
+    else this.#client.offError(this.#onConnectionError);
   }
 
   async #command<T>(name: string, run: () => Promise<T>): Promise<T> {
