@@ -19,7 +19,13 @@ export interface RedisServer {
   stop(): Promise<void>;
 }
 
+/**
+ * The server binary: TLS_SESSION_REDIS_SERVER when set (the Valkey lane points it at a
+ * `redis-server` that runs Debian 13's valkey-server, with a `redis-cli` beside it), else Redis.
+ */
 export function redisServerPath(): string {
+  const chosen = process.env.TLS_SESSION_REDIS_SERVER;
+  if (chosen) return chosen;
   for (const candidate of ['/usr/bin/redis-server', '/usr/local/bin/redis-server']) {
     try {
       execFileSync(candidate, ['--version'], { stdio: 'ignore' });
