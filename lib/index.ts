@@ -1,8 +1,7 @@
 export { Session, SessionView, SessionReader, DEFAULT_MAX_DER_BYTES } from './session';
 export type { FromDEROptions, FromNodeSessionOptions, ToNodeSessionOptions, SessionSummary } from './session';
-export { nodeSessionFormat, nodeSessionFormatByVersion } from './node-session';
-export type { NodeSessionFormat, NodeSessionFormatInfo } from './node-session';
-export { nodeInternals, sessionBinding, sessionBindingByVersion } from './node-internals';
+export { nodeInternals, nodeSessionFormat, nodeSessionFormatByVersion, sessionBinding, sessionBindingByVersion } from './node-internals';
+export type { NodeSessionFormat, NodeSessionFormatInfo } from './node-internals';
 export type { NodeInternalsReport, SessionBinding, SessionBindingInfo } from './node-internals';
 export { openssl, proveOpenSSLBinding } from './openssl';
 export type { OpenSSLInfo, SymbolOrigin } from './openssl';

@@ -13,17 +13,19 @@
  * |   context.onticketkeycallback              |                                |   then setTicketKeys (one key)          |
  * | the session ID context Node writes into    | attachSessionStore (which      | sessionBinding(): a handshake probe,    |
  * |   server sessions (the SNI binding)        |   records this Node resumes)   |   else the version rule and one warning |
- * | the client session envelope                | Session, ClientSessionCache    | nodeSessionFormat() (node-session.ts)   |
+ * | the client session envelope (codec in      | Session, ClientSessionCache    | nodeSessionFormat(): a probe on an      |
+ * |   node-session.ts)                         |                                |   unconnected socket, else the version  |
+ * | socket._handle.onread (the stream reader)  | ClientSessionCache (the wait   | muteSocketReads(): false, and the wait  |
+ * |                                            |   for late TLS 1.3 tickets)    |   is skipped                            |
  *
  * test/node-internals.test.ts checks each against real handshakes on every CI Node line.
  */
 import { constants, createHash } from 'node:crypto';
 import { Duplex } from 'node:stream';
 import * as tls from 'node:tls';
-import { nodeSessionFormat, type NodeSessionFormatInfo } from './node-session';
+import type { Socket } from 'node:net';
+import { buildNodeEnvelope, hasNodeEnvelopeMagic, parseNodeEnvelope } from './node-session';
 import { readSessionHeader } from './session-header';
-
-export { nodeSessionFormat, nodeSessionFormatByVersion } from './node-session';
 
 // ---------------------------------------------------------------------------------------------
 // tls.Server internals: the native SecureContext of the default and each SNI context.
@@ -130,6 +132,15 @@ export function sniCallbackSymbol(server: tls.Server): symbol | undefined {
   return Object.getOwnPropertySymbols(server).find((s) => s.description === 'snicallback');
 }
 
+/** A Node version's major, and whether it is at least `minor.patch` of that major. */
+function release(version: string): { major: number; atLeast(minor: number, patch: number): boolean } {
+  const [major = 0, minor = 0, patch = 0] = version
+    .replace(/^v/, '')
+    .split('.')
+    .map((part) => Number.parseInt(part, 10) || 0);
+  return { major, atLeast: (m, p) => minor > m || (minor === m && patch >= p) };
+}
+
 // ---------------------------------------------------------------------------------------------
 // The session ID context Node writes into server sessions.
 
@@ -161,11 +172,7 @@ export const SESSION_BINDING_WARNING = 'TLS_SESSION_BINDING_UNPROBED';
  * or later lines is unknown here, hence the probe.
  */
 export function sessionBindingByVersion(version: string = process.versions.node): SessionBinding {
-  const [major = 0, minor = 0, patch = 0] = version
-    .replace(/^v/, '')
-    .split('.')
-    .map((part) => Number.parseInt(part, 10) || 0);
-  const atLeast = (m: number, p: number): boolean => minor > m || (minor === m && patch >= p);
+  const { major, atLeast } = release(version);
   if (major === 24) return atLeast(22, 2) ? 'sni-sha256' : 'context';
   if (major === 22) return atLeast(23, 4) ? 'sni-sha256' : 'context';
   return 'context';
@@ -309,6 +316,119 @@ export function sessionBinding(): Promise<SessionBindingInfo> {
 /** The binding once sessionBinding() has settled; undefined before. */
 export function sessionBindingIfDecided(): SessionBindingInfo | undefined {
   return bindingDecided;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The client session envelope (lib/node-session.ts holds its codec): which form this Node uses.
+
+/** 'wrapped': Node's envelope with the host (Node ≥ 22.23.0 / 24.17.0 / 26.3.1). 'der': plain DER (Node 20 and older releases). */
+export type NodeSessionFormat = 'wrapped' | 'der';
+
+export interface NodeSessionFormatInfo {
+  /** What the running Node's client hands out and what its tls.connect({ session }) resumes. */
+  format: NodeSessionFormat;
+  /** 'probe': measured on this Node; 'version': the probe was inconclusive and the version rule decided. */
+  decidedBy: 'probe' | 'version';
+  /** process.version when decided. */
+  nodeVersion: string;
+}
+
+/**
+ * The version rule: the releases that bind client sessions to their host (CVE-2026-48934) are
+ * 22.23.0+, 24.17.0+, 26.3.1+, and every line from 27 on. 23.x and 25.x were out of support by
+ * then and never got it; 20.x (end of life in April 2026) neither. A distribution that backports
+ * the fix to another version makes this rule wrong, which is why the probe decides first.
+ */
+export function nodeSessionFormatByVersion(version: string = process.versions.node): NodeSessionFormat {
+  const { major, atLeast } = release(version);
+  if (major >= 27) return 'wrapped';
+  if (major === 26) return atLeast(3, 1) ? 'wrapped' : 'der';
+  if (major === 24) return atLeast(17, 0) ? 'wrapped' : 'der';
+  if (major === 22) return atLeast(23, 0) ? 'wrapped' : 'der';
+  return 'der';
+}
+
+/**
+ * A syntactically valid SSL_SESSION that never saw a network: version 1, TLS 1.2, cipher 0xC02F,
+ * empty session ID, an all-zero 48-byte master key. Only used by the probe, on a TLSSocket that is
+ * never connected.
+ */
+const PROBE_DER = Buffer.concat([Buffer.from('303f020101020203030402c02f04000430', 'hex'), Buffer.alloc(48)]);
+const PROBE_HOST = 'localhost'; // Node's identity for a socket given neither servername nor host
+
+/** What a client TLSSocket that was never connected hands back after setSession(session). */
+function handedBack(secureContext: tls.SecureContext, session: Buffer): Buffer | undefined {
+  const socket = new tls.TLSSocket(undefined as unknown as Socket, { secureContext });
+  try {
+    socket.on('error', () => {
+      /* never connected: nothing to report */
+    });
+    // setSession runs the same check as tls.connect({ session }) (getSessionForReuse in Node's
+    // lib/internal/tls/wrap.js); @types/node does not declare it.
+    (socket as tls.TLSSocket & { setSession(session: Buffer): void }).setSession(session);
+    const out = socket.getSession();
+    return Buffer.isBuffer(out) ? out : undefined;
+  } finally {
+    socket.destroy();
+  }
+}
+
+/**
+ * The probe: on an unconnected client TLSSocket (default options: a verifying client, no
+ * servername, so Node's identity is 'localhost'), give it PROBE_DER plain and then wrapped for
+ * 'localhost', and look at what getSession() hands back. A Node that accepts plain DER and hands
+ * it back plain expects 'der'; one that ignores plain DER, accepts the envelope and hands it back
+ * wrapped expects 'wrapped'. Anything else is inconclusive (undefined).
+ */
+export function probeNodeSessionFormat(): NodeSessionFormat | undefined {
+  try {
+    // An empty CA list: the socket is never connected, and Node's root store (9.5 ms to load on
+    // Node 24, measured) is not worth loading for that.
+    const secureContext = tls.createSecureContext({ ca: [] });
+    const plain = handedBack(secureContext, PROBE_DER);
+    if (plain !== undefined && plain[0] === 0x30) return 'der';
+    const wrapped = handedBack(secureContext, buildNodeEnvelope(PROBE_HOST, PROBE_DER));
+    if (plain === undefined && wrapped !== undefined && hasNodeEnvelopeMagic(wrapped)) {
+      return parseNodeEnvelope(wrapped).host === PROBE_HOST ? 'wrapped' : undefined;
+    }
+    return undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+let decided: NodeSessionFormatInfo | undefined;
+
+/**
+ * Which client session format the running Node uses, decided once per process: by the probe
+ * (probeNodeSessionFormat: real behaviour of this Node's TLSSocket, a few milliseconds), or by
+ * the version rule (nodeSessionFormatByVersion) if the probe is inconclusive.
+ * `test/node-session.test.ts` proves the answer against a real handshake on every CI line.
+ */
+export function nodeSessionFormat(): NodeSessionFormatInfo {
+  if (decided === undefined) {
+    const probed = probeNodeSessionFormat();
+    decided = Object.freeze({
+      format: probed ?? nodeSessionFormatByVersion(),
+      decidedBy: probed !== undefined ? 'probe' : 'version',
+      nodeVersion: process.version,
+    } as const);
+  }
+  return decided;
+}
+
+// ---------------------------------------------------------------------------------------------
+// A socket's stream reader (lib/internal/stream_base_commons.js: onStreamRead, as
+// `socket._handle.onread`): ClientSessionCache keeps a TLS 1.3 connection reading its tickets
+// for a moment after the caller destroyed the socket, and data read meanwhile must not reach the
+// destroyed stream (Node would throw ERR_OUT_OF_RANGE).
+
+/** Drops what the socket's handle reads from now on; false when the handle has no reader to replace (nothing done). */
+export function muteSocketReads(socket: Socket): boolean {
+  const handle = (socket as unknown as { _handle?: { onread?: unknown } | null })._handle;
+  if (!handle || typeof handle.onread !== 'function') return false;
+  handle.onread = () => {};
+  return true;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ import { inspect } from 'node:util';
 import { native, ReleaseReason, type NativeHandle, type NativeMetadata } from './binding';
 import { invalidArgType, outOfRange, SessionDecodeError, SessionFreedError, SessionHostError, SessionViewExpiredError } from './errors';
 import { kRegistered, trackOwner, untrackOwner } from './leak-detection';
-import { buildNodeEnvelope, hasNodeEnvelopeMagic, MAX_NODE_SESSION_HOST_BYTES, nodeSessionFormat, parseNodeEnvelope } from './node-session';
+import { buildNodeEnvelope, hasNodeEnvelopeMagic, MAX_NODE_SESSION_HOST_BYTES, parseNodeEnvelope } from './node-session';
+import { nodeSessionFormat } from './node-internals';
 
 /** Default cap on the DER passed to Session.fromDER: real sessions are < 8 KiB even with a certificate chain. */
 export const DEFAULT_MAX_DER_BYTES = 64 * 1024;

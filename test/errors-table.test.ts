@@ -6,6 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { once } from 'node:events';
+import * as net from 'node:net';
 import { join } from 'node:path';
 import { Duplex } from 'node:stream';
 import * as lib from '../lib';
@@ -140,6 +141,19 @@ const provoke: Record<string, () => Promise<unknown>> = {
       const envelope = Buffer.concat([Buffer.from('\0nodejs:tls:session:1\0', 'latin1'), Buffer.from([0, host.length]), host, der!]);
       using session = Session.fromNodeSession(envelope);
       return session.toNodeSession({ servername: 'b.example' });
+    }),
+  ClientConnectTimeoutError: () =>
+    caught(async () => {
+      // A server that accepts TCP and never answers the ClientHello.
+      const silent = net.createServer(() => undefined);
+      await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+      const cache = new lib.ClientSessionCache({ store: new MemoryStore() });
+      try {
+        return await cache.connect({ host: '127.0.0.1', port: (silent.address() as net.AddressInfo).port, timeout: 200 });
+      } finally {
+        await cache.close();
+        silent.close();
+      }
     }),
   NodeInternalsError: () =>
     caught(() => {

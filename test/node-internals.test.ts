@@ -6,8 +6,10 @@
  */
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
+import * as net from 'node:net';
 import * as tls from 'node:tls';
 import {
+  muteSocketReads,
   missingServerInternals,
   nodeInternals,
   nodeSessionFormat,
@@ -85,4 +87,23 @@ test('an inconclusive probe falls back to the version rule with one warning nami
 
 test('the client session format is decided by its probe', () => {
   expect(nodeSessionFormat().decidedBy).toBe('probe');
+});
+
+test("a socket's stream reader can be replaced (ClientSessionCache's wait for TLS 1.3 tickets)", async () => {
+  const server = net.createServer((peer) => peer.write('x'));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const socket = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+  try {
+    await new Promise((resolve) => socket.once('connect', resolve));
+    expect(muteSocketReads(socket)).toBe(true);
+    // What the server then writes is dropped before it reaches the stream.
+    let received = 0;
+    socket.on('data', () => (received += 1));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(received).toBe(0);
+  } finally {
+    socket.destroy();
+    server.close();
+  }
+  expect(muteSocketReads(new net.Socket())).toBe(false); // no handle: nothing replaced
 });

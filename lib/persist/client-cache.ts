@@ -4,36 +4,68 @@
  * job or a restarted worker pays a full handshake to a server it talked to a second ago. This
  * keeps them in a SessionStore (SqliteStore on one machine, RedisStore for a fleet of clients).
  *
- * - Keyed by the peer and the security context (client-peer.ts): a session is never offered to
- *   another host, port, servername, ALPN list, version range, CA set or client identity.
+ * - A resumed connection is not verified again (Node takes the verify result from the session), so
+ *   the session offered is the trust decision. Records are authenticated (sealed) by default:
+ *   with `secret`, else with a key local to the machine for SqliteStore and MemoryStore
+ *   (client-local-key.ts); other stores need `secret` (threat model: docs/PERSISTENCE.md).
+ * - Keyed by the peer and the whole trust policy (client-peer.ts): a session is never offered to
+ *   another host, port, servername, ALPN list, version range, CA set (or default trust store),
+ *   verification setting or client identity; before it is offered, its certificate is run
+ *   through the connection's checkServerIdentity, as a full handshake's would be.
+ * - Options are read once, at the call (the lookup awaits the store).
  * - TLS 1.3 tickets are single-use (RFC 8446 §C.4): a small pool per peer, each connection takes
  *   one with the store's atomic take(). TLS 1.2 sessions are kept under one key and reused.
  * - The lookup has a budget (default 50 ms): a slow or dead store costs at most that, then the
  *   connection goes ahead with a full handshake. Store failures never reject a connection.
  * - Sessions arrive after the handshake (TLS 1.3 sends tickets then); writes are tracked so that
- *   flush()/close() can wait for them before a short-lived process exits.
+ *   flush()/close() can wait for them before a short-lived process exits. A TLS 1.3 socket
+ *   destroyed before its tickets came keeps reading for at most ticketWaitMs (its 'close' waits).
  */
 import type * as https from 'node:https';
+import type { X509Certificate } from 'node:crypto';
 import * as net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import * as tls from 'node:tls';
 import { invalidArgType, outOfRange } from '../errors';
-import { buildNodeEnvelope, hasNodeEnvelopeMagic, nodeSessionFormat, parseNodeEnvelope } from '../node-session';
+import { buildNodeEnvelope, hasNodeEnvelopeMagic, parseNodeEnvelope } from '../node-session';
+import { muteSocketReads, nodeSessionFormat } from '../node-internals';
 import { Session } from '../session';
 import { clientPeerOf, type ClientPeer } from './client-peer';
 import { decodeClientRecord, encodeClientRecord, type ClientSessionUse } from './client-record';
+import { fileKey, inProcessKey } from './client-local-key';
+import { snapshotOptions } from './client-peer';
 import { withDeadline } from './deadline';
-import { RecordRejectedError, StoreClosedError, StoreTimeoutError } from './errors';
+import { ClientConnectTimeoutError, PersistConfigError, RecordRejectedError, StoreClosedError, StoreTimeoutError } from './errors';
+import { MemoryStore } from './memory-store';
 import { Sealer, type Secret, unwrapPlain, wrapPlain } from './seal';
+import { SqliteStore } from './sqlite-store';
 import { LatencyReservoir, type LatencyPercentiles } from './stats';
 import { whenReady, type SessionStore } from './store';
 
 export interface ClientSessionCacheOptions {
   /** Where sessions live: SqliteStore for one machine, RedisStore for a fleet, MemoryStore for one process. */
   store: SessionStore;
-  /** Seal records with AES-256-GCM (same forms as attachSessionStore's secret; its own subkey). */
+  /**
+   * Seal and authenticate records with AES-256-GCM (same forms as attachSessionStore's secret;
+   * its own subkey). Required for stores other than SqliteStore and MemoryStore (RedisStore, your
+   * own): every client sharing the store needs the same secret. Without it, SqliteStore records
+   * are sealed with a key kept in `<file>.key` (mode 0600) and MemoryStore ones with a key held in
+   * this process.
+   */
   secret?: Secret;
+  /**
+   * 'accept-forgeable': store and accept unsealed records, as before records were authenticated.
+   * Anyone who can write the store can then make this client trust any server it connects to
+   * (a record is only data: any certificate, any master key). For tests and migrations only.
+   */
+  unauthenticatedRecords?: 'accept-forgeable';
+  /**
+   * How long a TLS 1.3 socket destroyed before its session tickets arrived keeps reading for
+   * them (default 250 ms; 0: not at all). Servers send tickets one round trip after the handshake;
+   * the socket's 'close' waits, and close()/flush() wait for it.
+   */
+  ticketWaitMs?: number;
   /** Longest the store may delay a connection before it goes ahead with a full handshake (default 50 ms). */
   budgetMs?: number;
   /** Longest a session write may take before it is counted as an error (default 1000 ms; writes run after the handshake). */
@@ -65,7 +97,7 @@ export interface ClientSessionCacheStats {
   stored: number;
   /** Records found expired (by the session's lifetime, the ticket's, the certificate's or maxAgeSeconds) and dropped. */
   expired: number;
-  /** Records dropped as corrupt, tampered, of another peer, oversized or not resumable. */
+  /** Records dropped as corrupt, tampered, unsealed (forgeable), of another peer, oversized, not resumable, or refused by checkServerIdentity. */
   rejected: number;
   /** Store calls that failed or ran over their budget. */
   errors: number;
@@ -97,6 +129,11 @@ interface Offer {
   key: string;
 }
 
+/** A record only this connection's checkServerIdentity refused: kept for the connections it suits. */
+interface RefusedByCheck {
+  expiresAtMs: number;
+}
+
 const DEFAULTS = {
   budgetMs: 50,
   writeBudgetMs: 1000,
@@ -104,7 +141,30 @@ const DEFAULTS = {
   poolSize: 4,
   keyPrefix: 'client:',
   maxSessionBytes: 32 * 1024,
+  ticketWaitMs: 250,
 };
+
+/** The connector's defaults, as undici's own connector has them (buildConnector). */
+const CONNECTOR_DEFAULTS = { timeout: 10_000, keepAlive: true, keepAliveInitialDelay: 60_000 };
+
+/** The sealer for a cache without `secret`: a key local to the machine where the store is, else none possible. */
+function localSealer(store: SessionStore): Sealer {
+  let key: Buffer;
+  if (store instanceof MemoryStore) key = Buffer.from(inProcessKey(store));
+  else if (store instanceof SqliteStore) key = store.path === ':memory:' ? Buffer.from(inProcessKey(store)) : fileKey(`${store.path}.key`);
+  else {
+    throw new PersistConfigError(
+      'ClientSessionCache needs options.secret (32 random bytes, the same for every client of the store) for a store other ' +
+        'than SqliteStore or MemoryStore: whoever can write an unauthenticated store can make this client trust any server. ' +
+        "(unauthenticatedRecords: 'accept-forgeable' turns that protection off.)",
+    );
+  }
+  try {
+    return new Sealer([{ id: 'local', key }], 'client-session');
+  } finally {
+    key.fill(0);
+  }
+}
 
 export class ClientSessionCache {
   readonly #store: SessionStore;
@@ -128,6 +188,8 @@ export class ClientSessionCache {
   };
   #storeReady: Promise<void> | undefined;
   #closed = false;
+  /** Set once close() has waited for everything: sessions arriving later are not written. */
+  #drained = false;
 
   constructor(options: ClientSessionCacheOptions) {
     if (options === null || typeof options !== 'object') throw invalidArgType('options', 'an object', options);
@@ -142,6 +204,7 @@ export class ClientSessionCache {
       ['maxAgeSeconds', 1, 7 * 86_400],
       ['poolSize', 1, 64],
       ['maxSessionBytes', 256, 1024 * 1024],
+      ['ticketWaitMs', 0, 10_000],
     ] as const) {
       const value = options[name];
       if (value === undefined) continue;
@@ -157,10 +220,18 @@ export class ClientSessionCache {
     if (options.onError !== undefined && typeof options.onError !== 'function') {
       throw invalidArgType('options.onError', 'a function', options.onError);
     }
+    const { secret, unauthenticatedRecords } = options;
+    if (unauthenticatedRecords !== undefined && unauthenticatedRecords !== 'accept-forgeable') {
+      throw new PersistConfigError("options.unauthenticatedRecords must be 'accept-forgeable' (or left out)");
+    }
+    if (unauthenticatedRecords !== undefined && secret !== undefined) {
+      throw new PersistConfigError("options.secret and options.unauthenticatedRecords: 'accept-forgeable' exclude each other");
+    }
+    this.#sealer =
+      secret !== undefined ? new Sealer(secret, 'client-session') : unauthenticatedRecords === undefined ? localSealer(store) : undefined;
     this.#store = store;
     this.#config = config;
     this.#onError = options.onError;
-    this.#sealer = options.secret !== undefined ? new Sealer(options.secret, 'client-session') : undefined;
     this.#storeReady = this.#waitForStore();
   }
 
@@ -168,18 +239,35 @@ export class ClientSessionCache {
    * Like tls.connect(options), resolving with the socket at 'secureConnect' (rejecting with the
    * connection's error before it). Offers a cached session when one fits this peer; stores the
    * sessions the connection receives. Store trouble never rejects: it costs a full handshake.
+   * `options` is read once, here; `timeout` also bounds the handshake (counted from this call):
+   * past it the socket is destroyed and this rejects (ERR_TLS_SESSION_CONNECT_TIMEOUT).
    */
   async connect(options: tls.ConnectionOptions): Promise<tls.TLSSocket> {
     this.#checkOpen();
-    const peer = clientPeerOf(options);
-    const offer = options.session === undefined ? await this.#offerFor(peer) : undefined;
-    const socket = this.#open(options, peer, offer);
+    const settings = snapshotOptions(options);
+    const timeoutMs = typeof settings.timeout === 'number' && settings.timeout > 0 ? settings.timeout : undefined;
+    return this.#connect(settings, timeoutMs);
+  }
+
+  /** connect() on a snapshot, with a handshake deadline of `timeoutMs` from now (none if undefined). */
+  async #connect(settings: tls.ConnectionOptions, timeoutMs: number | undefined): Promise<tls.TLSSocket> {
+    const started = performance.now();
+    const peer = clientPeerOf(settings);
+    const offer = settings.session === undefined ? await this.#offerFor(peer) : undefined;
+    const target = typeof settings.path === 'string' ? settings.path : `${settings.host ?? 'localhost'}:${settings.port ?? ''}`;
+    const left = timeoutMs === undefined ? undefined : timeoutMs - (performance.now() - started);
+    if (left !== undefined && left <= 0) throw new ClientConnectTimeoutError(target, timeoutMs!);
+    const socket = this.#open(settings, peer, offer);
     return new Promise<tls.TLSSocket>((resolve, reject) => {
+      const timer =
+        left === undefined ? undefined : setTimeout(() => socket.destroy(new ClientConnectTimeoutError(target, timeoutMs!)), left);
       const onError = (error: Error): void => {
+        clearTimeout(timer);
         socket.removeListener('secureConnect', onSecure);
         reject(error);
       };
       const onSecure = (): void => {
+        clearTimeout(timer);
         socket.removeListener('error', onError);
         resolve(socket);
       };
@@ -203,12 +291,33 @@ export class ClientSessionCache {
   /**
    * A connector for undici: `new undici.Agent({ connect: cache.createConnector(tlsOptions) })`,
    * then `fetch(url, { dispatcher })`. `tlsOptions` (ca, cert, ALPNProtocols, …) apply to every
-   * https connection; plain http connections are opened without TLS.
+   * https connection, as they are now (copied here, as undici's own connector copies its
+   * options); plain http connections are opened without TLS. As undici's connector: `timeout`
+   * bounds connect and handshake (default 10 000 ms; 0: none), `keepAlive` (default true) with
+   * `keepAliveInitialDelay` (default 60 000 ms) sets TCP keep-alive.
    */
-  createConnector(tlsOptions: tls.ConnectionOptions = {}): UndiciConnector {
+  createConnector(tlsOptions: ConnectorOptions = {}): UndiciConnector {
     this.#checkOpen();
     if (tlsOptions === null || typeof tlsOptions !== 'object')
       throw invalidArgType('tlsOptions', 'an object (tls.connect options)', tlsOptions);
+    const {
+      timeout = CONNECTOR_DEFAULTS.timeout,
+      keepAlive = CONNECTOR_DEFAULTS.keepAlive,
+      keepAliveInitialDelay = CONNECTOR_DEFAULTS.keepAliveInitialDelay,
+      ...settings
+    } = snapshotOptions(tlsOptions);
+    for (const [name, value] of [
+      ['timeout', timeout],
+      ['keepAliveInitialDelay', keepAliveInitialDelay],
+    ] as const) {
+      if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw outOfRange(`tlsOptions.${name}`, 'a number >= 0', value);
+    }
+    if (typeof keepAlive !== 'boolean') throw invalidArgType('tlsOptions.keepAlive', 'of type boolean', keepAlive);
+    const timeoutMs = timeout > 0 ? timeout : undefined;
+    const prepare = (socket: net.Socket): void => {
+      socket.setNoDelay(true);
+      if (keepAlive) socket.setKeepAlive(true, keepAliveInitialDelay);
+    };
     return (target, callback) => {
       let settled = false;
       const done = (error: Error | null, socket: net.Socket | null): void => {
@@ -222,23 +331,40 @@ export class ClientSessionCache {
       const local = target.localAddress ? { localAddress: target.localAddress } : {};
       if (target.protocol !== 'https:') {
         const socket = net.connect({ host: hostname, port, ...local });
-        socket.setNoDelay(true);
-        socket.once('connect', () => done(null, socket));
-        socket.once('error', (error) => done(error, null));
+        const timer =
+          timeoutMs === undefined
+            ? undefined
+            : setTimeout(() => socket.destroy(new ClientConnectTimeoutError(`${hostname}:${port}`, timeoutMs)), timeoutMs);
+        socket.once('connect', () => {
+          clearTimeout(timer);
+          prepare(socket);
+          done(null, socket);
+        });
+        socket.once('error', (error) => {
+          clearTimeout(timer);
+          done(error, null);
+        });
         return;
       }
-      const servername = target.servername ?? tlsOptions.servername ?? (net.isIP(hostname) === 0 ? hostname : undefined);
-      this.connect({
-        ALPNProtocols: ['http/1.1'],
-        ...tlsOptions,
-        host: hostname,
-        port,
-        ...(servername !== undefined && { servername }),
-        ...local,
-        ...(target.httpSocket !== undefined && { socket: target.httpSocket }),
-      }).then(
+      if (this.#closed) {
+        done(new StoreClosedError('the client session cache is closed'), null);
+        return;
+      }
+      const servername = target.servername ?? settings.servername ?? (net.isIP(hostname) === 0 ? hostname : undefined);
+      this.#connect(
+        {
+          ALPNProtocols: ['http/1.1'],
+          ...settings,
+          host: hostname,
+          port,
+          ...(servername !== undefined && { servername }),
+          ...local,
+          ...(target.httpSocket !== undefined && { socket: target.httpSocket }),
+        },
+        timeoutMs,
+      ).then(
         (socket) => {
-          socket.setNoDelay(true);
+          prepare(socket);
           done(null, socket);
         },
         (error: Error) => done(error, null),
@@ -251,10 +377,14 @@ export class ClientSessionCache {
     while (this.#pending.size > 0) await Promise.allSettled([...this.#pending]);
   }
 
-  /** Waits for pending writes, then refuses new connections (ERR_TLS_SESSION_STORE_CLOSED). The store stays open: it is yours. */
+  /**
+   * Refuses new connections (ERR_TLS_SESSION_STORE_CLOSED), waits for pending writes (and for
+   * the tickets of TLS 1.3 sockets destroyed early, at most ticketWaitMs). The store stays open: it is yours.
+   */
   async close(): Promise<void> {
     this.#closed = true;
     await this.flush();
+    this.#drained = true;
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -272,17 +402,19 @@ export class ClientSessionCache {
       return;
     }
     let peer: ClientPeer;
+    let settings: tls.ConnectionOptions;
     try {
-      peer = clientPeerOf(options);
+      settings = snapshotOptions(options);
+      peer = clientPeerOf(settings);
     } catch (error) {
       callback(error as Error, undefined as unknown as Duplex);
       return;
     }
-    const lookup = options.session === undefined ? this.#offerFor(peer) : Promise.resolve(undefined);
+    const lookup = settings.session === undefined ? this.#offerFor(peer) : Promise.resolve(undefined);
     void lookup.then((offer) => {
       let socket: tls.TLSSocket;
       try {
-        socket = this.#open(options, peer, offer);
+        socket = this.#open(settings, peer, offer);
       } catch (error) {
         callback(error as Error, undefined as unknown as Duplex);
         return;
@@ -324,8 +456,10 @@ export class ClientSessionCache {
     if (peer.bypass !== undefined && offer === undefined && options.session === undefined) return socket;
     const received: Buffer[] = [];
     let established = false;
+    let sessions = 0;
     const onSession = (nodeSession: Buffer): void => {
-      if (this.#closed) return; // after close(): nothing more is written
+      sessions += 1;
+      if (this.#drained) return; // after close() finished: nothing more is written
       if (established) this.#storeLater(peer, [nodeSession]);
       else received.push(nodeSession);
     };
@@ -340,15 +474,51 @@ export class ClientSessionCache {
         }
       }
       // A verifying connection reaches secureConnect only once verified; keep nothing otherwise.
-      if (options.rejectUnauthorized !== false && !socket.authorized) {
+      if (peer.verifies && !socket.authorized) {
         socket.removeListener('session', onSession);
         return;
       }
       const early = received.splice(0);
       if (early.length > 0) this.#storeLater(peer, early);
+      if (sessions === 0 && this.#config.ticketWaitMs > 0 && socket.getProtocol() === 'TLSv1.3') this.#holdForTickets(socket);
     });
     socket.once('close', () => socket.removeListener('session', onSession));
     return socket;
+  }
+
+  /**
+   * TLS 1.3 tickets come one round trip after 'secureConnect'; a caller that destroys the socket
+   * at once (a CLI that only needed the handshake, an agent closing an idle socket) would never
+   * read them. Until the first ticket, destroy() without an error keeps the TCP connection
+   * reading for at most ticketWaitMs before it really closes ('close' comes then; the socket is
+   * `destroyed` at once). The wait is tracked: close() and flush() wait for it.
+   */
+  #holdForTickets(socket: tls.TLSSocket): void {
+    const original = socket._destroy;
+    let ticketed = false;
+    socket.once('session', () => (ticketed = true));
+    socket._destroy = (error, callback) => {
+      socket._destroy = original;
+      // Node's reader pushes to the stream and fails on one already destroyed: data read while
+      // waiting is dropped, as net's own _destroy does (tickets come through another callback).
+      // Where the reader cannot be replaced (node-internals.ts), the socket closes at once.
+      if (error || ticketed || this.#drained || socket.readableEnded || !muteSocketReads(socket)) {
+        original.call(socket, error, callback);
+        return;
+      }
+      const waited = new Promise<void>((resolve) => {
+        const finish = (): void => {
+          clearTimeout(timer);
+          socket.removeListener('session', onTicket);
+          resolve();
+        };
+        // A server sends its tickets in one flight: the others are read in the same turn.
+        const onTicket = (): void => void setImmediate(finish);
+        const timer = setTimeout(finish, this.#config.ticketWaitMs);
+        socket.once('session', onTicket);
+      }).then(() => original.call(socket, null, callback));
+      this.#track(waited);
+    };
   }
 
   /**
@@ -410,8 +580,8 @@ export class ClientSessionCache {
     const reusable = await this.#store.get(reusableKey);
     if (reusable !== undefined) {
       const offer = this.#accept(peer, reusableKey, reusable);
-      if (offer) return offer;
-      this.#deleteQuietly(reusableKey);
+      if (offer && 'nodeSession' in offer) return offer;
+      if (offer === undefined) this.#deleteQuietly(reusableKey); // kept when only this connection's check refused it
     }
     const { poolSize } = this.#config;
     const first = Math.floor(Math.random() * poolSize);
@@ -420,9 +590,30 @@ export class ClientSessionCache {
       const record = await this.#takeRecord(key);
       if (record === undefined) continue;
       const offer = this.#accept(peer, key, record);
-      if (offer) return offer;
+      if (offer && 'nodeSession' in offer) return offer;
+      if (offer) this.#putBack(key, record, offer.expiresAtMs);
     }
     return undefined;
+  }
+
+  /**
+   * Returns a ticket this connection's checkServerIdentity refused to its slot: it is good for the
+   * connections whose check it passed (two closures of one pin factory share a key). Off the
+   * connection's path, tracked.
+   */
+  #putBack(key: string, record: Buffer, expiresAtMs: number): void {
+    const ttlSeconds = Math.floor((expiresAtMs - Date.now()) / 1000);
+    if (ttlSeconds < 1) return;
+    const write = async (): Promise<void> => {
+      if (typeof this.#store.setIfAbsent === 'function') await this.#store.setIfAbsent(key, record, ttlSeconds);
+      else await this.#store.set(key, record, ttlSeconds);
+    };
+    this.#track(
+      withDeadline('client session write', this.#config.writeBudgetMs, write()).catch((error: Error) => {
+        this.#counts.errors += 1;
+        this.#report(error);
+      }),
+    );
   }
 
   /** Atomic where the store can (take); else read then delete, which two processes may race. */
@@ -434,7 +625,8 @@ export class ClientSessionCache {
   }
 
   /** Opens and checks one record; undefined (counted, reported) when it must not be offered. */
-  #accept(peer: ClientPeer, key: string, stored: Buffer): Offer | undefined {
+  #accept(peer: ClientPeer, key: string, stored: Buffer): Offer | RefusedByCheck | undefined {
+    let refusedByCheck: RefusedByCheck | undefined;
     try {
       const poolKey = this.#poolKey(peer);
       const payload = this.#sealer ? this.#sealer.open(poolKey, stored) : unwrapPlain(stored);
@@ -444,16 +636,17 @@ export class ClientSessionCache {
       if (record.der.length > this.#config.maxSessionBytes) {
         throw new RecordRejectedError('rejected', `stored client session of ${record.der.length} bytes is over maxSessionBytes`);
       }
-      if (!this.#sealer) {
-        // Unsealed bytes may have been damaged or written by anyone: prove them a session first.
-        // (A sealed record was decoded and checked when this cache wrote it.)
-        const session = Session.fromDER(record.der, { maxBytes: this.#config.maxSessionBytes });
-        try {
-          if (!session.isResumable) throw new RecordRejectedError('rejected', 'stored client session is not resumable');
-          if (session.isExpired()) throw new RecordRejectedError('expired', 'stored client session has expired');
-        } finally {
-          session.free();
-        }
+      const session = Session.fromDER(record.der, { maxBytes: this.#config.maxSessionBytes });
+      try {
+        if (!session.isResumable) throw new RecordRejectedError('rejected', 'stored client session is not resumable');
+        if (session.isExpired()) throw new RecordRejectedError('expired', 'stored client session has expired');
+        const certificate = session.peerCertificate;
+        if (certificate === undefined) throw new RecordRejectedError('rejected', 'stored client session holds no server certificate');
+        refusedByCheck = { expiresAtMs: record.expiresAtMs };
+        this.#recheck(peer, certificate);
+        refusedByCheck = undefined;
+      } finally {
+        session.free();
       }
       const der = Buffer.from(record.der);
       const nodeSession = nodeSessionFormat().format === 'wrapped' ? buildNodeEnvelope(peer.identity, der) : der;
@@ -463,7 +656,31 @@ export class ClientSessionCache {
       if (refused.reason === 'expired') this.#counts.expired += 1;
       else this.#counts.rejected += 1;
       this.#report(refused);
-      return undefined;
+      return refusedByCheck;
+    }
+  }
+
+  /**
+   * Node skips checkServerIdentity on a resumed connection: run it here, on the certificate the
+   * session holds, with the name Node would give it. The object is the one Node's
+   * getPeerCertificate(true) gives, but for the leaf only (a session keeps no chain:
+   * `issuerCertificate` is absent). A check that returns an error or throws refuses the session
+   * for this connection (counted in `rejected`, reported); the record stays for the others.
+   */
+  #recheck(peer: ClientPeer, certificate: X509Certificate): void {
+    let failure: unknown;
+    try {
+      failure = peer.checkServerIdentity(peer.checkHost, certificate.toLegacyObject());
+    } catch (error) {
+      failure = error;
+    }
+    if (failure !== undefined && failure !== null) {
+      const reason = failure instanceof Error ? failure.message : String(failure);
+      throw new RecordRejectedError(
+        'rejected',
+        `stored client session's certificate fails checkServerIdentity for ${peer.checkHost}: ${reason}`,
+        failure,
+      );
     }
   }
 
@@ -558,6 +775,16 @@ export class ClientSessionCache {
       this.#report(error);
     });
   }
+}
+
+/** createConnector's options: tls.connect's, and undici's connector settings. */
+export interface ConnectorOptions extends tls.ConnectionOptions {
+  /** Longest connect and handshake, in ms (default 10 000, undici's; 0: no limit). */
+  timeout?: number;
+  /** TCP keep-alive on the connection (default true, as undici). */
+  keepAlive?: boolean;
+  /** Idle time before the first keep-alive probe, in ms (default 60 000, as undici). */
+  keepAliveInitialDelay?: number;
 }
 
 type CachingAgentClass = new (cache: ClientSessionCache, options: https.AgentOptions) => https.Agent;

@@ -94,3 +94,16 @@ export class RecordRejectedError extends TlsSessionError {
     if (cause !== undefined) (this as { cause?: unknown }).cause = cause;
   }
 }
+
+/**
+ * ClientSessionCache: a connection did not complete its TLS handshake within `timeout` (connect)
+ * or the connector's connect timeout (createConnector, undici's 10 s by default); the socket was
+ * destroyed. `timeoutMs` is the limit that was exceeded.
+ */
+export class ClientConnectTimeoutError extends TlsSessionError {
+  readonly timeoutMs: number;
+  constructor(target: string, timeoutMs: number) {
+    super('ERR_TLS_SESSION_CONNECT_TIMEOUT', `connection to ${target} did not complete its handshake within ${timeoutMs} ms`);
+    this.timeoutMs = timeoutMs;
+  }
+}

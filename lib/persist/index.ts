@@ -9,7 +9,7 @@ export { RedisStore } from './redis-store';
 export type { RedisStoreOptions, RedisStoreUrlOptions, RedisStoreClientOptions } from './redis-store';
 export { attachSessionStore } from './attach';
 export { ClientSessionCache } from './client-cache';
-export type { ClientSessionCacheOptions, ClientSessionCacheStats, UndiciConnector } from './client-cache';
+export type { ClientSessionCacheOptions, ClientSessionCacheStats, ConnectorOptions, UndiciConnector } from './client-cache';
 export type { AttachSessionStoreOptions, SessionStoreHandle } from './attach';
 export { TicketKeyRing, TICKET_KEY_BYTES, TICKET_KEY_FALLBACK_WARNING } from './ticket-key-ring';
 export type { TicketKeyRingOptions, TicketKeyRingStats, TicketKeyMode } from './ticket-key-ring';
@@ -27,5 +27,6 @@ export {
   UnsealError,
   ScopeError,
   NodeInternalsError,
+  ClientConnectTimeoutError,
 } from './errors';
 export type { RedisClientLike, IoredisStyleClient, NodeRedisStyleClient } from './redis-client';

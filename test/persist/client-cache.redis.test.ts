@@ -57,7 +57,7 @@ describe('a Redis that does not answer costs at most the budget', () => {
   test('stopped (SIGSTOP): full handshake after ~budgetMs; resumes again once Redis continues', async () => {
     const store = new RedisStore({ url: redis.url, ...storeOptions });
     const errors: Error[] = [];
-    const cache = new ClientSessionCache({ store, budgetMs: 50, onError: (error) => errors.push(error) });
+    const cache = new ClientSessionCache({ store, secret: Buffer.alloc(32, 7), budgetMs: 50, onError: (error) => errors.push(error) });
     try {
       expect(await visit(cache)).toBe(false);
       process.kill(redis.pid, 'SIGSTOP');
@@ -84,7 +84,7 @@ describe('a Redis that does not answer costs at most the budget', () => {
   test('nothing listening from the start: every connection goes ahead within the budget, no unhandled rejection', async () => {
     const port = await freePort();
     const store = new RedisStore({ url: `redis://127.0.0.1:${port}`, ...storeOptions });
-    const cache = new ClientSessionCache({ store, budgetMs: 50, onError: () => {} });
+    const cache = new ClientSessionCache({ store, secret: Buffer.alloc(32, 7), budgetMs: 50, onError: () => {} });
     try {
       expect(await visit(cache)).toBe(false);
       expect(await visit(cache)).toBe(false);
@@ -100,7 +100,7 @@ describe('a Redis that does not answer costs at most the budget', () => {
 
   test('killed (SIGKILL) after sessions were stored: full handshakes, then resumption once it is back', async () => {
     const store = new RedisStore({ url: redis.url, ...storeOptions });
-    const cache = new ClientSessionCache({ store, budgetMs: 50, onError: () => {} });
+    const cache = new ClientSessionCache({ store, secret: Buffer.alloc(32, 7), budgetMs: 50, onError: () => {} });
     try {
       await visit(cache);
       await redis.kill();
@@ -112,6 +112,23 @@ describe('a Redis that does not answer costs at most the budget', () => {
       expect(await visit(cache)).toBe(true);
     } finally {
       await cache.close();
+      await store.close();
+    }
+  });
+});
+
+describe('a shared store needs a secret', () => {
+  test('RedisStore without `secret` is refused at construction, saying what to do; with one it works', async () => {
+    const store = new RedisStore({ url: redis.url });
+    try {
+      expect(() => new ClientSessionCache({ store })).toThrow(
+        expect.objectContaining({ code: 'ERR_TLS_SESSION_PERSIST_CONFIG', message: expect.stringMatching(/options\.secret/) }),
+      );
+      const cache = new ClientSessionCache({ store, secret: Buffer.alloc(32, 9) });
+      await visit(cache);
+      expect(await visit(cache)).toBe(true);
+      await cache.close();
+    } finally {
       await store.close();
     }
   });

@@ -90,7 +90,7 @@ test('a TLS 1.2 session (it arrives before secureConnect) is written after conne
       close: () => store.close(),
       set: (k, v, t) => (writes++, store.set(k, v, t)),
     };
-    const cache = new ClientSessionCache({ store: counting });
+    const cache = new ClientSessionCache({ store: counting, secret: randomBytes(32) });
     const socket = await cache.connect({
       host: '127.0.0.1',
       port: server.port,
@@ -280,7 +280,8 @@ describe('records that must not be offered', () => {
     ],
   ])('%s is rejected, dropped, and the connection does a full handshake', async (_name, damage) => {
     const store = keepingStore();
-    const cache = new ClientSessionCache({ store });
+    // Unsealed records: what the decoder alone must refuse (sealed ones also fail authentication).
+    const cache = new ClientSessionCache({ store, unauthenticatedRecords: 'accept-forgeable' });
     await visit(cache, options());
     const [key, value] = [...store.data.entries()][0]!;
     store.data.set(key, damage(value));
@@ -292,7 +293,7 @@ describe('records that must not be offered', () => {
   test("a record moved to another peer's key is rejected (foreign scope), sealed or not", async () => {
     for (const secret of [undefined, randomBytes(32)]) {
       const store = keepingStore();
-      const cache = new ClientSessionCache({ store, secret });
+      const cache = new ClientSessionCache({ store, ...(secret ? { secret } : { unauthenticatedRecords: 'accept-forgeable' as const }) });
       await visit(cache, { ...options(), servername: 'a.example' });
       await visit(cache, { ...options(), servername: 'b.example' });
       const [[keyA, valueA], [keyB]] = [...store.data.entries()];
@@ -321,7 +322,7 @@ describe('records that must not be offered', () => {
     expect(stranger.stats()).toMatchObject({ rejected: 1, offered: 0 });
     // Unsealed reader of a sealed record: refused as well.
     await visit(cache, options());
-    const plain = new ClientSessionCache({ store });
+    const plain = new ClientSessionCache({ store, unauthenticatedRecords: 'accept-forgeable' });
     expect((await visit(plain, options())).reused).toBe(false);
     expect(plain.stats().rejected).toBe(1);
     for (const c of [cache, stranger, plain]) await c.close();
@@ -329,7 +330,7 @@ describe('records that must not be offered', () => {
 
   test('a record past maxAgeSeconds is dropped as expired, even from a store that keeps it', async () => {
     const store = keepingStore();
-    const cache = new ClientSessionCache({ store, maxAgeSeconds: 1 });
+    const cache = new ClientSessionCache({ store, secret: randomBytes(32), maxAgeSeconds: 1 });
     await visit(cache, options());
     expect(cache.stats().stored).toBe(1);
     await new Promise((resolve) => setTimeout(resolve, 1100));
@@ -350,7 +351,7 @@ describe('records that must not be offered', () => {
     const generous = tls.createServer({ ...shortLived, sessionTimeout: 6 * 86_400 }, (socket) => socket.end('hello\n'));
     const port = await listen(generous);
     try {
-      const cache = new ClientSessionCache({ store: recording, maxAgeSeconds: 7 * 86_400 });
+      const cache = new ClientSessionCache({ store: recording, secret: randomBytes(32), maxAgeSeconds: 7 * 86_400 });
       for (const maxVersion of ['TLSv1.2', 'TLSv1.3'] as const) await visit(cache, { port, maxVersion });
       const notAfter = new X509Certificate(shortLived.cert).validTo;
       const certificateLeftSeconds = (Date.parse(notAfter) - Date.now()) / 1000;
@@ -381,7 +382,7 @@ describe('records that must not be offered', () => {
     const port = await listen(forgetful);
     try {
       const store = keepingStore();
-      const cache = new ClientSessionCache({ store });
+      const cache = new ClientSessionCache({ store, secret: randomBytes(32) });
       await visit(cache, { port });
       serverCache.clear();
       expect((await visit(cache, { port })).reused).toBe(false);
