@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { inspect } from 'node:util';
 import { Session, TlsConnection, TlsContext, TlsStateError, type TicketKeyStats } from '../../lib';
+import { boundSessionIdContext, sessionBinding } from '../../lib/node-internals';
 import { makePki, type Pki } from '../helpers/pki';
 import { expectNothingLeftAfterEach } from './helpers/nothing-left';
 import { closed, run, runNodeClient, sClientArgs, startEngineServer, type EngineServer } from './helpers/peers';
@@ -52,7 +53,7 @@ function sealedWith(der: Buffer, keys: Record<string, Buffer>): string | undefin
   return found[0]?.[0];
 }
 
-function serverContext(v: Version, sessionIdContext?: string): TlsContext {
+function serverContext(v: Version, sessionIdContext?: string | Buffer): TlsContext {
   return new TlsContext({
     role: 'server',
     cert: pki.serverCert,
@@ -264,7 +265,11 @@ describe.each(VERSIONS)('$name', (v) => {
     nodeServer.listen(0, '127.0.0.1');
     await once(nodeServer, 'listening');
     const nodePort = (nodeServer.address() as { port: number }).port;
-    const ctx = context(serverContext(v, 'fleet'));
+    // On Node releases that bind sessions to the SNI name (node-internals.ts), the context inside
+    // Node's tickets is SHA-256('fleet' ‖ 0 ‖ 'localhost'): the engine names that one, as a fleet
+    // member must for OpenSSL to resume Node's tickets (and Node the engine's).
+    const { binding } = await sessionBinding();
+    const ctx = context(serverContext(v, boundSessionIdContext(binding, Buffer.from('fleet'), Buffer.from('localhost'))));
     server = await startEngineServer(ctx);
     try {
       // Node seals under A; the engine (already on [B, A]) opens it and renews it under B.
