@@ -233,15 +233,96 @@ SessionPointer DecodeExactDer(const uint8_t* data, size_t length, std::string* p
     return nullptr;
   }
   // OpenSSL decodes any 64-bit time and timeout; a session that starts before 1970 or ends
-  // past what a Date can hold is a forgery or corruption, never resumable.
-  int64_t time = ossl().SSL_SESSION_get_time(session.get());
-  int64_t timeout = ossl().SSL_SESSION_get_timeout(session.get());
+  // past what a Date can hold is a forgery or corruption, never resumable. The check reads what
+  // the DER says, not what OpenSSL made of it: OpenSSL 3.0 keeps the seconds as they are, but
+  // 3.2 and later convert them to nanoseconds in a uint64_t (OSSL_TIME) and wrap what does not
+  // fit (a time of 2^53 s comes back as some other, plausible-looking time).
+  int64_t time = 0;
+  int64_t timeout = 0;
+  if (!ReadDerSessionTimes(data, length, &time, &timeout)) {
+    *problem = "the session's time and timeout could not be read from the DER (not the SSL_SESSION layout OpenSSL writes)";
+    return nullptr;
+  }
   if (time < 0 || timeout < 0 || time > kMaxSessionSeconds || timeout > kMaxSessionSeconds - time) {
     *problem = "the session's time (" + std::to_string(time) + ") and timeout (" + std::to_string(timeout) +
                ") are out of range: both must be >= 0 and time + timeout <= " + std::to_string(kMaxSessionSeconds) + " seconds since 1970";
     return nullptr;
   }
+  // What OpenSSL holds must be what the DER says (0 means absent: OpenSSL then takes now / 3 s),
+  // or its expiry checks would use another time than expiresAt shows.
+  int64_t held_time = static_cast<int64_t>(ossl().SSL_SESSION_get_time(session.get()));
+  int64_t held_timeout = static_cast<int64_t>(ossl().SSL_SESSION_get_timeout(session.get()));
+  if ((time != 0 && held_time != time) || (timeout != 0 && held_timeout != timeout)) {
+    *problem = "the session's time (" + std::to_string(time) + ") and timeout (" + std::to_string(timeout) + ") are out of range for " +
+               ossl().OpenSSL_version(OPENSSL_VERSION) + ", which holds them as " + std::to_string(held_time) + " and " +
+               std::to_string(held_timeout) + " (it keeps session times in nanoseconds, up to " + std::to_string(kMaxOsslTimeSeconds) +
+               " seconds since 1970)";
+    return nullptr;
+  }
   return session;
+}
+
+bool ReadDerSessionTimes(const uint8_t* data, size_t length, int64_t* time, int64_t* timeout) {
+  *time = 0;
+  *timeout = 0;
+  size_t pos = 0;
+  // One definite-length TLV at `pos`, within `limit`: its tag and where its contents are.
+  uint8_t tag = 0;
+  size_t start = 0;
+  size_t stop = 0;
+  auto next = [&](size_t limit) -> bool {
+    if (pos + 2 > limit) return false;
+    tag = data[pos];
+    if ((tag & 0x1f) == 0x1f) return false;  // high tag numbers: not in SSL_SESSION_ASN1
+    size_t field_length = data[pos + 1];
+    pos += 2;
+    if (field_length & 0x80) {
+      size_t count = field_length & 0x7f;
+      if (count == 0 || count > 4 || pos + count > limit) return false;  // indefinite (BER) or > 4 GiB
+      field_length = 0;
+      for (size_t i = 0; i < count; i++) field_length = (field_length << 8) | data[pos + i];
+      pos += count;
+    }
+    if (field_length > limit - pos) return false;
+    start = pos;
+    stop = pos + field_length;
+    return true;
+  };
+  // The [n] EXPLICIT INTEGER at [start, stop): exactly one two's-complement INTEGER of 1-8 bytes.
+  auto explicit_integer = [&](int64_t* out) -> bool {
+    size_t outer_stop = stop;
+    if (!next(outer_stop) || tag != 0x02 || stop != outer_stop) return false;
+    size_t bytes = stop - start;
+    if (bytes < 1 || bytes > 8) return false;
+    uint64_t value = (data[start] & 0x80) ? ~uint64_t{0} : 0;  // sign extension
+    for (size_t i = start; i < stop; i++) value = (value << 8) | data[i];
+    *out = static_cast<int64_t>(value);
+    return true;
+  };
+  if (!next(length) || tag != 0x30) return false;
+  const size_t sequence_stop = stop;
+  // version, ssl_version, cipher, session_id, master_key: skipped (d2i has checked them).
+  for (int field = 0; field < 5; field++) {
+    if (!next(sequence_stop)) return false;
+    pos = stop;
+  }
+  while (pos < sequence_stop) {
+    const size_t at = pos;
+    if (!next(sequence_stop)) return false;
+    if (tag == 0x80 || tag == 0xa0) {
+      // [0] key_arg
+    } else if (tag == 0xa1) {
+      if (!explicit_integer(time)) return false;
+    } else if (tag == 0xa2) {
+      if (!explicit_integer(timeout)) return false;
+      break;
+    } else {
+      pos = at;
+      break;  // a later field: the rest were absent (0)
+    }
+    pos = stop;
+  }
+  return true;
 }
 
 Napi::Value CertificateToBuffer(Napi::Env env, X509* certificate) {

@@ -29,12 +29,23 @@ bool IsUint8Array(Napi::Value value);
 // d2i_SSL_SESSION over exactly `length` bytes, then the checks OpenSSL does not make. Returns
 // the new (owned) session, or nullptr: when OpenSSL rejects the bytes (*problem stays empty;
 // OpenSSL's error queue is left for the caller), or when bytes follow the DER or the session's
-// time or timeout is out of range (*problem says which; the decoded session is freed).
+// time or timeout, as the DER says them (ReadDerSessionTimes), is out of range or not what this
+// OpenSSL holds after decoding (*problem says which; the decoded session is freed).
 SessionPointer DecodeExactDer(const uint8_t* data, size_t length, std::string* problem);
 
 // Latest instant a session may start or end, in seconds since the epoch: JavaScript's Date
 // range (8.64e15 ms). Beyond it expiresAt is an Invalid Date and expiry checks fail open.
 constexpr int64_t kMaxSessionSeconds = 8640000000000;
+
+// The largest time or timeout in seconds that OpenSSL 3.2 and later hold unchanged: they keep
+// session times as nanoseconds in a uint64_t (OSSL_TIME). OpenSSL 3.0 and 3.1 hold any int64.
+constexpr int64_t kMaxOsslTimeSeconds = 18446744073;
+
+// Reads the [1] time and [2] timeout INTEGERs of an SSL_SESSION's DER (OpenSSL's
+// SSL_SESSION_ASN1, ssl/ssl_asn1.c) from the bytes themselves, the same on every OpenSSL
+// version; absent fields read as 0. False when the bytes do not have that shape (definite
+// lengths only).
+bool ReadDerSessionTimes(const uint8_t* data, size_t length, int64_t* time, int64_t* timeout);
 
 // The DER encoding of `certificate` as a new Buffer, or undefined if it cannot be encoded.
 Napi::Value CertificateToBuffer(Napi::Env env, X509* certificate);

@@ -6,7 +6,7 @@
  * refuses the dates OpenSSL reads as "flush everything".
  */
 import { inspect } from 'node:util';
-import { Session, SessionDecodeError, TlsContext } from '../lib';
+import { openssl, Session, SessionDecodeError, TlsContext } from '../lib';
 import type { Pki } from './helpers/pki';
 import { makeSampleSessions } from './helpers/sessions';
 import { withSessionTimes } from './helpers/session-der';
@@ -44,16 +44,36 @@ test.each(EXTREMES)('timeout = %s is refused at decode with SessionDecodeError',
   );
 });
 
+// Follows the OpenSSL version: 3.0 and 3.1 keep a session's time and timeout as the seconds the
+// DER says; 3.2 and later convert them to nanoseconds in a uint64_t (OSSL_TIME) at decode, so
+// they hold at most 18,446,744,073 s (the year 2554) and wrap anything larger into another,
+// plausible time. The refusal reads the DER itself (the same on every version); a value this
+// OpenSSL does not hold as the DER says is refused too, naming the OpenSSL.
+const HOLDS_NANOSECONDS = openssl.versionNumber >= 0x30200000;
+const MAX_OSSL_TIME_SECONDS = 18_446_744_073n;
+
 test('the largest accepted values give valid dates that serialise, and expiry is computed', () => {
-  using latest = Session.fromDER(withSessionTimes(der, { time: 8_640_000_000_000n - 10n, timeout: 10n }));
-  expect(latest.expiresAt.getTime()).toBe(8_640_000_000_000_000);
+  const largest = HOLDS_NANOSECONDS ? MAX_OSSL_TIME_SECONDS : 8_640_000_000_000n;
+  using latest = Session.fromDER(withSessionTimes(der, { time: largest - 10n, timeout: 10n }));
+  expect(latest.expiresAt.getTime()).toBe(Number(largest) * 1000);
   expect(latest.isExpired()).toBe(false);
   expect(() => JSON.stringify(latest)).not.toThrow();
-  expect(inspect(latest)).toContain('+275760');
+  expect(inspect(latest)).toContain(HOLDS_NANOSECONDS ? '2554-07-21' : '+275760');
   // (0 would mean "absent" to OpenSSL's decoder, which then substitutes now / 3 s.)
   using epoch = Session.fromDER(withSessionTimes(der, { time: 1n, timeout: 1n }));
   expect(epoch.expiresAt.toISOString()).toBe('1970-01-01T00:00:02.000Z');
   expect(epoch.isExpired()).toBe(true);
+});
+
+test('a time within the Date range that this OpenSSL does not hold as the DER says is refused, naming the OpenSSL', () => {
+  const forged = withSessionTimes(der, { time: 8_640_000_000_000n - 10n, timeout: 10n });
+  if (!HOLDS_NANOSECONDS) {
+    Session.fromDER(forged).free();
+    return;
+  }
+  expect(() => Session.fromDER(forged)).toThrow(SessionDecodeError);
+  expect(() => Session.fromDER(forged)).toThrow(/time \(8639999999990\) and timeout \(10\) are out of range for OpenSSL 3\.\d+/);
+  expect(() => Session.fromDER(withSessionTimes(der, { time: 1n, timeout: MAX_OSSL_TIME_SECONDS + 1n }))).toThrow(SessionDecodeError);
 });
 
 test('an engine lookup that returns such DER is a cache miss: full handshake, nothing leaked', async () => {
