@@ -74,6 +74,16 @@ export class SessionHostError extends TlsSessionError {
   }
 }
 
+/** The optional peer dependency a collector needs is not installed. */
+export class MetricsPeerMissingError extends TlsSessionError {
+  readonly peer: string;
+  constructor(peer: string, cause?: unknown) {
+    super('ERR_TLS_SESSION_METRICS_PEER_MISSING', `this collector needs the optional peer dependency ${peer}: npm install ${peer}`);
+    this.peer = peer;
+    if (cause !== undefined) (this as { cause?: unknown }).cause = cause;
+  }
+}
+
 /** Throws a TypeError with Node's ERR_INVALID_ARG_TYPE code, naming the argument. */
 export function invalidArgType(name: string, expected: string, actual: unknown): TypeError & { code: string } {
   const got = actual === null ? 'null' : Array.isArray(actual) ? 'an array' : typeof actual;

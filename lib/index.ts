@@ -20,3 +20,4 @@ export {
 } from './errors';
 export * from './tls';
 export * from './persist';
+export * from './metrics';

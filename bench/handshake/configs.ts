@@ -21,6 +21,12 @@ export interface BenchConfig {
   store?: StoreKind;
   sealed?: boolean;
   lookup?: 'all' | 'issued';
+  /**
+   * tls-session's metrics: 'prometheus' (collectPrometheusMetrics on a prom-client Registry, so
+   * every handshake publishes and counts), 'stopped' (the collector started and stopped again:
+   * the channels have no subscriber, as in a process that never asked for metrics).
+   */
+  metrics?: 'prometheus' | 'stopped';
   /** Node cluster workers (0: one process). */
   workers: number;
   /** Reference for server CPU per handshake. */
@@ -96,6 +102,35 @@ export const CONFIGS: BenchConfig[] = [
   t13('full +redis+seal', { listener: 'store', store: 'redis', sealed: true, cpuReference: 'tls13 full' }),
   t13('full +redis+seal lookup=issued', { listener: 'store', store: 'redis', sealed: true, lookup: 'issued', cpuReference: 'tls13 full' }),
   t13('resumed TicketKeyRing', { resume: true, listener: 'ring', store: 'memory', sealed: true, cpuReference: 'tls13 full' }),
+  // Issue 23: the Prometheus collector on vs off, on the resumed paths it observes most per CPU.
+  t12('resumed memory+seal +prometheus', {
+    resume: true,
+    listener: 'store',
+    store: 'memory',
+    sealed: true,
+    metrics: 'prometheus',
+    cpuReference: 'tls12 resumed memory+seal',
+    quick: true,
+  }),
+  // A/A-like: no subscriber (collector started and stopped) vs never started: the events' cost when nobody listens.
+  t12('resumed memory+seal, metrics off (A/A-like)', {
+    resume: true,
+    listener: 'store',
+    store: 'memory',
+    sealed: true,
+    metrics: 'stopped',
+    cpuReference: 'tls12 resumed memory+seal',
+    quick: true,
+  }),
+  t13('resumed TicketKeyRing +prometheus', {
+    resume: true,
+    listener: 'ring',
+    store: 'memory',
+    sealed: true,
+    metrics: 'prometheus',
+    cpuReference: 'tls13 resumed TicketKeyRing',
+    quick: true,
+  }),
   cl('full', { resume: false }),
   cl('resumed Map/worker', { listener: 'map', cpuReference: 'cluster2 full' }),
   cl('resumed sqlite+seal shared', { listener: 'store', store: 'sqlite', sealed: true, cpuReference: 'cluster2 resumed Map/worker' }),
@@ -134,5 +169,12 @@ export const TARGETS: Target[] = [
     reference: 'tls13 full',
     metric: 'throughput',
     bound: 0.95,
+  })),
+  ...['tls12 resumed memory+seal', 'tls13 resumed TicketKeyRing'].map((config): Target => ({
+    name: `${config} with the Prometheus collector on vs off: server CPU`,
+    config: `${config} +prometheus`,
+    reference: config,
+    metric: 'cpu',
+    bound: 1.02,
   })),
 ];

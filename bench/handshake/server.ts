@@ -8,6 +8,8 @@ import cluster from 'node:cluster';
 import { constants } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as tls from 'node:tls';
+import { Registry } from 'prom-client';
+import { collectPrometheusMetrics } from '../../lib/metrics';
 import { attachSessionStore, MemoryStore, RedisStore, SessionStore, SqliteStore, TicketKeyRing } from '../../lib/persist';
 import type { BenchConfig } from './configs';
 
@@ -90,6 +92,10 @@ async function serve(): Promise<number> {
   } else if (config.listener === 'ring') {
     const ring = new TicketKeyRing({ store: makeStore(), secret });
     await ring.attach(server);
+  }
+  if (config.metrics) {
+    const collector = collectPrometheusMetrics({ register: new Registry() });
+    if (config.metrics === 'stopped') collector.stop();
   }
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return (server.address() as { port: number }).port;

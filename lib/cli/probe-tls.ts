@@ -40,6 +40,22 @@ export interface ProbeResult {
   handshakeMs: { full: number | null; resumed: number | null };
   /** Set only when no session could be offered or a handshake failed: why. */
   reason?: string;
+  /** --policy, ticket rows with a ticket: what the client sees of the server's ticket policy. */
+  policy?: TicketPolicy;
+}
+
+/**
+ * What a client can see of a server's ticket policy: the lifetime it announces, and whether the
+ * key sealing its tickets changed between two connections (the ticket's first 16 bytes name the
+ * key, in the format OpenSSL and Node's servers use). The key name itself is never shown.
+ */
+export interface TicketPolicy {
+  /** The ticket lifetime hint in seconds (TLS 1.3 ticket_lifetime, TLS 1.2 ticket_lifetime_hint); null if the session did not say. */
+  ticketLifetimeHintSeconds: number | null;
+  /** Whether the second connection's ticket names another key than the first's; null when the second connection got no ticket. */
+  ticketKeyChanged: boolean | null;
+  /** Seconds between the two connections compared. */
+  intervalSeconds: number;
 }
 
 export interface ProbeOptions {
@@ -50,6 +66,9 @@ export interface ProbeOptions {
   insecure: boolean;
   /** Longest wait for a TCP connect or a TLS handshake. */
   timeoutMs: number;
+  /** Report the ticket policy (a second full handshake per ticket check, `policyIntervalMs` after the first). */
+  policy?: boolean;
+  policyIntervalMs?: number;
 }
 
 /** After the full handshake, how long to wait for a session when the server neither sends one nor closes. */
@@ -83,6 +102,8 @@ interface Handshake {
   session: Buffer | undefined;
   /** Whether that session carries a ticket (vs. a bare session ID). */
   ticket: boolean;
+  /** The first 16 bytes of that ticket: the name of the server's key that sealed it. */
+  ticketKeyName: Buffer | undefined;
 }
 
 const NET_ERRORS: Record<string, string> = {
@@ -154,7 +175,9 @@ async function handshake(endpoint: Endpoint, check: Check, options: ProbeOptions
       if (finished) return;
       finished = true;
       clearTimeout(timer);
-      const result: Handshake = { ms: ms!, reused, session, ticket: socket.getTLSTicket() !== undefined };
+      const ticket = socket.getTLSTicket();
+      const ticketKeyName = ticket && ticket.length >= 16 ? Buffer.from(ticket.subarray(0, 16)) : undefined;
+      const result: Handshake = { ms: ms!, reused, session, ticket: ticket !== undefined, ticketKeyName };
       const kill = setTimeout(() => socket.destroy(), CLOSE_WAIT_MS);
       socket.once('close', () => {
         clearTimeout(kill);
@@ -218,10 +241,37 @@ async function runCheck(check: Check, resumeAt: Endpoint, options: ProbeOptions)
   if (check.mechanism === 'ticket' && !full.ticket) return row(false, full.ms, null, 'the server issued no ticket');
   try {
     const again = await handshake(resumeAt, check, options, full.session);
-    return row(again.reused, full.ms, again.ms);
+    const result = row(again.reused, full.ms, again.ms);
+    if (options.policy && check.mechanism === 'ticket' && resumeAt === options.target)
+      result.policy = await ticketPolicy(check, options, full);
+    return result;
   } catch (error) {
     if (error instanceof HandshakeRefused) return row(false, full.ms, null, `resuming handshake failed: ${error.message}`);
     throw error;
+  }
+}
+
+/** A second full handshake, `policyIntervalMs` after the first: did the ticket key change? And the lifetime the first ticket announced. */
+async function ticketPolicy(check: Check, options: ProbeOptions, first: Handshake): Promise<TicketPolicy> {
+  const intervalMs = options.policyIntervalMs ?? 0;
+  if (intervalMs > 0) await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  const second = await handshake(options.target, check, options);
+  return {
+    ticketLifetimeHintSeconds: lifetimeHint(first.session!),
+    ticketKeyChanged: first.ticketKeyName && second.ticketKeyName ? !first.ticketKeyName.equals(second.ticketKeyName) : null,
+    intervalSeconds: intervalMs / 1000,
+  };
+}
+
+/** The ticket lifetime hint Node's client session holds (read through the addon, loaded only for --policy). */
+function lifetimeHint(nodeSession: Buffer): number | null {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { Session } = require('../session') as typeof import('../session');
+  try {
+    using session = Session.fromNodeSession(nodeSession);
+    return session.hasTicket ? session.ticketLifetimeHint : null;
+  } catch {
+    return null;
   }
 }
 

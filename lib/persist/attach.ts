@@ -17,7 +17,8 @@ import { performance } from 'node:perf_hooks';
 import { invalidArgType, outOfRange } from '../errors';
 import { Session } from '../session';
 import { withDeadline } from './deadline';
-import { NodeInternalsError, PersistConfigError, RecordFormatError, RecordRejectedError } from './errors';
+import { NodeInternalsError, PersistConfigError, RecordFormatError, RecordRejectedError, StoreTimeoutError } from './errors';
+import { channels, errorCode, observeServer, type LookupMissReason, type ServerObserver } from '../metrics/events';
 import { decodeSessionRecord, encodeSessionRecordWithScope, sessionDerForScope } from './record';
 import { readSessionHeader, TLS1_3_VERSION } from '../session-header';
 import { boundSessionIdContext, missingServerInternals, sessionBinding, type SessionBinding } from '../node-internals';
@@ -193,6 +194,8 @@ class SessionStoreAttachment implements SessionStoreHandle {
    */
   #storeReady: Promise<void> | undefined;
   #attached = true;
+  /** Publishes diagnostics_channel events (lib/metrics/events.ts); idle while nobody subscribes. */
+  readonly #observer: ServerObserver;
 
   constructor(server: tls.Server, config: AttachmentConfig) {
     this.#server = server;
@@ -210,6 +213,7 @@ class SessionStoreAttachment implements SessionStoreHandle {
     this.#restoreSessionIdContext = bindSessionIdContext(server, this.sessionIdContext);
     server.on('newSession', this.#onNewSession);
     server.on('resumeSession', this.#onResumeSession);
+    this.#observer = observeServer(server);
     this.#storeReady = this.#waitForStore();
   }
 
@@ -292,6 +296,7 @@ class SessionStoreAttachment implements SessionStoreHandle {
     this.#attached = false;
     this.#server.removeListener('newSession', this.#onNewSession);
     this.#server.removeListener('resumeSession', this.#onResumeSession);
+    this.#observer.release();
     this.#restoreSessionIdContext();
   }
 
@@ -312,16 +317,35 @@ class SessionStoreAttachment implements SessionStoreHandle {
   }
 
   #deleteQuietly(key: string): void {
+    const started = performance.now();
     let work: Promise<void>;
     try {
       work = this.#bounded('delete', this.#config.store.delete(key));
     } catch (error) {
       work = Promise.reject(error);
     }
-    work.catch((error: Error) => {
-      this.#stats.errors += 1;
-      this.#report(error);
-    });
+    work.then(
+      () => this.#publishStore('delete', started),
+      (error: Error) => {
+        this.#stats.errors += 1;
+        this.#report(error);
+        this.#publishStore('delete', started, error);
+      },
+    );
+  }
+
+  #publishStore(operation: 'set' | 'delete', started: number, error?: Error): void {
+    if (!channels.serverStore.hasSubscribers) return;
+    const event = { operation, ok: error === undefined, latencyMs: performance.now() - started };
+    channels.serverStore.publish(error === undefined ? event : { ...event, errorCode: errorCode(error) });
+  }
+
+  /** A lookup's outcome (undefined: a hit) for the diagnostics channels. */
+  #observeLookup(connection: object | undefined, reason: LookupMissReason | undefined, latencyMs: number, cached?: boolean): void {
+    if (connection) this.#observer.lookup(connection, reason, latencyMs);
+    if (channels.serverLookup.hasSubscribers) {
+      channels.serverLookup.publish(cached ? { outcome: reason ?? 'hit', latencyMs, cached } : { outcome: reason ?? 'hit', latencyMs });
+    }
   }
 
   /** Validates and measures the session; returns when it expires (ms since 1970), or undefined to skip it. */
@@ -428,6 +452,7 @@ class SessionStoreAttachment implements SessionStoreHandle {
       this.#stats.errors += 1;
       this.#report(error);
       done();
+      this.#publishStore('set', started, error);
     };
     const set = (): Promise<void> => this.#bounded('set', this.#config.store.set(key, record, ttlSeconds));
     let work: Promise<void>;
@@ -440,6 +465,7 @@ class SessionStoreAttachment implements SessionStoreHandle {
     work.then(() => {
       this.#stats.stored += 1;
       done();
+      this.#publishStore('set', started);
     }, failed);
   }
 
@@ -508,10 +534,13 @@ class SessionStoreAttachment implements SessionStoreHandle {
       callback(null, sessionData);
     };
     const key = this.#storeKey(sessionId);
+    // Taken now: only here is the connection's TLSWrap the current async resource.
+    const connection = this.#observer.connection();
     if (this.#issued && !this.#issued.has(key)) {
       // Not a session this server issued (every TLS 1.3 ClientHello's random legacy ID): no store call.
       this.#stats.misses += 1;
       this.#stats.filtered += 1;
+      this.#observeLookup(connection, 'filtered', 0);
       answer(null);
       return;
     }
@@ -525,23 +554,27 @@ class SessionStoreAttachment implements SessionStoreHandle {
     }
     work.then(
       (record) => {
-        this.#stats.getLatency.record(performance.now() - started);
-        answer(this.#found(key, sessionId, record));
+        const latencyMs = performance.now() - started;
+        this.#stats.getLatency.record(latencyMs);
+        answer(this.#found(key, sessionId, record, connection, latencyMs));
       },
       (error: Error) => {
-        this.#stats.getLatency.record(performance.now() - started);
+        const latencyMs = performance.now() - started;
+        this.#stats.getLatency.record(latencyMs);
         this.#stats.errors += 1;
         this.#stats.misses += 1;
         this.#report(error);
+        this.#observeLookup(connection, error instanceof StoreTimeoutError ? 'store-timeout' : 'store-error', latencyMs);
         answer(null);
       },
     );
   };
 
   /** What a fetched record (or its absence) answers Node: the DER, or null (counted and reported). */
-  #found(key: string, sessionId: Buffer, record: Buffer | undefined): Buffer | null {
+  #found(key: string, sessionId: Buffer, record: Buffer | undefined, connection: object | undefined, latencyMs: number): Buffer | null {
     if (record === undefined) {
       this.#stats.misses += 1;
+      this.#observeLookup(connection, 'store-miss', latencyMs);
       return null;
     }
     // The very bytes this server accepted before: nothing to open or check but the time.
@@ -550,6 +583,7 @@ class SessionStoreAttachment implements SessionStoreHandle {
       if (Date.now() < known.expiresAtMs) {
         this.#stats.hits += 1;
         this.#stats.recordCacheHits += 1;
+        this.#observeLookup(connection, undefined, latencyMs, true);
         return known.der;
       }
       this.#forgetRecord(key);
@@ -558,16 +592,19 @@ class SessionStoreAttachment implements SessionStoreHandle {
       const { der, expiresAtMs } = this.#accept(key, sessionId, record);
       this.#rememberRecord(key, { record, der, expiresAtMs });
       this.#stats.hits += 1;
+      this.#observeLookup(connection, undefined, latencyMs);
       return der;
     } catch (error) {
       const refused = error instanceof RecordRejectedError ? error : new RecordRejectedError('rejected', (error as Error).message);
       if (refused.reason === 'incompatible') {
         // Usable by another member (another scope, another Node release): not ours to delete, nor an error.
         this.#stats.incompatible += 1;
+        this.#observeLookup(connection, 'incompatible', latencyMs);
         return null;
       }
       if (refused.reason === 'expired') this.#stats.expired += 1;
       else this.#stats.rejected += 1;
+      this.#observeLookup(connection, refused.reason === 'expired' ? 'expired' : 'rejected', latencyMs);
       this.#report(refused);
       this.#deleteQuietly(key);
       return null;

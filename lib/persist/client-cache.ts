@@ -31,10 +31,17 @@ import { invalidArgType, outOfRange } from '../errors';
 import { buildNodeEnvelope, hasNodeEnvelopeMagic, parseNodeEnvelope } from '../node-session';
 import { muteSocketReads, nodeSessionFormat } from '../node-internals';
 import { Session } from '../session';
-import { clientPeerOf, type ClientPeer } from './client-peer';
-import { decodeClientRecord, encodeClientRecord, type ClientSessionUse } from './client-record';
+import {
+  clientHandshakeObserved,
+  errorCode,
+  publishClientHandshake,
+  publishClientStore,
+  resumptionMechanism,
+  type ClientNotOfferedReason,
+} from '../metrics/events';
 import { fileKey, inProcessKey } from './client-local-key';
-import { snapshotOptions } from './client-peer';
+import { clientPeerOf, snapshotOptions, type ClientPeer } from './client-peer';
+import { decodeClientRecord, encodeClientRecord, type ClientSessionUse } from './client-record';
 import { withDeadline } from './deadline';
 import { ClientConnectTimeoutError, PersistConfigError, RecordRejectedError, StoreClosedError, StoreTimeoutError } from './errors';
 import { MemoryStore } from './memory-store';
@@ -120,6 +127,18 @@ export type UndiciConnector = (
   },
   callback: (...result: [error: null, socket: net.Socket] | [error: Error, socket: null]) => void,
 ) => void;
+
+/** What a lookup found out, for the connection's `tls-session:client:handshake` event. */
+interface LookupOutcome {
+  notOfferedReason?: ClientNotOfferedReason;
+  latencyMs?: number;
+}
+
+/** A connection the caller gave its own session: no lookup. */
+function callerSession(outcome: LookupOutcome): undefined {
+  outcome.notOfferedReason = 'caller-session';
+  return undefined;
+}
 
 interface Offer {
   /** What tls.connect({ session }) takes on this Node (wrapped for the peer's identity, or DER). */
@@ -253,11 +272,12 @@ export class ClientSessionCache {
   async #connect(settings: tls.ConnectionOptions, timeoutMs: number | undefined): Promise<tls.TLSSocket> {
     const started = performance.now();
     const peer = clientPeerOf(settings);
-    const offer = settings.session === undefined ? await this.#offerFor(peer) : undefined;
+    const outcome: LookupOutcome = {};
+    const offer = settings.session === undefined ? await this.#offerFor(peer, outcome) : callerSession(outcome);
     const target = typeof settings.path === 'string' ? settings.path : `${settings.host ?? 'localhost'}:${settings.port ?? ''}`;
     const left = timeoutMs === undefined ? undefined : timeoutMs - (performance.now() - started);
     if (left !== undefined && left <= 0) throw new ClientConnectTimeoutError(target, timeoutMs!);
-    const socket = this.#open(settings, peer, offer);
+    const socket = this.#open(settings, peer, offer, outcome);
     return new Promise<tls.TLSSocket>((resolve, reject) => {
       const timer =
         left === undefined ? undefined : setTimeout(() => socket.destroy(new ClientConnectTimeoutError(target, timeoutMs!)), left);
@@ -410,11 +430,12 @@ export class ClientSessionCache {
       callback(error as Error, undefined as unknown as Duplex);
       return;
     }
-    const lookup = settings.session === undefined ? this.#offerFor(peer) : Promise.resolve(undefined);
+    const outcome: LookupOutcome = {};
+    const lookup = settings.session === undefined ? this.#offerFor(peer, outcome) : Promise.resolve(callerSession(outcome));
     void lookup.then((offer) => {
       let socket: tls.TLSSocket;
       try {
-        socket = this.#open(settings, peer, offer);
+        socket = this.#open(settings, peer, offer, outcome);
       } catch (error) {
         callback(error as Error, undefined as unknown as Duplex);
         return;
@@ -451,7 +472,7 @@ export class ClientSessionCache {
   }
 
   /** tls.connect with the offer, watching the connection for its outcome and its sessions. */
-  #open(options: tls.ConnectionOptions, peer: ClientPeer, offer: Offer | undefined): tls.TLSSocket {
+  #open(options: tls.ConnectionOptions, peer: ClientPeer, offer: Offer | undefined, outcome: LookupOutcome): tls.TLSSocket {
     const socket = tls.connect(offer ? { ...options, session: offer.nodeSession } : options);
     if (peer.bypass !== undefined && offer === undefined && options.session === undefined) return socket;
     const received: Buffer[] = [];
@@ -466,6 +487,19 @@ export class ClientSessionCache {
     socket.on('session', onSession);
     socket.once('secureConnect', () => {
       established = true;
+      if (clientHandshakeObserved()) {
+        const protocol = socket.getProtocol();
+        const resumed = socket.isSessionReused();
+        publishClientHandshake({
+          protocol: protocol ?? 'unknown',
+          offered: offer !== undefined,
+          notOfferedReason: offer === undefined ? outcome.notOfferedReason : undefined,
+          resumed,
+          mechanism: resumptionMechanism(protocol, resumed, socket.getTLSTicket() !== undefined),
+          lookupLatencyMs: outcome.latencyMs,
+          ticketsStored: sessions,
+        });
+      }
       if (offer) {
         if (socket.isSessionReused()) this.#counts.resumed += 1;
         else {
@@ -540,9 +574,10 @@ export class ClientSessionCache {
   }
 
   /** The session to offer `peer`, or undefined; within the budget, never rejects. */
-  async #offerFor(peer: ClientPeer): Promise<Offer | undefined> {
+  async #offerFor(peer: ClientPeer, outcome: LookupOutcome): Promise<Offer | undefined> {
     if (peer.bypass !== undefined) {
       this.#counts.bypassed += 1;
+      outcome.notOfferedReason = 'bypassed';
       return undefined;
     }
     this.#counts.lookups += 1;
@@ -553,16 +588,21 @@ export class ClientSessionCache {
     try {
       const offer = await withDeadline('client session lookup', this.#config.budgetMs, this.#find(peer, lookup));
       if (offer) this.#counts.offered += 1;
-      else this.#counts.misses += 1;
+      else {
+        this.#counts.misses += 1;
+        outcome.notOfferedReason = 'not-cached';
+      }
       return offer;
     } catch (error) {
       lookup.abandoned = true;
       this.#counts.errors += 1;
       this.#counts.misses += 1;
+      outcome.notOfferedReason = error instanceof StoreTimeoutError ? 'store-timeout' : 'store-error';
       this.#report(error as Error);
       return undefined;
     } finally {
-      this.#lookupLatency.record(performance.now() - started);
+      outcome.latencyMs = performance.now() - started;
+      this.#lookupLatency.record(outcome.latencyMs);
     }
   }
 
@@ -703,8 +743,10 @@ export class ClientSessionCache {
       })();
       await withDeadline('client session write', this.#config.writeBudgetMs, write);
       this.#counts.stored += 1;
+      publishClientStore({ ok: true, latencyMs: performance.now() - started });
     } catch (error) {
       this.#counts.errors += 1;
+      publishClientStore({ ok: false, latencyMs: performance.now() - started, errorCode: errorCode(error) });
       this.#report(error as Error);
     } finally {
       this.#storeLatency.record(performance.now() - started);

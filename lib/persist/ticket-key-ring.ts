@@ -39,6 +39,7 @@ import { PersistConfigError, RecordFormatError } from './errors';
 import { Sealer, Secret, unwrapPlain, wrapPlain } from './seal';
 import { addTicketCounts, emptyTicketCounts, TicketCounts, TicketKeyAgeCounts } from './stats';
 import type { SessionStore } from './store';
+import { channels, errorCode, observeServer, type ServerObserver, type TicketMissReason } from '../metrics/events';
 
 /** Node's ticket key: 16 bytes key name, 16 bytes HMAC secret, 16 bytes AES key. */
 export const TICKET_KEY_BYTES = 48;
@@ -142,6 +143,8 @@ interface Attachment {
   readonly covered: WeakSet<NativeContext>;
   readonly onConnection: () => void;
   readonly onListening: () => void;
+  /** Publishes diagnostics_channel events (lib/metrics/events.ts); idle while nobody subscribes. */
+  readonly observer: ServerObserver;
   detached: boolean;
   sni?: { symbol: symbol; original: SniCallback; wrapper: SniCallback };
 }
@@ -279,6 +282,7 @@ export class TicketKeyRing {
     const attachment = this.#attachments.get(server);
     if (!attachment) return;
     attachment.detached = true;
+    attachment.observer.release();
     this.#attachments.delete(server);
     server.removeListener('connection', attachment.onConnection);
     server.removeListener('listening', attachment.onListening);
@@ -349,6 +353,10 @@ export class TicketKeyRing {
     }
     next.retiredAt = undefined;
     this.#active = next;
+    // The first key is no rotation (as in stats().rotations).
+    if (previous && channels.ringRotation.hasSubscribers) {
+      channels.ringRotation.publish({ epoch: next.epoch, previousEpoch: previous.epoch, localKey: !next.shared });
+    }
     for (const attachment of this.#attachments.values()) {
       if (attachment.mode === 'setTicketKeys') attachment.server.setTicketKeys(next.material);
     }
@@ -368,11 +376,12 @@ export class TicketKeyRing {
     const key: RingKey = { epoch, material: randomBytes(TICKET_KEY_BYTES), shared: false, retiredAt: undefined, lastIssuedAt: undefined };
     this.#byName.set(nameOf(key.material).toString('hex'), key);
     this.#stats.localKeys += 1;
+    if (channels.ringLocalKey.hasSubscribers) channels.ringLocalKey.publish({ epoch });
     return key;
   }
 
   /** Takes a fleet key read from the store; one it replaces (the store said otherwise) keeps opening tickets for its retention. */
-  #adopt(epoch: number, material: Buffer, now: number): void {
+  #adopt(epoch: number, material: Buffer, now: number, created = false): void {
     if (this.#closed) {
       material.fill(0);
       return;
@@ -383,6 +392,7 @@ export class TicketKeyRing {
     const key: RingKey = { epoch, material, shared: true, retiredAt, lastIssuedAt: undefined };
     this.#shared.set(epoch, key);
     this.#byName.set(nameOf(material).toString('hex'), key);
+    if (channels.ringKeyAdopted.hasSubscribers) channels.ringKeyAdopted.publish({ epoch, created });
   }
 
   /** Wipes keys past their retention. */
@@ -424,6 +434,7 @@ export class TicketKeyRing {
           if (mode === 'setTicketKeys' && this.#active) server.setTicketKeys(this.#active.material);
           this.#cover(attachment);
         }),
+      observer: observeServer(server),
       detached: false,
     };
     this.#attachments.set(server, attachment);
@@ -457,7 +468,7 @@ export class TicketKeyRing {
     context.onticketkeycallback = (name, _iv, encrypt) => {
       try {
         if (attachment.detached) return singleKeyAnswer(context, name, encrypt);
-        return this.#answer(attachment.tickets, name, encrypt);
+        return this.#answer(attachment.tickets, name, encrypt, attachment.observer);
       } catch (error) {
         // An exception here would reach Node's uncaughtException: answer "no key" (full handshake) instead.
         this.#stats.errors += 1;
@@ -495,22 +506,25 @@ export class TicketKeyRing {
   }
 
   /** Node's ticket-key callback, synchronous: seal with the current key; open with any key still retained. */
-  #answer(tickets: TicketCounts, name: Buffer, encrypt: boolean): readonly unknown[] {
+  #answer(tickets: TicketCounts, name: Buffer, encrypt: boolean, observer?: ServerObserver): readonly unknown[] {
     const now = Date.now();
     const active = this.#activeKey(now);
     if (encrypt) {
       tickets.issued += 1;
       if (!active.shared) tickets.issuedWithLocalKey += 1;
       active.lastIssuedAt = now;
+      if (channels.ringTicket.hasSubscribers) this.#publishTicket('issued', active, now);
       return [1, hmacOf(active.material), aesOf(active.material), nameOf(active.material), randomBytes(PART_BYTES)];
     }
     const key = this.#byName.get(name.toString('hex'));
     if (!key) {
       tickets.rejected.unknownKey += 1;
+      this.#ticketMiss('unknown-ticket-key', active, now, observer);
       return NO_KEY;
     }
     if (key.retiredAt !== undefined && now >= key.retiredAt + this.retentionSeconds * 1000) {
       tickets.rejected.pastRetention += 1;
+      this.#ticketMiss('retired-ticket-key', active, now, observer, key);
       return NO_KEY;
     }
     const age = active.epoch - key.epoch;
@@ -518,12 +532,28 @@ export class TicketKeyRing {
     const answer = [1, hmacOf(key.material), aesOf(key.material), ZERO_PART, ZERO_PART];
     if (key.retiredAt === undefined) {
       tickets.decrypted[bucket] += 1;
+      if (channels.ringTicket.hasSubscribers) this.#publishTicket('accepted', active, now, key);
       return answer;
     }
     // 2: accept, and give the client a new ticket under the current key.
     tickets.renewed[bucket] += 1;
+    if (channels.ringTicket.hasSubscribers) this.#publishTicket('renewed', active, now, key);
     answer[0] = 2;
     return answer;
+  }
+
+  #ticketMiss(reason: TicketMissReason, active: RingKey, now: number, observer: ServerObserver | undefined, key?: RingKey): void {
+    observer?.ticketMiss(reason);
+    if (channels.ringTicket.hasSubscribers) this.#publishTicket(reason, active, now, key);
+  }
+
+  /** `keyAgeSeconds`: since the start of the epoch of the key that sealed (or opened) the ticket. */
+  #publishTicket(outcome: 'issued' | 'accepted' | 'renewed' | TicketMissReason, active: RingKey, now: number, key = active): void {
+    const event =
+      outcome === 'unknown-ticket-key'
+        ? { outcome, localKey: !active.shared }
+        : { outcome, keyAgeSeconds: now / 1000 - key.epoch * this.rotationSeconds, localKey: !active.shared };
+    channels.ringTicket.publish(event);
   }
 
   /** First attach: the store's readiness, then the first key sync. Never rejects. */
@@ -601,6 +631,7 @@ export class TicketKeyRing {
       this.#storeFailed(error as Error);
       return false;
     }
+    if (this.#storeAnswering === false && channels.ringStore.hasSubscribers) channels.ringStore.publish({ state: 'recovered' });
     this.#storeAnswering = true;
     this.#lastSyncAt = Date.now();
     this.#refresh();
@@ -608,7 +639,10 @@ export class TicketKeyRing {
   }
 
   #storeFailed(error: Error): void {
-    if (this.#storeAnswering !== false) this.#stats.outages += 1;
+    if (this.#storeAnswering !== false) {
+      this.#stats.outages += 1;
+      if (channels.ringStore.hasSubscribers) channels.ringStore.publish({ state: 'outage', errorCode: errorCode(error) });
+    }
     this.#storeAnswering = false;
     this.#stats.errors += 1;
     this.#report(error);
@@ -657,7 +691,7 @@ export class TicketKeyRing {
       return;
     }
     if (!createdHere) this.#stats.fetched += 1;
-    this.#adopt(epoch, material, now);
+    this.#adopt(epoch, material, now, createdHere);
   }
 
   #guard(run: () => void): void {
