@@ -22,6 +22,7 @@ import * as net from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { devCertificate } from '../examples/dev-cert';
+import { progressLine } from '../lib/cli/output';
 
 const CHILD = join(__dirname, 'client-cache-child.js');
 const at = process.argv.indexOf('--trials');
@@ -81,6 +82,8 @@ async function main(): Promise<void> {
     .join(' ');
   const results: Record<string, Record<Mode, Sample[]>> = {};
   const roundTrips: Record<string, Record<Mode, number>> = {};
+  // One line, updated in place on a terminal; one line per trial in a log (no ever-growing line).
+  const progress = progressLine(process.stderr);
   try {
     for (const version of ['TLSv1.2', 'TLSv1.3'] as const) {
       const samples: Record<Mode, Sample[]> = { plain: [], miss: [], resumed: [] };
@@ -96,7 +99,7 @@ async function main(): Promise<void> {
       };
       const modes: Mode[] = ['plain', 'miss', 'resumed'];
       for (let trial = 0; trial < TRIALS; trial++) {
-        process.stderr.write(`\r${version} trial ${trial + 1}/${TRIALS} (load ${load})   `);
+        progress.update(`${version} trial ${trial + 1}/${TRIALS} (load ${load})`);
         // Alternate the order, so drift on a noisy machine does not favour one mode.
         for (const mode of trial % 2 ? [...modes].reverse() : modes) {
           const sample = await run(mode, trial);
@@ -117,7 +120,7 @@ async function main(): Promise<void> {
       roundTrips[version] = rtt;
     }
   } finally {
-    process.stderr.write('\n');
+    progress.done();
     proxy.close();
     server.close();
     rmSync(dir, { recursive: true, force: true });

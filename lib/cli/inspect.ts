@@ -28,9 +28,13 @@ export function registerInspectCommand(program: Command): void {
       'after',
       `
 A Node client session converted to DER loses the host Node bound it to (see README).
+"SNI hostname" is what the session records: OpenSSL keeps a client's SNI name in its session only
+when the server acknowledged it (openssl s_server without -servername does not), so "none" there.
+TLS 1.3 sends its session tickets after the handshake: keep s_client connected a moment (sleep 1)
+or -sess_out writes nothing.
 
 Examples:
-  $ openssl s_client -connect example.com:443 -sess_out session.pem </dev/null
+  $ sleep 1 | openssl s_client -connect example.com:443 -servername example.com -sess_out session.pem
   $ tls-session inspect session.pem
   $ tls-session inspect --json session.pem node-session.bin
   $ tls-session inspect --outform der session.pem > session.der`,

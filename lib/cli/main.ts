@@ -4,6 +4,7 @@
  * subcommand loads the native addon, ioredis or SQLite inside its action, so `--help` is fast.
  */
 import { Command, CommanderError } from 'commander';
+import { registerDemoCommand } from './demo';
 import { registerInspectCommand } from './inspect';
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from './output';
 import { registerProbeCommand } from './probe';
@@ -12,7 +13,7 @@ import { registerStoreCommand } from './store';
 /** The program with every subcommand registered; exported for tests and for the probe module. */
 export function buildProgram(): Command {
   const program = new Command('tls-session')
-    .description('Inspect TLS sessions, probe servers for resumption, and look after session stores')
+    .description('Inspect TLS sessions, probe servers for resumption, look after session stores, and see resumption at work (demo)')
     .option('--debug', 'on failure, print the stack trace too')
     // Commander's own usage errors become one "tls-session: …" line and exit 2 (see run()).
     .configureOutput({ outputError: (message, write) => write(`tls-session: ${message.replace(/^error: /, '').trimEnd()} (see --help)\n`) })
@@ -23,11 +24,13 @@ export function buildProgram(): Command {
 Examples:
   $ tls-session inspect session.pem
   $ tls-session probe example.com:443
-  $ tls-session store stats --sqlite /var/lib/myapp/tls-sessions.db`,
+  $ tls-session store stats --sqlite /var/lib/myapp/tls-sessions.db
+  $ tls-session demo`,
     );
   registerInspectCommand(program);
   registerProbeCommand(program);
   registerStoreCommand(program);
+  registerDemoCommand(program);
   return program;
 }
 

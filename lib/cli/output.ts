@@ -65,3 +65,27 @@ export function relativeTime(when: Date, now: Date = new Date()): string {
   const span = parts.join(' ');
   return deltaSeconds >= 0 ? `in ${span}` : `${span} ago`;
 }
+
+/** What a progress line writes to: a terminal when `isTTY`, else a log (a pipe, a CI file). */
+export interface ProgressStream {
+  isTTY?: boolean;
+  write(text: string): unknown;
+}
+
+/**
+ * A bounded progress line: on a terminal each update replaces the last (carriage return, then
+ * erase to the end of the line); elsewhere `\r` does not rewind, so each update is a line of its own.
+ */
+export function progressLine(stream: ProgressStream): { update(text: string): void; done(): void } {
+  let shown = false;
+  return {
+    update(text: string): void {
+      stream.write(stream.isTTY ? `\r${text}\x1b[K` : `${text}\n`);
+      shown = true;
+    },
+    done(): void {
+      if (shown && stream.isTTY) stream.write('\n');
+      shown = false;
+    },
+  };
+}

@@ -35,7 +35,7 @@ interface OpenedStore {
   close(): Promise<void>;
 }
 
-type RecordKind = 'session' | 'ticket-key' | 'other';
+type RecordKind = 'session' | 'ticket-key' | 'client' | 'other';
 
 /** What one record turned out to be: never its content beyond metadata. */
 interface RecordReport {
@@ -43,6 +43,8 @@ interface RecordReport {
   kind: RecordKind;
   bytes: number;
   sealed: boolean;
+  /** Sealed and not opened: no secret was given to open it (not a problem of the record). */
+  unopened?: boolean;
   expiresAt: string | undefined;
   expired: boolean;
   /** Set when the record opened (a secret was given for sealed records) and held a session. */
@@ -55,6 +57,10 @@ interface RecordReport {
 
 const SESSION_PREFIX = 'session:';
 const TICKET_KEY_PREFIX = 'ticket-key:';
+/** ClientSessionCache's default keyPrefix. */
+const CLIENT_PREFIX = 'client:';
+/** What stats and ls say for a sealed record read without --secret-file. */
+const SEALED_UNOPENED = 'sealed (no --secret-file)';
 const TICKET_KEY_BYTES = 48;
 const REDIS_CONNECT_TIMEOUT_MS = 3000;
 const REDIS_COMMAND_BUDGET_MS = 5000;
@@ -104,11 +110,13 @@ export async function runStoreCommand(name: string, options: StoreOptions): Prom
     fail('give exactly one of --sqlite FILE and --redis URL', EXIT_USAGE);
   const sealers = options.secretFile !== undefined ? await readSealers(options.secretFile) : undefined;
   const opened = await openStore(options);
+  // A cache on SQLite without a secret seals with the file's local key; with a secret, with that.
+  const clientSealer = (options.sqlite !== undefined ? await localClientSealer(options.sqlite) : undefined) ?? sealers?.client;
   try {
     if (name === 'purge') return await purge(opened, options);
     const reports: RecordReport[] = [];
     const now = new Date();
-    for await (const entry of opened.store.entries()) reports.push(await examine(entry, sealers, options.scope, now));
+    for await (const entry of opened.store.entries()) reports.push(await examine(entry, sealers, clientSealer, options.scope, now));
     if (name === 'stats') return printStats(opened.label, reports, sealers !== undefined, options);
     if (name === 'ls') return printList(reports, now, options);
     return await verify(opened, reports, sealers !== undefined, options);
@@ -177,7 +185,7 @@ async function openStore(options: StoreOptions): Promise<OpenedStore> {
  * The secret file: one 32-byte key as 64 hex digits (id "default", what a Buffer secret means),
  * or one "id:hex" a line, newest first (a Secret list). Its content is never printed.
  */
-async function readSealers(file: string): Promise<{ session: Sealer; ticketKey: Sealer }> {
+async function readSealers(file: string): Promise<{ session: Sealer; ticketKey: Sealer; client: Sealer }> {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -200,7 +208,11 @@ async function readSealers(file: string): Promise<{ session: Sealer; ticketKey: 
   if (keys.length === 0) fail(`secret file ${file} holds no key`, EXIT_USAGE);
   const { Sealer } = await import('../persist/seal');
   try {
-    return { session: new Sealer(keys, 'session-record'), ticketKey: new Sealer(keys, 'ticket-key') };
+    return {
+      session: new Sealer(keys, 'session-record'),
+      ticketKey: new Sealer(keys, 'ticket-key'),
+      client: new Sealer(keys, 'client-session'),
+    };
   } catch (error) {
     return fail(`secret file ${file}: ${(error as Error).message}`, EXIT_USAGE);
   } finally {
@@ -208,9 +220,33 @@ async function readSealers(file: string): Promise<{ session: Sealer; ticketKey: 
   }
 }
 
+/**
+ * ClientSessionCache on SQLite without a secret seals with the key in `<file>.key` (mode 600,
+ * next to the file): opened with it here when it exists, so `client` records read without
+ * --secret-file. Never created: a tool that reads must not write.
+ */
+async function localClientSealer(path: string): Promise<Sealer | undefined> {
+  const keyFile = `${path}.key`;
+  if (!existsSync(keyFile)) return undefined;
+  const { fileKey } = await import('../persist/client-local-key');
+  const { Sealer } = await import('../persist/seal');
+  let key: Buffer;
+  try {
+    key = fileKey(keyFile);
+  } catch {
+    return undefined; // unusable (mode, owner): the records stay unopened, as without it
+  }
+  try {
+    return new Sealer([{ id: 'local', key }], 'client-session');
+  } finally {
+    key.fill(0);
+  }
+}
+
 function kindOf(key: string): RecordKind {
   if (key.startsWith(SESSION_PREFIX)) return 'session';
   if (key.startsWith(TICKET_KEY_PREFIX)) return 'ticket-key';
+  if (key.startsWith(CLIENT_PREFIX)) return 'client';
   return 'other';
 }
 
@@ -218,6 +254,7 @@ function kindOf(key: string): RecordKind {
 async function examine(
   entry: StoredEntry,
   sealers: { session: Sealer; ticketKey: Sealer } | undefined,
+  clientSealer: Sealer | undefined,
   scope: string | undefined,
   now: Date,
 ): Promise<RecordReport> {
@@ -235,10 +272,18 @@ async function examine(
     expired: entry.expiresAt !== undefined && entry.expiresAt.getTime() <= now.getTime(),
   };
   if (kind === 'other') return report;
+  const sealer = kind === 'session' ? sealers?.session : kind === 'client' ? clientSealer : sealers?.ticketKey;
+  if (report.sealed && sealer === undefined) {
+    // Not a fault of the record: nothing to open it with. verify still counts it (it cannot vouch for it).
+    report.unopened = true;
+    report.problem = 'sealed: give --secret-file to open it';
+    return report;
+  }
   let payload: Buffer;
   try {
-    const sealer = kind === 'session' ? sealers?.session : sealers?.ticketKey;
-    payload = sealer ? sealer.open(entry.key, entry.value) : Buffer.from(unwrapPlain(entry.value));
+    // ClientSessionCache keys are "<prefix><peer digest>:<slot>", sealed under the key without the slot.
+    const sealedUnder = kind === 'client' ? entry.key.slice(0, entry.key.lastIndexOf(':')) : entry.key;
+    payload = sealer ? sealer.open(sealedUnder, entry.value) : Buffer.from(unwrapPlain(entry.value));
   } catch (error) {
     report.problem = (error as Error).message;
     return report;
@@ -246,6 +291,17 @@ async function examine(
   try {
     if (kind === 'ticket-key') {
       if (payload.length !== TICKET_KEY_BYTES) report.problem = `ticket key has ${payload.length} bytes, expected ${TICKET_KEY_BYTES}`;
+      return report;
+    }
+    if (kind === 'client') {
+      const { decodeClientRecord } = await import('../persist/client-record');
+      const record = decodeClientRecord(payload);
+      using session = Session.fromDER(record.der);
+      report.protocol = session.protocol;
+      report.cipher = session.cipher;
+      if (record.peerDigest !== entry.key.slice(CLIENT_PREFIX.length, entry.key.lastIndexOf(':'))) {
+        report.problem = 'client session stored under another peer';
+      }
       return report;
     }
     const record = decodeSessionRecord(payload);
@@ -287,10 +343,18 @@ function printStats(label: string, reports: RecordReport[], haveSecret: boolean,
     store: label,
     records: reports.length,
     byKind: count(reports.map((r) => r.kind)),
-    byProtocol: count(reports.filter((r) => r.kind === 'session').map((r) => r.protocol ?? 'unreadable')),
+    // Sessions, server's and clients': a sealed one read without a secret is "sealed", not "unreadable".
+    byProtocol: count(
+      reports
+        .filter((r) => r.kind === 'session' || r.kind === 'client')
+        .map((r) => r.protocol ?? (r.unopened ? SEALED_UNOPENED : 'unreadable')),
+    ),
     byExpiry: count(reports.map((r) => expiryBucket(r, now))),
     sealed: reports.filter((r) => r.sealed).length,
-    unreadable: reports.filter((r) => r.problem !== undefined).length,
+    /** Sealed records not opened for want of --secret-file. */
+    unopened: reports.filter((r) => r.unopened).length,
+    /** Records that do not open or decode: a fault of the record (or of the secret given). */
+    unreadable: reports.filter((r) => r.problem !== undefined && !r.unopened).length,
   };
   if (options.json) {
     printJson(stats);
@@ -302,11 +366,11 @@ function printStats(label: string, reports: RecordReport[], haveSecret: boolean,
       .join(', ') || 'none';
   process.stdout.write(
     `store:       ${stats.store}\n` +
-      `records:     ${stats.records} (${stats.sealed} sealed)\n` +
+      `records:     ${stats.records} (${stats.sealed} sealed${stats.unopened > 0 ? `, ${stats.unopened} not opened: no --secret-file` : ''})\n` +
       `by kind:     ${line(stats.byKind)}\n` +
       `by protocol: ${line(stats.byProtocol)}\n` +
       `by expiry:   ${line(stats.byExpiry)}\n` +
-      `unreadable:  ${stats.unreadable}${stats.unreadable > 0 && !haveSecret ? ' (sealed records need --secret-file)' : ''}\n`,
+      `unreadable:  ${stats.unreadable}\n`,
   );
   return 0;
 }
@@ -322,8 +386,8 @@ function printList(reports: RecordReport[], now: Date, options: StoreOptions): n
     String(r.bytes),
     r.sealed ? 'yes' : 'no',
     r.expiresAt === undefined ? 'never' : relativeTime(new Date(r.expiresAt), now),
-    r.protocol ?? (r.kind === 'session' ? '?' : '-'),
-    r.cipher ?? '',
+    r.protocol ?? (r.kind === 'session' || r.kind === 'client' ? (r.unopened ? 'sealed' : 'unreadable') : '-'),
+    r.cipher ?? (r.unopened ? '(sealed: --secret-file)' : ''),
   ]);
   process.stdout.write(renderTable(['KEY', 'KIND', 'BYTES', 'SEALED', 'EXPIRES', 'PROTOCOL', 'CIPHER'], rows));
   return 0;

@@ -21,13 +21,9 @@ interface Block {
   body: string;
 }
 
-/** The fenced blocks of the README section "## The tls-session command", in order. */
+/** The fenced blocks of docs/COMMAND.md (the command's guide, linked from the README), in order. */
 function sectionBlocks(): Block[] {
-  const readme = readFileSync(join(root, 'README.md'), 'utf8');
-  const start = readme.indexOf('\n## The tls-session command\n');
-  if (start < 0) throw new Error('README.md has no section "## The tls-session command"');
-  const end = readme.indexOf('\n## ', start + 1);
-  const section = readme.slice(start, end < 0 ? undefined : end);
+  const section = readFileSync(join(root, 'docs', 'COMMAND.md'), 'utf8');
   return [...section.matchAll(/^```(\w*)\n([\s\S]*?)^```$/gm)].map((m) => ({ lang: m[1]!, body: m[2]! }));
 }
 

@@ -1,7 +1,8 @@
 /**
- * The README's TypeScript blocks as a user's strict TypeScript project sees them. Two are
- * fragments that leave names to the reader ("Sessions you own": `tlsSocket`, `store`, `load`;
- * "Own TLS on the system OpenSSL": `cert`, `key`) and connect to fixed hosts and ports, so they
+ * The README's TypeScript blocks, and those of the guides it links to (docs/SESSIONS.md,
+ * docs/TLS_ENGINE.md), as a user's strict TypeScript project sees them. Two are fragments that
+ * leave names to the reader (docs/SESSIONS.md: `tlsSocket`, `store`, `load`; docs/TLS_ENGINE.md
+ * "own TLS on the system OpenSSL": `cert`, `key`) and connect to fixed hosts and ports, so they
  * are type-checked here, not run: every ```ts block of README.md compiles under `strict` against
  * lib/ as `tls-session`, with those names declared as the text describes them. The runnable blocks
  * also run (readme-sqlite.test.ts, readme-fleet.redis.test.ts), and so do the fragments' complete
@@ -23,11 +24,12 @@ declare const cert: Buffer; // PEM of a certificate for localhost
 declare const key: Buffer;
 `;
 
-test('every ```ts block of the README type-checks under strict against lib/ (fragments: with the names they leave to the reader)', () => {
+test('every ```ts block of the README (and of docs/SESSIONS.md, docs/TLS_ENGINE.md) type-checks under strict against lib/ (fragments: with the names they leave to the reader)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tls-session-readme-fragments-'));
   try {
-    const blocks = codeBlocks('README.md', 'ts');
-    expect(blocks.length).toBeGreaterThanOrEqual(4);
+    // The README's and those of the guides it links to that hold TypeScript fragments.
+    const blocks = ['README.md', 'docs/SESSIONS.md', 'docs/TLS_ENGINE.md'].flatMap((file) => codeBlocks(file, 'ts'));
+    expect(blocks.length).toBeGreaterThanOrEqual(5);
     const files = blocks.map((block, i) => {
       const file = join(dir, `readme-block-${i + 1}.ts`);
       writeFileSync(file, block);
