@@ -6,19 +6,17 @@
  * session / TLS 1.3 ticket from member A (one kind) resumes on member B (another kind).
  * Clients the store cannot use are typed errors naming what is missing.
  */
-import { randomBytes } from 'node:crypto';
 import { inspect } from 'node:util';
 import { Redis as Ioredis6 } from 'ioredis6';
 import { createClient as createNodeRedis } from 'redis';
 import { makePki, Pki } from '../helpers/pki';
-import { attachSessionStore, TicketKeyRing } from '../../lib/persist';
 import { RedisStore } from '../../lib/persist/redis-store';
 import type { SessionStore } from '../../lib/persist/store';
 import { CLIENT_KINDS, ClientKind, ConnectedClient, connectClient } from './helpers/redis-clients';
 import { RedisServer, startRedis } from './helpers/redis-server';
 import { describeStoreContract } from './helpers/store-contract';
 import { waitFor } from './helpers/rotation';
-import { close, handshake, listen, tls12Server, tls13Server } from './helpers/tls-peers';
+import { tls12FleetResumes, tls13FleetResumes } from './helpers/redis-fleet';
 
 let redis: RedisServer;
 let pki: Pki;
@@ -97,61 +95,14 @@ describe('fleet members holding different client kinds share sessions', () => {
     const keyPrefix = `fleet12-${kindA}-${kindB}:`;
     const storeA = new RedisStore({ client: clientOf(kindA).client, keyPrefix, budgetMs: 10_000 });
     const storeB = new RedisStore({ client: clientOf(kindB).client, keyPrefix, budgetMs: 10_000 });
-    const secret = randomBytes(32);
-    const a = tls12Server(pki);
-    const b = tls12Server(pki, { sessionIdContext: 'different-argv' });
-    const handleA = attachSessionStore(a, { store: storeA, secret, budgetMs: 10_000 });
-    const handleB = attachSessionStore(b, { store: storeB, secret, budgetMs: 10_000 });
-    const [portA, portB] = [await listen(a), await listen(b)];
-    try {
-      const first = await handshake(pki, portA);
-      expect(first).toMatchObject({ protocol: 'TLSv1.2', reused: false });
-      expect((await handshake(pki, portB, first.session)).reused).toBe(true);
-      expect(handleA.stats().stored).toBe(1);
-      expect(handleB.stats().hits).toBe(1);
-    } finally {
-      handleA.detach();
-      handleB.detach();
-      await close(a);
-      await close(b);
-      await storeA.close();
-      await storeB.close();
-    }
+    await tls12FleetResumes(pki, storeA, storeB, 1);
   });
 
   test.each(pairs)('TLS 1.3: a ticket from A (%s) resumes on B (%s) through TicketKeyRing', async (kindA, kindB) => {
     const keyPrefix = `fleet13-${kindA}-${kindB}:`;
     const storeA = new RedisStore({ client: clientOf(kindA).client, keyPrefix, budgetMs: 10_000 });
     const storeB = new RedisStore({ client: clientOf(kindB).client, keyPrefix, budgetMs: 10_000 });
-    const secret = randomBytes(32);
-    const a = tls13Server(pki);
-    const b = tls13Server(pki);
-    const [ringA, ringB] = [new TicketKeyRing({ store: storeA, secret }), new TicketKeyRing({ store: storeB, secret })];
-    await Promise.all([ringA.attach(a), ringB.attach(b)]);
-    const [portA, portB] = [await listen(a), await listen(b)];
-    try {
-      // Each epoch key was created by exactly one of the two rings (SET NX), whatever their clients.
-      const stored = async () => {
-        let count = 0;
-        for await (const entry of storeA.entries()) if (entry.key.startsWith('ticket-key:')) count++;
-        return count;
-      };
-      await waitFor(
-        async () => ringA.stats().created + ringB.stats().created === (await stored()),
-        'the created keys to match the stored ones',
-      );
-      expect(ringA.stats().created + ringB.stats().created).toBeGreaterThanOrEqual(1);
-      const first = await handshake(pki, portA);
-      expect(first).toMatchObject({ protocol: 'TLSv1.3', reused: false });
-      expect((await handshake(pki, portB, first.session)).reused).toBe(true);
-    } finally {
-      ringA.close();
-      ringB.close();
-      await close(a);
-      await close(b);
-      await storeA.close();
-      await storeB.close();
-    }
+    await tls13FleetResumes(pki, storeA, storeB);
   });
 });
 
