@@ -153,6 +153,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<number> {
   const { attachSessionStore, SqliteStore, TicketKeyRing } = await import('../persist');
   const { makeDemoCertificate } = await import('./demo-cert');
 
+  const metrics = await startMetrics();
   const dir = mkdtempSync(join(tmpdir(), 'tls-session-demo-'));
   const dbPath = join(dir, 'sessions.db');
   // In production: from your secret manager, the same across restarts. Never printed.
@@ -336,6 +337,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<number> {
     write(`resumed after restart: ${resumedAfter} of ${totalAfter}\n`);
     const { offered, resumed } = after.carried;
     write(`sessions from before the restart that resumed after it: ${resumed} of ${offered}\n`);
+    write(metrics ? await metrics.report() : METRICS_HINT);
     // The point of the demo: sessions surviving a restart. Those made after it resuming is not that.
     if (resumed === 0) {
       const reasons = [...count(after.reasons)].map(([reason, n]) => `  ${n}× ${reason}\n`).join('');
@@ -345,8 +347,58 @@ export async function runDemo(options: DemoOptions = {}): Promise<number> {
     return 0;
   } finally {
     for (const client of clients) client.agent.destroy();
+    metrics?.stop();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+const METRICS_HINT = 'metrics: `npm install prom-client` and the demo also shows what Prometheus would scrape (docs/METRICS.md)\n';
+
+/**
+ * The Prometheus collector over a registry of its own, served on a loopback /metrics while the
+ * demo runs (as examples/metrics.ts serves a real server's); undefined without prom-client (an
+ * optional peer dependency).
+ */
+async function startMetrics(): Promise<{ report(): Promise<string>; stop(): void } | undefined> {
+  const { collectPrometheusMetrics } = await import('../metrics');
+  const { loadPeer } = await import('../metrics/instruments');
+  let prom: { Registry: new () => unknown };
+  try {
+    prom = loadPeer('prom-client');
+  } catch {
+    return undefined;
+  }
+  const collector = collectPrometheusMetrics({ register: new prom.Registry() as never });
+  const http = await import('node:http');
+  const server = http.createServer((_request, response) => {
+    void collector.metrics().then((text) => response.setHeader('content-type', collector.contentType).end(text));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/metrics`;
+  return {
+    async report() {
+      // What a scrape of /metrics shows now: the handshake series, and the resumption rate from them.
+      const text = await new Promise<string>((resolve, reject) => {
+        http
+          .get(url, (response) => {
+            let body = '';
+            response.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
+            response.on('end', () => resolve(body));
+          })
+          .on('error', reject);
+      });
+      const series = text.split('\n').filter((line) => /^tls_session_server_handshakes_total\{/.test(line) && !/ 0$/.test(line));
+      const sum = (lines: string[]) => lines.reduce((total, line) => total + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
+      const all = sum(series);
+      const resumed = sum(series.filter((line) => line.includes('resumed="true"')));
+      const rate = all > 0 ? ((100 * resumed) / all).toFixed(1) : '0';
+      return `metrics: while the demo ran, ${url} served (prom-client; examples/metrics.ts does this for a real server):\n${series.map((line) => `  ${line}\n`).join('')}  resumption rate: ${resumed} of ${all} handshakes (${rate}%)\n`;
+    },
+    stop() {
+      collector.stop();
+      server.close();
+    },
+  };
 }
 
 function count(values: string[]): Map<string, number> {

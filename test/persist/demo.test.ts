@@ -30,6 +30,12 @@ test('examples/demo.ts prints the handshake table and resumes sessions after the
   // The store path is deterministic: every TLS 1.2 client resumes after the restart. (TLS 1.3
   // could see a ticket-key epoch boundary between the two phases, once an hour.)
   expect(stdout).toMatch(/after restart\s+TLS 1\.2, session ID \(store\)\s+0\s+9/);
+  // What its /metrics served (prom-client is a devDependency here): the same handshakes, by mechanism.
+  expect(stdout).toMatch(/^metrics: while the demo ran, http:\/\/127\.0\.0\.1:\d+\/metrics served/m);
+  expect(stdout).toContain('tls_session_server_handshakes_total{protocol="TLSv1.2",mechanism="session-id",resumed="true"} 15');
+  const [, rateResumed, rateAll] = /resumption rate: (\d+) of (\d+) handshakes/.exec(stdout)!;
+  expect(Number(rateAll)).toBe(36); // 6 clients: 3 connections before the restart, 3 after
+  expect(Number(rateResumed)).toBe(36 - 6 - (18 - Number(resumed)));
 });
 
 test('the demo prints the measured gain of resumption next to its full/resumed counts', async () => {
