@@ -94,7 +94,11 @@ async function main(): Promise<void> {
       const run = (mode: Mode, trial: number): Promise<Sample> => {
         if (mode === 'plain') return child({ mode: 'plain', port, ca, version });
         const db = join(dir, `${mode}-${version}-${trial}.db`);
-        if (mode === 'resumed') copyFileSync(template, db);
+        if (mode === 'resumed') {
+          copyFileSync(template, db);
+          // The records are sealed with the key kept beside the file (ClientSessionCache's default): copied with it.
+          copyFileSync(`${template}.key`, `${db}.key`);
+        }
         return child({ mode: 'cache', db, port, ca, version });
       };
       const modes: Mode[] = ['plain', 'miss', 'resumed'];
