@@ -13,7 +13,7 @@ test('sessions served by the lookups of two server contexts resume on both and f
   const pki = makePki();
   const run = spawnSync(
     process.execPath,
-    [join(__dirname, '..', 'fixtures', 'shared-session-contexts.js'), pki.serverCertPath, pki.serverKeyPath],
+    ['--expose-gc', join(__dirname, '..', 'fixtures', 'shared-session-contexts.js'), pki.serverCertPath, pki.serverKeyPath],
     {
       encoding: 'utf8',
       timeout: 60_000,
