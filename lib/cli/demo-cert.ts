@@ -33,14 +33,24 @@ const BASIC_CONSTRAINTS = '551d13';
 const SUBJECT_ALT_NAME = '551d11';
 
 /**
+ * A positive, minimally encoded DER INTEGER from random bytes: top bit clear (positive) and the
+ * next set, so the first byte is never a 0x00 pad before a byte under 0x80 (OpenSSL refuses that
+ * as "illegal padding": one demo in 512 failed to load its certificate before).
+ */
+export function certificateSerial(random: Buffer): Buffer {
+  const serial = Buffer.from(random);
+  serial[0] = (serial[0]! & 0x7f) | 0x40;
+  return serial;
+}
+
+/**
  * A certificate for DNS:localhost and IP:127.0.0.1, valid from an hour before `now` for one
  * day. CA:TRUE, like `openssl req -x509`, so the clients can trust it as their only CA.
  */
-export function makeDemoCertificate(now: Date = new Date()): DemoCertificate {
+export function makeDemoCertificate(now: Date = new Date(), serialRandom: Buffer = randomBytes(16)): DemoCertificate {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const name = sequence(tlv(0x31, sequence(oid(COMMON_NAME), tlv(0x0c, Buffer.from('tls-session demo (throwaway)', 'utf8')))));
-  const serial = randomBytes(16);
-  serial[0]! &= 0x7f; // a positive INTEGER
+  const serial = certificateSerial(serialRandom);
   const extensions = tlv(
     0xa3,
     sequence(
