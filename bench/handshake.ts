@@ -11,6 +11,11 @@
  *   node -r ./test/persist/fixtures/register-ts.js bench/handshake.ts [--quick] [--keys rsa2048,p256]
  *     [--configs <substring>,...] [--seconds S] [--trials N] [--connections N] [--generators N]
  *     [--json FILE] [--no-redis]
+ *   ... bench/handshake.ts --metrics-cost [--keys p256] [--cycles N] [--slice-ms MS]
+ *
+ * --metrics-cost measures instead what tls-session's events and the Prometheus collector cost per
+ * resumed handshake: one server process per configuration, its metrics state switched in short
+ * interleaved slices under steady load (bench/handshake/toggle.ts, metrics-cost.ts).
  *
  * docs/BENCHMARKS.md explains how to read the figures.
  */
@@ -26,6 +31,8 @@ import { BenchConfig, CONFIGS, KEY_TYPES, TARGETS } from './handshake/configs';
 import type { RunRequest, RunResult } from './handshake/load';
 import type { PathRow } from './handshake/path';
 import type { ServerSpec } from './handshake/server';
+import { reportMetricsCost, summarize, type MetricsCostResult } from './handshake/metrics-cost';
+import type { ReplayPath, Slice, SlicesRequest, SlicesResult, UnsubscribedPath } from './handshake/toggle';
 
 interface Options {
   quick: boolean;
@@ -39,6 +46,9 @@ interface Options {
   redis: boolean;
   profile?: string;
   path: boolean;
+  metricsCost: boolean;
+  sliceMs: number;
+  cycles: number;
 }
 
 const program = new Command()
@@ -54,11 +64,24 @@ const program = new Command()
   .option('--no-redis', 'skip the RedisStore configurations')
   .option('--no-path', 'skip the in-process measurement of the store path alone')
   .option('--profile <dir>', 'run the server processes with --cpu-prof, writing .cpuprofile files into <dir>')
+  .option(
+    '--metrics-cost',
+    'instead of the matrix: server CPU per resumed handshake with metrics off / a do-nothing subscriber / the Prometheus collector, ' +
+      'in one server process switched in interleaved slices (TLS 1.2 attachSessionStore, TLS 1.3 TicketKeyRing)',
+    false,
+  )
+  .option('--slice-ms <ms>', '--metrics-cost: length of one measured slice', Number, 100)
+  .option('--cycles <n>', '--metrics-cost: measured cycles (each runs every state once, shuffled)', Number, 100)
   .parse();
 const options = program.opts<Options>();
 if (options.quick) options.seconds = Math.min(options.seconds, 1);
 const trialCount = options.trials ?? (options.quick ? 3 : 5);
 if (!Number.isInteger(trialCount) || trialCount < 1) throw new RangeError('--trials must be an integer >= 1');
+
+if (options.metricsCost) {
+  if (!Number.isInteger(options.cycles) || options.cycles < 3) throw new RangeError('--cycles must be an integer >= 3');
+  if (!(options.sliceMs >= 20)) throw new RangeError('--slice-ms must be >= 20');
+}
 
 const here = __dirname;
 const SERVER_START_BATCH = 3;
@@ -236,7 +259,136 @@ function pairedRatio(trials: Trial[], reference: Trial[], pick: (t: Trial) => nu
 
 // --- running ---
 
+// --- --metrics-cost ---
+
+/** The resumed paths the collector observes, one per mechanism: TLS 1.2 session IDs, TLS 1.3 tickets. */
+const METRICS_COST_CONFIGS = ['tls12 resumed memory+seal', 'tls13 resumed TicketKeyRing'];
+/** Slices run and thrown away first (JIT of both paths, the collector's first series). */
+const METRICS_COST_WARMUP_CYCLES = 3;
+/** Gap after each switch, outside the measured slice (in-flight handshakes, the switch's garbage). */
+const METRICS_COST_GAP_MS = 15;
+
+async function metricsCost(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'tls-session-bench-'));
+  const secretHex = randomBytes(32).toString('hex');
+  const keys = options.keys.split(',').map((k) => k.trim()) as DevKeyType[];
+  for (const key of keys) if (!KEY_TYPES.includes(key)) throw new Error(`--keys: unknown key type ${key}`);
+  const wanted = options.configs?.split(',').map((w) => w.trim());
+  const configs = METRICS_COST_CONFIGS.filter((id) => !wanted || wanted.some((w) => id.includes(w))).map((id) =>
+    CONFIGS.find((c) => c.id === id)!,
+  );
+  if (configs.length === 0) throw new Error(`--configs: --metrics-cost measures ${METRICS_COST_CONFIGS.join(' and ')}`);
+  const generators = Array.from(
+    { length: options.generators },
+    () => new Peer(fork(join(here, 'handshake', 'load.ts'), [], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })),
+  );
+  const loadBefore = loadavg();
+  const startedAt = new Date();
+  const slicesPerCycle = 4;
+  const seconds = ((METRICS_COST_WARMUP_CYCLES + options.cycles) * slicesPerCycle * (options.sliceMs + METRICS_COST_GAP_MS)) / 1000;
+  process.stderr.write(
+    `bench:handshake --metrics-cost: ${configs.length} configurations × ${keys.length} key types, ${options.cycles} cycles × ` +
+      `${slicesPerCycle} slices of ${options.sliceMs} ms (~${Math.round(seconds)} s each), ${options.generators} generators × ` +
+      `${options.connections} connections; load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')}\n`,
+  );
+  const results: MetricsCostResult[] = [];
+  try {
+    for (const key of keys) {
+      const cert = devCertificate(join(dir, 'cert'), key);
+      const keyFile = join(dir, `${key}.key.pem`);
+      const certFile = join(dir, `${key}.cert.pem`);
+      writeFileSync(keyFile, cert.key, { mode: 0o600 });
+      writeFileSync(certFile, cert.cert);
+      for (const [index, config] of configs.entries()) {
+        process.stderr.write(`[${key}] ${config.id}: slicing...\n`);
+        const server = await startServer(
+          {
+            config: { ...config, metrics: undefined },
+            keyFile,
+            certFile,
+            sqlitePath: join(dir, `${key}-mc-${index}.db`),
+            redisPrefix: `bench:${key}:mc:${index}:`,
+            toggle: true,
+          },
+          secretHex,
+        );
+        try {
+          const request: RunRequest = {
+            type: 'run',
+            port: server.port,
+            protocol: config.protocol,
+            resume: config.resume,
+            connections: options.connections,
+            // Stopped when the slices are done; this is only a ceiling.
+            durationMs: Math.round(seconds * 3000) + 60_000,
+            caFile: certFile,
+          };
+          const load = Promise.all(generators.map((g) => g.ask<RunResult>(request, 'result')));
+          await new Promise((resolve) => setTimeout(resolve, 500)); // connections up and resuming
+          const slicesRequest: SlicesRequest = {
+            type: 'slices',
+            sliceMs: options.sliceMs,
+            gapMs: METRICS_COST_GAP_MS,
+            cycles: options.cycles,
+            warmupCycles: METRICS_COST_WARMUP_CYCLES,
+            seed: 0x5eed + index,
+          };
+          const { slices } = await server.peer.ask<SlicesResult>(slicesRequest);
+          for (const g of generators) g.child.send({ type: 'stop' });
+          const loadResults = await load;
+          const unsubscribed = await server.peer.ask<UnsubscribedPath>({ type: 'unsubscribed' });
+          const replay = await server.peer.ask<ReplayPath>({ type: 'replay' });
+          const handshakes = loadResults.reduce((a, r) => a + r.handshakes, 0);
+          results.push(
+            summarize(slices, unsubscribed, replay, {
+              key,
+              id: config.id,
+              sliceMs: options.sliceMs,
+              cycles: options.cycles,
+              generatorCpuShareMax: Math.max(...loadResults.map((r) => r.cpuMicros / 1000 / r.wallMs)),
+              clientResumedShare: handshakes ? loadResults.reduce((a, r) => a + r.resumed, 0) / handshakes : 0,
+              errors: loadResults.reduce((a, r) => a + r.errors, 0),
+            }),
+          );
+          (results[results.length - 1] as MetricsCostResult & { slices?: Slice[] }).slices = slices;
+        } finally {
+          server.peer.stop();
+        }
+      }
+    }
+  } finally {
+    for (const generator of generators) generator.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const loadAfter = loadavg();
+  reportMetricsCost(results);
+  const file = options.json ?? join(tmpdir(), `tls-session-bench-metrics-cost-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(
+    file,
+    JSON.stringify(
+      {
+        startedAt: startedAt.toISOString(),
+        node: process.version,
+        cpus: cpus().length,
+        cpuModel: cpus()[0]?.model,
+        loadAverage: { before: loadBefore, after: loadAfter },
+        options: { ...options },
+        warmupCycles: METRICS_COST_WARMUP_CYCLES,
+        gapMs: METRICS_COST_GAP_MS,
+        results,
+      },
+      null,
+      2,
+    ),
+  );
+  console.log(
+    `\nload average before ${loadBefore.map((l) => l.toFixed(2)).join(' ')}, after ${loadAfter.map((l) => l.toFixed(2)).join(' ')}`,
+  );
+  console.log(`JSON: ${file}`);
+}
+
 async function main(): Promise<void> {
+  if (options.metricsCost) return metricsCost();
   const dir = mkdtempSync(join(tmpdir(), 'tls-session-bench-'));
   const secretHex = randomBytes(32).toString('hex');
   const redis = options.redis ? await startRedis() : undefined;

@@ -46,17 +46,21 @@ function once(request: RunRequest, ca: Buffer, session: Buffer | undefined): Pro
     if (request.protocol === 'TLSv1.2') Object.assign(options, { maxVersion: 'TLSv1.2', secureOptions: constants.SSL_OP_NO_TICKET });
     else options.minVersion = 'TLSv1.3';
     const socket = tls.connect(options);
-    // Close as soon as the handshake (and, for TLS 1.3 with resumption, the first ticket) is in:
-    // waiting for the server's close would measure TCP's delayed ACKs, not TLS.
-    const waitsForTicket = request.protocol === 'TLSv1.3' && request.resume;
+    // Close as soon as the handshake (and, for a full TLS 1.3 handshake with resumption, the first
+    // ticket) is in: waiting for the server's close would measure TCP's delayed ACKs, not TLS. A
+    // TLS 1.3 ticket comes after 'secureConnect' ('session'); a resumed TLS 1.3 handshake gets no
+    // new ticket from a Node server unless its ticket-key callback renews (answers 2), so a resumed
+    // connection does not wait for one (one that does come is still read: end() only half-closes)
+    // and the client keeps offering the ticket it has.
+    const wantsTicket = request.protocol === 'TLSv1.3' && request.resume;
     socket.once('secureConnect', () => {
       ms = performance.now() - started;
       reused = socket.isSessionReused();
-      if (!waitsForTicket || received) socket.end();
+      if (!wantsTicket || received || reused) socket.end();
     });
     socket.on('session', (s: Buffer) => {
       received = s;
-      if (waitsForTicket && ms > 0) socket.end();
+      if (wantsTicket && ms > 0 && !reused) socket.end();
     });
     socket.on('data', () => undefined);
     socket.once('error', reject);
@@ -64,8 +68,12 @@ function once(request: RunRequest, ca: Buffer, session: Buffer | undefined): Pro
   });
 }
 
+/** { type: 'stop' } ends the current run early (its handshakes so far are reported). */
+let stopRequested = false;
+
 async function run(request: RunRequest): Promise<RunResult> {
   const ca = readFileSync(request.caFile);
+  stopRequested = false;
   const cpuBefore = process.cpuUsage();
   const started = performance.now();
   const deadline = started + request.durationMs;
@@ -75,10 +83,10 @@ async function run(request: RunRequest): Promise<RunResult> {
   await Promise.all(
     Array.from({ length: request.connections }, async () => {
       let session: Buffer | undefined;
-      while (performance.now() < deadline) {
+      while (performance.now() < deadline && !stopRequested) {
         try {
           const result = await once(request, ca, request.resume ? session : undefined);
-          if (performance.now() > deadline) break; // finished after the window: not counted
+          if (performance.now() > deadline || stopRequested) break; // finished after the window: not counted
           latencies.push(result.ms);
           if (result.reused) resumed += 1;
           if (result.session) session = result.session;
@@ -103,7 +111,8 @@ async function run(request: RunRequest): Promise<RunResult> {
   };
 }
 
-process.on('message', (message: RunRequest) => {
+process.on('message', (message: RunRequest | { type: 'stop' }) => {
+  if (message?.type === 'stop') stopRequested = true;
   if (message?.type !== 'run') return;
   run(message).then(
     (result) => process.send?.(result),

@@ -12,6 +12,7 @@ import { Registry } from 'prom-client';
 import { collectPrometheusMetrics } from '../../lib/metrics';
 import { attachSessionStore, MemoryStore, RedisStore, SessionStore, SqliteStore, TicketKeyRing } from '../../lib/persist';
 import type { BenchConfig } from './configs';
+import { prepareToggle, type SlicesRequest } from './toggle';
 
 export interface ServerSpec {
   config: BenchConfig;
@@ -22,6 +23,8 @@ export interface ServerSpec {
   redisUrl?: string;
   /** Redis key prefix: each configuration its own. */
   redisPrefix: string;
+  /** --metrics-cost: switch the metrics state in slices on request (bench/handshake/toggle.ts); config.metrics is ignored. */
+  toggle?: boolean;
 }
 
 interface CpuMessage {
@@ -59,10 +62,17 @@ async function serve(): Promise<number> {
   };
   if (config.protocol === 'TLSv1.2') Object.assign(options, { maxVersion: 'TLSv1.2', secureOptions: constants.SSL_OP_NO_TICKET });
   else options.minVersion = 'TLSv1.3';
-  const server = tls.createServer(options, (socket) => {
+  // TLS 1.3: Node writes the NewSessionTicket messages after 'secureConnection' has been emitted;
+  // a socket ended synchronously in it closes before they are out, and the client never gets a
+  // ticket (so never resumes). Ending one turn later lets them out. TLS 1.2 sends nothing after
+  // the handshake: ended at once, as before.
+  const endNow = config.protocol === 'TLSv1.2';
+  const onSecure = (socket: tls.TLSSocket): void => {
     socket.on('error', () => undefined);
-    socket.end();
-  });
+    if (endNow) socket.end();
+    else setImmediate(() => socket.end());
+  };
+  const server = tls.createServer(options, onSecure);
   server.on('tlsClientError', () => undefined);
   if (config.listener === 'map' || config.listener === 'map-async') {
     const later = config.listener === 'map-async';
@@ -93,7 +103,18 @@ async function serve(): Promise<number> {
     const ring = new TicketKeyRing({ store: makeStore(), secret });
     await ring.attach(server);
   }
-  if (config.metrics) {
+  if (spec.toggle) {
+    const toggle = prepareToggle(server, [onSecure]);
+    process.on('message', (message: { type?: string }) => {
+      if (message?.type === 'slices') {
+        toggle.run(message as SlicesRequest).then(send, (error: Error) => send({ type: 'error', message: error.message }));
+      } else if (message?.type === 'unsubscribed') {
+        send({ type: 'unsubscribed', ...toggle.measureUnsubscribed() });
+      } else if (message?.type === 'replay') {
+        send({ type: 'replay', ...toggle.measureReplay() });
+      }
+    });
+  } else if (config.metrics) {
     const collector = collectPrometheusMetrics({ register: new Registry() });
     if (config.metrics === 'stopped') collector.stop();
   }
