@@ -17,6 +17,7 @@ import { performance } from 'node:perf_hooks';
 import { invalidArgType, outOfRange } from '../errors';
 import { Session } from '../session';
 import { withDeadline } from './deadline';
+import { clockOption, type Clock } from './clock';
 import { NodeInternalsError, PersistConfigError, RecordFormatError, RecordRejectedError, StoreTimeoutError } from './errors';
 import { channels, errorCode, observeServer, type LookupMissReason, type ServerObserver } from '../metrics/events';
 import { decodeSessionRecord, encodeSessionRecordWithScope, sessionDerForScope } from './record';
@@ -63,6 +64,12 @@ export interface AttachSessionStoreOptions {
    * the store in any way takes the full path and is refused as before.
    */
   recordCacheSize?: number;
+  /**
+   * The clock expiry is decided by: milliseconds since the epoch (default Date.now), as Go's
+   * tls.Config.Time. For tests and simulations; OpenSSL still checks a session's lifetime against
+   * the real time when it resumes it, and a store's own TTLs (Redis) run on the store's clock.
+   */
+  now?: Clock;
 }
 
 export interface SessionStoreHandle {
@@ -116,6 +123,7 @@ export function attachSessionStore(server: tls.Server, options: AttachSessionSto
   const recordCacheSize = options.recordCacheSize ?? 10_000;
   if (!Number.isInteger(recordCacheSize) || recordCacheSize < 0)
     throw outOfRange('options.recordCacheSize', 'an integer >= 0', recordCacheSize);
+  const now = clockOption(options.now);
   const sealer = options.secret !== undefined ? new Sealer(options.secret, 'session-record') : undefined;
   const scope = options.scope ?? deriveScope(server);
   return new SessionStoreAttachment(server, {
@@ -128,6 +136,7 @@ export function attachSessionStore(server: tls.Server, options: AttachSessionSto
     onError: options.onError,
     issuedIdLimit: lookup === 'issued' ? issuedIdLimit : undefined,
     recordCacheSize,
+    now,
   });
 }
 
@@ -152,6 +161,7 @@ interface AttachmentConfig {
   /** Set for lookup 'issued': how many issued IDs to remember. */
   issuedIdLimit: number | undefined;
   recordCacheSize: number;
+  now: Clock;
 }
 
 /** A record this attachment accepted, and what it holds. */
@@ -377,7 +387,7 @@ class SessionStoreAttachment implements SessionStoreHandle {
       this.#stats.skippedTls13 += 1;
       return undefined;
     }
-    if (Math.floor((expiresAtMs - Date.now()) / 1000) < 1) {
+    if (Math.floor((expiresAtMs - this.#config.now()) / 1000) < 1) {
       this.#stats.expired += 1;
       return undefined;
     }
@@ -414,7 +424,7 @@ class SessionStoreAttachment implements SessionStoreHandle {
       return false;
     }
     if (expiresAtMs === undefined) return false;
-    const ttlSeconds = Math.floor((expiresAtMs - Date.now()) / 1000);
+    const ttlSeconds = Math.floor((expiresAtMs - this.#config.now()) / 1000);
     const { sealer } = this.#config;
     const key = this.#storeKey(sessionId);
     const payload = encodeSessionRecordWithScope(this.#scopeBytes, sessionData);
@@ -486,9 +496,13 @@ class SessionStoreAttachment implements SessionStoreHandle {
     if (der === undefined) throw new RecordRejectedError('incompatible', 'stored session belongs to another scope: record kept');
     // A sealed record opened under this key's AAD was written by a holder of the secret for
     // exactly this session ID: reading the ID, context and times from the DER checks it, and
-    // Node (OpenSSL) decodes the bytes once, when it loads them. An unsealed record may have
-    // been written by anyone who can write the store: it is decoded in full first.
-    const header = sealer ? readSessionHeader(der) : undefined;
+    // Node (OpenSSL) decodes the bytes once, when it loads them. The reader accepts only DER the
+    // full decoder accepts, with the same fields (session-header.ts); anything else, and DER
+    // over maxSessionBytes (which fromDER refuses), is decoded in full below, so that a record
+    // the full path refuses is counted as rejected, never as a hit, and never cached. An
+    // unsealed record may have been written by anyone who can write the store: it is decoded in
+    // full first.
+    const header = sealer && der.length <= this.#config.maxSessionBytes ? readSessionHeader(der) : undefined;
     if (header) {
       if (header.sessionId.length === 0 || !header.sessionId.equals(sessionId))
         throw new RecordRejectedError('rejected', 'stored session has another session ID than the key it is stored under');
@@ -497,7 +511,7 @@ class SessionStoreAttachment implements SessionStoreHandle {
       if (header.time + header.timeout > MAX_SESSION_SECONDS)
         throw new RecordRejectedError('rejected', "stored session's time and timeout are out of range");
       const expiresAtMs = (header.time + header.timeout) * 1000;
-      if (Date.now() >= expiresAtMs) throw new RecordRejectedError('expired', 'stored session has expired');
+      if (this.#config.now() >= expiresAtMs) throw new RecordRejectedError('expired', 'stored session has expired');
       return { der, expiresAtMs };
     }
     const expiresAtMs = this.#checkDecoded(sessionId, der);
@@ -518,7 +532,7 @@ class SessionStoreAttachment implements SessionStoreHandle {
       const hostname = session.hostname === undefined ? undefined : Buffer.from(session.hostname, 'utf8');
       if (!session.idContext.equals(this.#expectedIdContext(hostname))) throw this.#idContextMismatch(session.idContext, hostname);
       if (!session.isResumable) throw new RecordRejectedError('rejected', 'stored session is not resumable');
-      if (session.isExpired()) throw new RecordRejectedError('expired', 'stored session has expired');
+      if (session.isExpired(new Date(this.#config.now()))) throw new RecordRejectedError('expired', 'stored session has expired');
       return session.expiresAt.getTime();
     } finally {
       session.free();
@@ -580,7 +594,7 @@ class SessionStoreAttachment implements SessionStoreHandle {
     // The very bytes this server accepted before: nothing to open or check but the time.
     const known = this.#known?.get(key);
     if (known && known.record.equals(record)) {
-      if (Date.now() < known.expiresAtMs) {
+      if (this.#config.now() < known.expiresAtMs) {
         this.#stats.hits += 1;
         this.#stats.recordCacheHits += 1;
         this.#observeLookup(connection, undefined, latencyMs, true);

@@ -43,6 +43,7 @@ import { fileKey, inProcessKey } from './client-local-key';
 import { clientPeerOf, snapshotOptions, type ClientPeer } from './client-peer';
 import { decodeClientRecord, encodeClientRecord, type ClientSessionUse } from './client-record';
 import { withDeadline } from './deadline';
+import { clockOption, type Clock } from './clock';
 import { ClientConnectTimeoutError, PersistConfigError, RecordRejectedError, StoreClosedError, StoreTimeoutError } from './errors';
 import { MemoryStore } from './memory-store';
 import { Sealer, type Secret, unwrapPlain, wrapPlain } from './seal';
@@ -87,6 +88,13 @@ export interface ClientSessionCacheOptions {
   maxSessionBytes?: number;
   /** Told about every store failure and refused record; must not throw (if it does, that is ignored). */
   onError?: (error: Error) => void;
+  /**
+   * The clock expiry and `maxAgeSeconds` are decided by: milliseconds since the epoch (default
+   * Date.now), as Go's tls.Config.Time. For tests and simulations; OpenSSL still checks a
+   * session's lifetime against the real time when it resumes it, and a store's own TTLs (Redis)
+   * run on the store's clock.
+   */
+  now?: Clock;
 }
 
 export interface ClientSessionCacheStats {
@@ -190,6 +198,7 @@ export class ClientSessionCache {
   readonly #sealer: Sealer | undefined;
   readonly #config: typeof DEFAULTS;
   readonly #onError: ((error: Error) => void) | undefined;
+  readonly #now: Clock;
   readonly #pending = new Set<Promise<void>>();
   readonly #lookupLatency = new LatencyReservoir();
   readonly #storeLatency = new LatencyReservoir();
@@ -239,6 +248,7 @@ export class ClientSessionCache {
     if (options.onError !== undefined && typeof options.onError !== 'function') {
       throw invalidArgType('options.onError', 'a function', options.onError);
     }
+    this.#now = clockOption(options.now);
     const { secret, unauthenticatedRecords } = options;
     if (unauthenticatedRecords !== undefined && unauthenticatedRecords !== 'accept-forgeable') {
       throw new PersistConfigError("options.unauthenticatedRecords must be 'accept-forgeable' (or left out)");
@@ -642,7 +652,7 @@ export class ClientSessionCache {
    * connection's path, tracked.
    */
   #putBack(key: string, record: Buffer, expiresAtMs: number): void {
-    const ttlSeconds = Math.floor((expiresAtMs - Date.now()) / 1000);
+    const ttlSeconds = Math.floor((expiresAtMs - this.#now()) / 1000);
     if (ttlSeconds < 1) return;
     const write = async (): Promise<void> => {
       if (typeof this.#store.setIfAbsent === 'function') await this.#store.setIfAbsent(key, record, ttlSeconds);
@@ -672,14 +682,15 @@ export class ClientSessionCache {
       const payload = this.#sealer ? this.#sealer.open(poolKey, stored) : unwrapPlain(stored);
       const record = decodeClientRecord(payload);
       if (record.peerDigest !== peer.digest) throw new RecordRejectedError('rejected', 'stored client session belongs to another peer');
-      if (record.expiresAtMs <= Date.now()) throw new RecordRejectedError('expired', 'stored client session has expired');
+      const now = this.#now();
+      if (record.expiresAtMs <= now) throw new RecordRejectedError('expired', 'stored client session has expired');
       if (record.der.length > this.#config.maxSessionBytes) {
         throw new RecordRejectedError('rejected', `stored client session of ${record.der.length} bytes is over maxSessionBytes`);
       }
       const session = Session.fromDER(record.der, { maxBytes: this.#config.maxSessionBytes });
       try {
         if (!session.isResumable) throw new RecordRejectedError('rejected', 'stored client session is not resumable');
-        if (session.isExpired()) throw new RecordRejectedError('expired', 'stored client session has expired');
+        if (session.isExpired(new Date(now))) throw new RecordRejectedError('expired', 'stored client session has expired');
         const certificate = session.peerCertificate;
         if (certificate === undefined) throw new RecordRejectedError('rejected', 'stored client session holds no server certificate');
         refusedByCheck = { expiresAtMs: record.expiresAtMs };
@@ -769,7 +780,7 @@ export class ClientSessionCache {
         `new client session of ${der.length} bytes is over maxSessionBytes (${this.#config.maxSessionBytes})`,
       );
     }
-    const now = Date.now();
+    const now = this.#now();
     let expiresAtMs = now + this.#config.maxAgeSeconds * 1000;
     let use: ClientSessionUse;
     const session = Session.fromDER(der, { maxBytes: this.#config.maxSessionBytes });

@@ -1,14 +1,22 @@
 /** An in-process LRU store bounded by entry count and bytes (lru-cache does the bookkeeping). */
 import type { LRUCache } from 'lru-cache';
 import { outOfRange } from '../errors';
+import { clockOption, type Clock } from './clock';
 import { StoreClosedError } from './errors';
-import { SessionStore, validateKey, validateTtl, validateValue } from './store';
+import { SessionStore, validateKey, validateKeyToDelete, validateTtl, validateValue } from './store';
 
 export interface MemoryStoreOptions {
   /** Most entries kept (default 10 000). */
   maxEntries?: number;
   /** Most bytes of keys + values kept (default 32 MiB). */
   maxBytes?: number;
+  /**
+   * The clock TTLs run on: milliseconds (since the epoch, as Date.now; only differences matter
+   * here). Default: lru-cache's monotonic clock (performance.now), which a wall-clock step does
+   * not move. For tests and simulations: give the same clock to attachSessionStore,
+   * ClientSessionCache or TicketKeyRing, and entries expire as that clock moves.
+   */
+  now?: Clock;
 }
 
 export class MemoryStore implements SessionStore {
@@ -20,6 +28,7 @@ export class MemoryStore implements SessionStore {
     const maxBytes = options.maxBytes ?? 32 * 1024 * 1024;
     if (!Number.isInteger(maxEntries) || maxEntries < 1) throw outOfRange('maxEntries', 'an integer >= 1', maxEntries);
     if (!Number.isInteger(maxBytes) || maxBytes < 1) throw outOfRange('maxBytes', 'an integer >= 1', maxBytes);
+    const now = options.now === undefined ? undefined : clockOption(options.now, 'now');
     // Loaded here, like every store's library: requiring the package loads none of them.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { LRUCache: Cache } = require('lru-cache') as typeof import('lru-cache');
@@ -27,6 +36,9 @@ export class MemoryStore implements SessionStore {
       max: maxEntries,
       maxSize: maxBytes,
       sizeCalculation: (value, key) => value.length + key.length,
+      // An injected clock is read at every check (ttlResolution 0: lru-cache would otherwise
+      // keep a reading for 1 ms), so a test that moves it sees entries expire at once.
+      ...(now && { perf: { now }, ttlResolution: 0 }),
     });
   }
 
@@ -78,7 +90,7 @@ export class MemoryStore implements SessionStore {
 
   async delete(key: string): Promise<void> {
     this.#checkOpen();
-    validateKey(key);
+    validateKeyToDelete(key);
     this.#cache.delete(key);
   }
 

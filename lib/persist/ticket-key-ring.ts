@@ -35,6 +35,7 @@ import {
   type NativeSecureContext,
 } from '../node-internals';
 import { withDeadline } from './deadline';
+import { clockOption, type Clock } from './clock';
 import { PersistConfigError, RecordFormatError } from './errors';
 import { Sealer, Secret, unwrapPlain, wrapPlain } from './seal';
 import { addTicketCounts, emptyTicketCounts, TicketCounts, TicketKeyAgeCounts } from './stats';
@@ -66,6 +67,14 @@ export interface TicketKeyRingOptions {
   budgetMs?: number;
   /** Told about store failures; the ring keeps serving with the keys it has and retries. Must not throw. */
   onError?: (error: Error) => void;
+  /**
+   * The clock epochs, rotation and retention are decided by: milliseconds since the epoch
+   * (default Date.now), as Go's tls.Config.Time. For tests and simulations. The ring's timers
+   * are computed from it; a clock moved past the next scheduled sync makes `epoch` and `stats()`
+   * run that sync at once. OpenSSL still checks a ticket's lifetime against the real time, and
+   * a store's own TTLs (Redis) run on the store's clock.
+   */
+  now?: Clock;
 }
 
 /**
@@ -168,6 +177,7 @@ export class TicketKeyRing {
   readonly #keyPrefix: string;
   readonly #budgetMs: number;
   readonly #onError: ((error: Error) => void) | undefined;
+  readonly #now: Clock;
   readonly #attachments = new Map<tls.Server, Attachment>();
   /** Every key that may still open tickets, by hex key name. */
   readonly #byName = new Map<string, RingKey>();
@@ -178,6 +188,8 @@ export class TicketKeyRing {
   #syncing: Promise<boolean> | undefined;
   #previousFetched = false;
   #timer: NodeJS.Timeout | undefined;
+  /** When (on the ring's clock) the pending timer is due. */
+  #wakeAt: number | undefined;
   #closed = false;
   #warned = false;
   /** undefined until the first sync: a store down from the start is an outage too. */
@@ -206,6 +218,7 @@ export class TicketKeyRing {
     if (options.onError !== undefined && typeof options.onError !== 'function') {
       throw invalidArgType('options.onError', 'a function', options.onError);
     }
+    this.#now = clockOption(options.now);
     this.#store = store;
     this.#sealer = options.secret !== undefined ? new Sealer(options.secret, 'ticket-key') : undefined;
     this.#onError = options.onError;
@@ -219,7 +232,7 @@ export class TicketKeyRing {
 
   /** The ring's state; with `server`, `mode` and `tickets` are that server's. */
   stats(server?: tls.Server): TicketKeyRingStats {
-    const now = Date.now();
+    const now = this.#now();
     this.#refresh(now);
     let mode: TicketKeyRingStats['mode'];
     let tickets: TicketCounts;
@@ -272,7 +285,7 @@ export class TicketKeyRing {
     await this.#started;
     if (this.#closed) throw new PersistConfigError('TicketKeyRing is closed');
     if (this.#attachments.has(server)) return;
-    this.#activeKey(Date.now());
+    this.#activeKey(this.#now());
     this.#install(server, this.#modeFor(server));
     this.#schedule(this.#storeAnswering ? undefined : RETRY_MS);
   }
@@ -323,8 +336,16 @@ export class TicketKeyRing {
     return this.#epochEndMs(epoch) - (this.rotationSeconds * 1000) / 2;
   }
 
-  #refresh(now = Date.now()): void {
-    if (!this.#closed && this.#attachments.size > 0) this.#activeKey(now);
+  #refresh(now = this.#now()): void {
+    if (this.#closed || this.#attachments.size === 0) return;
+    // The clock ran past the pending timer (an injected clock was moved, the wall clock stepped
+    // forward): do now what the timer was set for.
+    if (this.#timer && this.#wakeAt !== undefined && now >= this.#wakeAt) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+      void this.#tick();
+    }
+    this.#activeKey(now);
   }
 
   /**
@@ -507,7 +528,7 @@ export class TicketKeyRing {
 
   /** Node's ticket-key callback, synchronous: seal with the current key; open with any key still retained. */
   #answer(tickets: TicketCounts, name: Buffer, encrypt: boolean, observer?: ServerObserver): readonly unknown[] {
-    const now = Date.now();
+    const now = this.#now();
     const active = this.#activeKey(now);
     if (encrypt) {
       tickets.issued += 1;
@@ -572,13 +593,14 @@ export class TicketKeyRing {
   #schedule(delayMs?: number): void {
     if (this.#closed || this.#attachments.size === 0) return;
     if (this.#timer) clearTimeout(this.#timer);
-    const now = Date.now();
+    const now = this.#now();
     let wakeAt = now + (delayMs ?? 0);
     if (delayMs === undefined) {
       const epoch = this.#epochAt(now);
       const prefetchAt = this.#prefetchAtMs(epoch);
       wakeAt = Math.min(this.#shared.has(epoch + 1) ? this.#epochEndMs(epoch) : Math.max(now, prefetchAt), now + SYNC_INTERVAL_MS);
     }
+    this.#wakeAt = wakeAt;
     // +1 ms: a timer may fire a little early, and the boundary must have passed.
     this.#timer = setTimeout(
       () => {
@@ -594,7 +616,7 @@ export class TicketKeyRing {
     if (this.#closed) return;
     let answered = false;
     try {
-      const now = Date.now();
+      const now = this.#now();
       // At a boundary with the next key already here, switch before any store round trip.
       if (this.#shared.has(this.#epochAt(now))) this.#activeKey(now);
       this.#forgetRetired(now);
@@ -614,7 +636,7 @@ export class TicketKeyRing {
   }
 
   async #syncOnce(): Promise<boolean> {
-    const now = Date.now();
+    const now = this.#now();
     const epoch = this.#epochAt(now);
     try {
       await this.#syncEpoch(epoch, now, true);
@@ -633,7 +655,7 @@ export class TicketKeyRing {
     }
     if (this.#storeAnswering === false && channels.ringStore.hasSubscribers) channels.ringStore.publish({ state: 'recovered' });
     this.#storeAnswering = true;
-    this.#lastSyncAt = Date.now();
+    this.#lastSyncAt = this.#now();
     this.#refresh();
     return true;
   }

@@ -13,6 +13,7 @@ import { withSessionTimes } from '../helpers/session-der';
 import { attachSessionStore, MemoryStore, Sealer, SessionStore } from '../../lib/persist';
 import { close, forNode, fromNode, handshake, listen, tls12Server, tls13Server } from './helpers/tls-peers';
 import { RecordingStore } from './helpers/recording-store';
+import { manualClock } from './helpers/clock';
 
 let pki: Pki;
 let otherPki: Pki;
@@ -215,19 +216,26 @@ describe('bad records are refused, counted and deleted (records of another scope
 });
 
 test('an expired session is refused and counted as expired, even if the store still holds it', async () => {
+  const clock = manualClock();
   const store = new RecordingStore();
   const server = tls12Server(pki, { sessionTimeout: 3 });
-  const handle = attachSessionStore(server, { store, secret });
+  const reported: Error[] = [];
+  const handle = attachSessionStore(server, { store, secret, now: clock.now, onError: (error) => reported.push(error) });
   const port = await listen(server);
   try {
     const first = await handshake(pki, port);
     const key = store.keys[0]!;
     const record = (await store.get(key))!;
-    // Keep the record in the store far longer than the session lives.
+    // Keep the record in the store (its TTLs run on its own clock) far longer than the session lives.
     await store.set(key, record, 3600);
-    await new Promise((resolve) => setTimeout(resolve, 4100));
+    // Past the session's 3 s lifetime on the attachment's clock; no real time passes.
+    clock.advance(60_000);
     expect((await handshake(pki, port, first.session)).reused).toBe(false);
-    expect(handle.stats().expired).toBe(1);
+    // The lookup refused the record as expired (reported, deleted). The full handshake's new
+    // session lives 3 s of real time too, so on the moved clock it is expired at once: counted,
+    // not stored (OpenSSL stamps sessions with the real time).
+    expect(reported).toEqual([expect.objectContaining({ reason: 'expired' })]);
+    expect(handle.stats()).toMatchObject({ expired: 2, rejected: 0, stored: 1 });
     expect(await store.get(key)).toBeUndefined();
   } finally {
     handle.detach();
@@ -323,6 +331,9 @@ test('detach removes the listeners and restores the session ID context; bad opti
   );
   expect(() => attachSessionStore(server, { store: new MemoryStore(), budgetMs: 0 })).toThrow(
     expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }),
+  );
+  expect(() => attachSessionStore(server, { store: new MemoryStore(), now: 0 as never })).toThrow(
+    expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE', message: expect.stringContaining('options.now') }),
   );
 });
 

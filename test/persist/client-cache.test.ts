@@ -18,6 +18,7 @@ import { makePki, serverCertificateUntil, type Pki } from '../helpers/pki';
 import { startNodeTlsServer, TLS_VARIANTS } from '../helpers/node-tls-server';
 import { offeredTickets, startTracingSServer } from './helpers/psk-trace';
 import { close, listen } from './helpers/tls-peers';
+import { manualClock } from './helpers/clock';
 
 let pki: Pki;
 /** The same CA, a server certificate that also names a.example and b.example. */
@@ -330,10 +331,11 @@ describe('records that must not be offered', () => {
 
   test('a record past maxAgeSeconds is dropped as expired, even from a store that keeps it', async () => {
     const store = keepingStore();
-    const cache = new ClientSessionCache({ store, secret: randomBytes(32), maxAgeSeconds: 1 });
+    const clock = manualClock();
+    const cache = new ClientSessionCache({ store, secret: randomBytes(32), maxAgeSeconds: 1, now: clock.now });
     await visit(cache, options());
     expect(cache.stats().stored).toBe(1);
-    await new Promise((resolve) => setTimeout(resolve, 1100));
+    clock.advance(1100);
     expect((await visit(cache, options())).reused).toBe(false);
     expect(cache.stats()).toMatchObject({ expired: 1, offered: 0 });
     await cache.close();
@@ -457,6 +459,7 @@ describe('bad options are typed errors', () => {
     [{ store: new MemoryStore(), maxAgeSeconds: 8 * 86_400 }, 'ERR_OUT_OF_RANGE', /options\.maxAgeSeconds/],
     [{ store: new MemoryStore(), secret: Buffer.alloc(5) }, 'ERR_TLS_SESSION_PERSIST_CONFIG', /32 bytes/],
     [{ store: new MemoryStore(), onError: 'log' }, 'ERR_INVALID_ARG_TYPE', /options\.onError/],
+    [{ store: new MemoryStore(), now: Date.now() }, 'ERR_INVALID_ARG_TYPE', /options\.now/],
   ])('%p → %s', (options, code, message) => {
     expect(() => new ClientSessionCache(options as never)).toThrow(
       expect.objectContaining({ code, message: expect.stringMatching(message) }),

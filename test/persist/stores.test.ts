@@ -12,6 +12,7 @@ import { MemoryStore } from '../../lib/persist/memory-store';
 import { SqliteStore, SqliteStoreOptions } from '../../lib/persist/sqlite-store';
 import type { SessionStore } from '../../lib/persist/store';
 import { describeStoreContract } from './helpers/store-contract';
+import { manualClock } from './helpers/clock';
 import { describeEachBackend, openRaw } from './helpers/sqlite-backends';
 
 let dir: string;
@@ -29,7 +30,8 @@ afterAll(async () => {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 let fileCounter = 0;
 
-describeStoreContract('MemoryStore', async () => new MemoryStore(), opened);
+const memoryClock = manualClock();
+describeStoreContract('MemoryStore', async () => new MemoryStore({ now: memoryClock.now }), opened, memoryClock);
 
 describe('MemoryStore bounds', () => {
   test('evicts the least recently used entry beyond maxEntries', async () => {
@@ -54,6 +56,7 @@ describe('MemoryStore bounds', () => {
   test('invalid bounds are typed errors', () => {
     expect(() => new MemoryStore({ maxEntries: 0 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
     expect(() => new MemoryStore({ maxBytes: -1 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+    expect(() => new MemoryStore({ now: 'now' as never })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
   });
 });
 

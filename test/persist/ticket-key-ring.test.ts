@@ -11,7 +11,8 @@ import { inspect } from 'node:util';
 import { makePki, Pki } from '../helpers/pki';
 import { MemoryStore, Sealer, SessionStore, TICKET_KEY_FALLBACK_WARNING, TicketKeyRing, TicketKeyRingOptions } from '../../lib/persist';
 import { close, handshake, listen, tls13Server } from './helpers/tls-peers';
-import { epochEndMs, lateInEpoch, untilRotatedPast, waitFor } from './helpers/rotation';
+import { clockLateInEpoch, clockPastEpoch } from './helpers/rotation';
+import { manualClock } from './helpers/clock';
 
 let pki: Pki;
 beforeAll(() => {
@@ -28,6 +29,16 @@ const internals = (server: tls.Server) => server as unknown as Internals;
 function withoutTicketKeyCallback(server: tls.Server): tls.Server {
   Object.defineProperty(internals(server)._sharedCreds.context, 'enableTicketKeyCallback', { value: undefined, configurable: true });
   return server;
+}
+
+/**
+ * A clock for the rings and their store, at the start of the epoch the wall clock is in: the
+ * tests move it across rotations (the wall clock would not get there during a test, rotation
+ * being hourly), so each fails if the ring ignored it.
+ */
+function epochClock(rotationSeconds: number) {
+  const epochMs = rotationSeconds * 1000;
+  return manualClock(Math.floor(Date.now() / epochMs) * epochMs + 1);
 }
 
 /** Two fleet members: each with its own ring instance (as in two processes), one shared store. */
@@ -133,12 +144,15 @@ test('the stored ticket key is sealed when a secret is given, and the ring never
 });
 
 test('a ticket issued just before a rotation resumes on another member just after it (renewed); past the retention it does not', async () => {
-  const rotationSeconds = 2;
-  const retentionSeconds = 3;
-  const f = await fleet(new MemoryStore(), () => tls13Server(pki), { rotationSeconds, retentionSeconds });
+  const rotationSeconds = 3600;
+  const retentionSeconds = 7200;
+  const clock = epochClock(rotationSeconds);
+  const f = await fleet(new MemoryStore({ now: clock.now }), () => tls13Server(pki), { rotationSeconds, retentionSeconds, now: clock.now });
   try {
-    const { result: issued, epoch } = await lateInEpoch(rotationSeconds, () => handshake(pki, f.ports[0]!));
-    await untilRotatedPast(f.rings, epoch);
+    const epoch = await clockLateInEpoch(clock, f.rings, rotationSeconds);
+    const issued = await handshake(pki, f.ports[0]!);
+    clockPastEpoch(clock, epoch, rotationSeconds);
+    expect(f.rings.map((ring) => ring.epoch)).toEqual([epoch + 1, epoch + 1]);
     const after = await handshake(pki, f.ports[1]!, issued.session);
     expect(after.reused).toBe(true);
     const onB = f.rings[1]!.stats(f.servers[1]!).tickets;
@@ -149,7 +163,9 @@ test('a ticket issued just before a rotation resumes on another member just afte
     expect(f.rings[0]!.stats(f.servers[0]!).tickets.decrypted.current).toBeGreaterThanOrEqual(1);
 
     // The old key stopped sealing at the end of `epoch`; it opens tickets for retentionSeconds more.
-    await waitFor(() => Date.now() > epochEndMs(epoch, rotationSeconds) + retentionSeconds * 1000, 'the retention to pass');
+    clockPastEpoch(clock, epoch, rotationSeconds, retentionSeconds * 1000 - 1000);
+    expect((await handshake(pki, f.ports[1]!, issued.session)).reused).toBe(true);
+    clockPastEpoch(clock, epoch, rotationSeconds, retentionSeconds * 1000);
     const late = await handshake(pki, f.ports[1]!, issued.session);
     expect(late.reused).toBe(false);
     const rejected = f.rings[1]!.stats(f.servers[1]!).tickets.rejected;
@@ -160,9 +176,14 @@ test('a ticket issued just before a rotation resumes on another member just afte
 });
 
 test('fallback (a Node without enableTicketKeyCallback): a typed warning, setTicketKeys, and tickets from before a rotation get a full handshake', async () => {
-  const rotationSeconds = 2;
+  const rotationSeconds = 3600;
+  const clock = epochClock(rotationSeconds);
   const { result: f, warnings } = await warningsDuring(TICKET_KEY_FALLBACK_WARNING, () =>
-    fleet(new MemoryStore(), () => withoutTicketKeyCallback(tls13Server(pki)), { rotationSeconds, retentionSeconds: 3 }),
+    fleet(new MemoryStore({ now: clock.now }), () => withoutTicketKeyCallback(tls13Server(pki)), {
+      rotationSeconds,
+      retentionSeconds: 7200,
+      now: clock.now,
+    }),
   );
   try {
     expect(warnings).toHaveLength(2); // once per ring
@@ -171,10 +192,12 @@ test('fallback (a Node without enableTicketKeyCallback): a typed warning, setTic
     expect(f.rings[0]!.stats().mode).toBe('setTicketKeys');
     expect(f.servers[0]!.getTicketKeys()).toEqual(f.servers[1]!.getTicketKeys());
 
-    const { result: issued, epoch } = await lateInEpoch(rotationSeconds, () => handshake(pki, f.ports[0]!));
+    const epoch = await clockLateInEpoch(clock, f.rings, rotationSeconds);
+    const issued = await handshake(pki, f.ports[0]!);
     expect((await handshake(pki, f.ports[1]!, issued.session)).reused).toBe(true);
     const before = f.servers[0]!.getTicketKeys();
-    await untilRotatedPast(f.rings, epoch);
+    clockPastEpoch(clock, epoch, rotationSeconds);
+    expect(f.rings.map((ring) => ring.epoch)).toEqual([epoch + 1, epoch + 1]);
     expect(f.servers[0]!.getTicketKeys().equals(before)).toBe(false);
     expect(f.servers[1]!.getTicketKeys()).toEqual(f.servers[0]!.getTicketKeys());
     // One key per server: the ticket from before the rotation is no longer accepted.
@@ -205,7 +228,8 @@ describe.each(['callback', 'setTicketKeys'] as const)('%s mode', (mode) => {
 });
 
 test('SNI contexts (addContext, and those an SNICallback hands out) get the callback; an SNI ticket resumes on another member across a rotation', async () => {
-  const rotationSeconds = 2;
+  const rotationSeconds = 3600;
+  const clock = epochClock(rotationSeconds);
   const handedOut: tls.SecureContext[] = [];
   const a = tls13Server(pki);
   a.addContext('localhost', { key: pki.serverKey, cert: pki.serverCert });
@@ -223,11 +247,17 @@ test('SNI contexts (addContext, and those an SNICallback hands out) get the call
   );
   const servers = [a, b];
   let next = 0;
-  const f = await fleet(new MemoryStore(), () => servers[next++]!, { rotationSeconds, retentionSeconds: 5 });
+  const f = await fleet(new MemoryStore({ now: clock.now }), () => servers[next++]!, {
+    rotationSeconds,
+    retentionSeconds: 7200,
+    now: clock.now,
+  });
   try {
     expect(internals(a)._contexts[0]![1].onticketkeycallback).toEqual(expect.any(Function));
-    const { result: issued, epoch } = await lateInEpoch(rotationSeconds, () => handshake(pki, f.ports[0]!));
-    await untilRotatedPast(f.rings, epoch);
+    const epoch = await clockLateInEpoch(clock, f.rings, rotationSeconds);
+    const issued = await handshake(pki, f.ports[0]!);
+    clockPastEpoch(clock, epoch, rotationSeconds);
+    expect(f.rings.map((ring) => ring.epoch)).toEqual([epoch + 1, epoch + 1]);
     const onB = await handshake(pki, f.ports[1]!, issued.session);
     expect(onB.reused).toBe(true);
     // A resumption needs no certificate, so Node calls the SNICallback on full handshakes only.
@@ -278,6 +308,7 @@ test('bad options and arguments are typed errors', async () => {
     [{ store, budgetMs: 0 }, 'ERR_OUT_OF_RANGE'],
     [{ store: undefined }, 'ERR_INVALID_ARG_TYPE'],
     [{ store, onError: 'log' }, 'ERR_INVALID_ARG_TYPE'],
+    [{ store, now: new Date() }, 'ERR_INVALID_ARG_TYPE'],
     [{ store, secret: Buffer.alloc(3) }, 'ERR_TLS_SESSION_PERSIST_CONFIG'],
   ] as const) {
     expect(() => new TicketKeyRing(options as unknown as TicketKeyRingOptions)).toThrow(expect.objectContaining({ code }));

@@ -43,3 +43,33 @@ export async function lateInEpoch<T>(
 export function untilRotatedPast(rings: TicketKeyRing[], epoch: number): Promise<void> {
   return waitFor(() => rings.every((ring) => ring.epoch! > epoch), `the rings to rotate past epoch ${epoch}`);
 }
+
+/** Rings (and their store) on a clock a test moves: rotations without waiting for the wall clock. */
+export interface RingClock {
+  readonly now: () => number;
+  advance(ms: number): void;
+}
+
+/**
+ * Moves `clock` to `marginMs` before the end of its epoch (past the halfway point where the rings
+ * fetch the next key), waits until every ring holds the next key, and returns the epoch. Each
+ * ring's `stats()` runs the key sync the moved clock made due.
+ */
+export async function clockLateInEpoch(
+  clock: RingClock,
+  rings: TicketKeyRing[],
+  rotationSeconds: number,
+  marginMs = 1000,
+): Promise<number> {
+  const epoch = Math.floor(clock.now() / 1000 / rotationSeconds);
+  const target = epochEndMs(epoch, rotationSeconds) - marginMs;
+  if (clock.now() >= target) throw new Error('the clock is already within the margin of its epoch end: start it earlier');
+  clock.advance(target - clock.now());
+  await waitFor(() => rings.every((ring) => ring.stats().nextKeyReady), `the rings to fetch the key after epoch ${epoch}`, 5000);
+  return epoch;
+}
+
+/** Moves `clock` `ms` past the end of `epoch`. */
+export function clockPastEpoch(clock: RingClock, epoch: number, rotationSeconds: number, ms = 1): void {
+  clock.advance(epochEndMs(epoch, rotationSeconds) + ms - clock.now());
+}

@@ -3,8 +3,26 @@ import type { SessionStore } from '../../../lib/persist/store';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Defines the contract's tests for stores made by `make`; each store made is pushed to `opened` (closed by the caller). */
-export function describeStoreContract(name: string, make: () => Promise<SessionStore>, opened: SessionStore[]): void {
+/** Moves the clock the stores' TTLs run on (a store made with an injected `now`). */
+export interface ContractClock {
+  advance(ms: number): void;
+}
+
+/**
+ * Defines the contract's tests for stores made by `make`; each store made is pushed to `opened`
+ * (closed by the caller). With `clock` (the stores `make` makes run their TTLs on it), expiry is
+ * tested by moving it; without, by sleeping.
+ */
+export function describeStoreContract(
+  name: string,
+  make: () => Promise<SessionStore>,
+  opened: SessionStore[],
+  clock?: ContractClock,
+): void {
+  const pass = async (ms: number): Promise<void> => {
+    if (clock) clock.advance(ms);
+    else await sleep(ms);
+  };
   describe(`${name} contract`, () => {
     let store: SessionStore;
     beforeEach(async () => {
@@ -29,7 +47,7 @@ export function describeStoreContract(name: string, make: () => Promise<SessionS
     test('entries expire after their TTL', async () => {
       await store.set('short', Buffer.from('x'), 1);
       await store.set('long', Buffer.from('y'), 60);
-      await sleep(2100);
+      await pass(2100);
       expect(await store.get('short')).toBeUndefined();
       expect((await store.get('long'))!.toString()).toBe('y');
     });
@@ -41,7 +59,7 @@ export function describeStoreContract(name: string, make: () => Promise<SessionS
       expect(results.filter((value) => value !== undefined).map((value) => value!.toString())).toEqual(['ticket']);
       expect(await store.get('t')).toBeUndefined();
       await store.set('short-ticket', Buffer.from('x'), 1);
-      await sleep(2100);
+      await pass(2100);
       expect(await store.take!('short-ticket')).toBeUndefined();
     });
 
