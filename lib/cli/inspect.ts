@@ -4,9 +4,8 @@
  * -text` prints except key material, or converts to DER/PEM.
  */
 import type { Command } from 'commander';
-import { readFileSync } from 'node:fs';
 import type { Session } from '../session';
-import { CliError, EXIT_FAILURE, EXIT_USAGE, fail, relativeTime, warn } from './output';
+import { CliError, EXIT_FAILURE, EXIT_USAGE, fail, INPUT_LIMITS, readBounded, relativeTime, warn } from './output';
 
 const PEM_LABEL = 'SSL SESSION PARAMETERS';
 const PEM_PATTERN = new RegExp(`-----BEGIN ${PEM_LABEL}-----([A-Za-z0-9+/=\\s]+)-----END ${PEM_LABEL}-----`);
@@ -77,16 +76,21 @@ export async function inspect(files: string[], options: InspectOptions): Promise
 }
 
 function readInput(name: string): Buffer {
-  try {
-    return readFileSync(name === '-' ? 0 : name);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new CliError(`cannot read ${name === '-' ? 'stdin' : 'the file'}${code ? ` (${code})` : ''}`);
-  }
+  return readBounded(name === '-' ? 0 : name, INPUT_LIMITS.session, name === '-' ? 'stdin' : 'the file');
 }
 
 /** The bytes for Session.fromNodeSession (DER or Node's envelope), whatever form they came in. */
 export function decodeInput(name: string, bytes: Buffer): Buffer {
+  const decoded = decodeForm(bytes);
+  if (decoded.length > MAX_SESSION_BYTES)
+    throw new CliError(`a session of ${decoded.length} bytes: more than the ${MAX_SESSION_BYTES} any TLS session takes`);
+  return decoded;
+}
+
+/** A session is a few hundred bytes to a few KiB (a certificate chain inside); 64 KiB bounds what is decoded. */
+const MAX_SESSION_BYTES = 64 * 1024;
+
+function decodeForm(bytes: Buffer): Buffer {
   if (bytes.length === 0) throw new CliError('empty input');
   // DER starts with a SEQUENCE (0x30), Node's envelope with 0x00; both are binary, never text.
   if (bytes[0] === 0x30 || bytes[0] === 0x00) return bytes;

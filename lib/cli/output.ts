@@ -4,6 +4,8 @@
  * Redis client, no SQLite), so `tls-session --help` stays fast.
  */
 
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+
 /** Exit codes: 1 a failure (unreadable file, unreachable host, bad record), 2 a usage error. */
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
@@ -88,4 +90,55 @@ export function progressLine(stream: ProgressStream): { update(text: string): vo
       shown = false;
     },
   };
+}
+
+/** What the command reads, at most: a session's input (PEM or base64 of a 64 KiB DER fits), a CA bundle, a secret file. */
+export const INPUT_LIMITS = {
+  session: 128 * 1024,
+  ca: 4 * 1024 * 1024,
+  secretFile: 64 * 1024,
+} as const;
+
+/**
+ * Reads a file (or stdin, `source` 0) but never more than `limit` bytes: `/dev/zero` or an endless
+ * pipe ends in a CliError naming `what` instead of growing until the process runs out of memory.
+ * Synchronous, like the readFileSync it replaces; a non-blocking stdin is waited for.
+ */
+export function readBounded(source: string | 0, limit: number, what: string): Buffer {
+  let fd: number;
+  try {
+    fd = source === 0 ? 0 : openSync(source, 'r');
+  } catch (error) {
+    return fail(`cannot read ${what} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  try {
+    if (source !== 0) {
+      const stat = fstatSync(fd);
+      if (stat.isDirectory()) fail(`cannot read ${what} (EISDIR)`);
+      if (stat.isFile() && stat.size > limit) fail(`${what} is larger than ${limit} bytes`);
+    }
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const chunk = Buffer.allocUnsafe(Math.min(64 * 1024, limit + 1 - total));
+      let n: number;
+      try {
+        n = readSync(fd, chunk, 0, chunk.length, null);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'EAGAIN') {
+          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5); // a non-blocking pipe: nothing yet
+          continue;
+        }
+        return fail(`cannot read ${what} (${code ?? 'error'})`);
+      }
+      if (n === 0) break;
+      chunks.push(chunk.subarray(0, n));
+      total += n;
+      if (total > limit) fail(`${what} is larger than ${limit} bytes`);
+    }
+    return Buffer.concat(chunks, total);
+  } finally {
+    if (source !== 0) closeSync(fd);
+  }
 }

@@ -2,10 +2,9 @@
  * `tls-session probe HOST:PORT`: does a server (or a fleet, with --across) resume TLS sessions,
  * per protocol and mechanism? The connections are in probe-tls.ts; this file is the command.
  */
-import { readFileSync } from 'node:fs';
 import * as net from 'node:net';
 import type { Command } from 'commander';
-import { EXIT_USAGE, fail, printJson, renderTable } from './output';
+import { EXIT_USAGE, fail, INPUT_LIMITS, printJson, readBounded, renderTable } from './output';
 import { formatEndpoint, parseEndpoint, runProbe, type ProbeResult } from './probe-tls';
 
 interface ProbeFlags {
@@ -74,11 +73,7 @@ Examples:
 }
 
 function readCa(file: string): Buffer {
-  try {
-    return readFileSync(file);
-  } catch (error) {
-    return fail(`cannot read --ca ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
-  }
+  return readBounded(file, INPUT_LIMITS.ca, `--ca ${file}`);
 }
 
 const ms = (value: number | null): string => (value === null ? '-' : value.toFixed(2));

@@ -4,10 +4,10 @@
  * or a Redis password.
  */
 import type { Command } from 'commander';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import type { Sealer } from '../persist/seal';
 import type { StoredEntry } from '../persist/store';
-import { EXIT_FAILURE, EXIT_USAGE, fail, printJson, relativeTime, renderTable } from './output';
+import { EXIT_FAILURE, EXIT_USAGE, fail, INPUT_LIMITS, printJson, readBounded, relativeTime, renderTable } from './output';
 
 export interface StoreOptions {
   sqlite?: string;
@@ -125,15 +125,32 @@ export async function runStoreCommand(name: string, options: StoreOptions): Prom
   }
 }
 
-/** The Redis URL with its password replaced by "***": the only way a URL is ever printed. */
+/** Query parameters that carry a credential in some client's URL form (ioredis reads ?password=). */
+const SECRET_QUERY_PARAMETER = /pass|pwd|secret|token|auth|key/i;
+
+/**
+ * The Redis URL with every password form replaced by "***": the only way a URL is ever printed.
+ * `redis://user:pw@…`, `?password=pw` (and any query parameter named like a credential), and the
+ * legacy `redis://pw@…` (a lone user part that older clients read as the password: hidden when no
+ * other password form is there).
+ */
 export function redactRedisUrl(url: string): string {
+  let parsed: URL;
   try {
-    const parsed = new URL(url);
-    if (parsed.password !== '') parsed.password = '***';
-    return parsed.toString();
+    parsed = new URL(url);
   } catch {
     return '(a Redis URL that does not parse)';
   }
+  let passwordElsewhere = parsed.password !== '';
+  if (parsed.password !== '') parsed.password = '***';
+  for (const name of [...new Set(parsed.searchParams.keys())]) {
+    if (!SECRET_QUERY_PARAMETER.test(name)) continue;
+    passwordElsewhere = true;
+    parsed.searchParams.set(name, '***');
+  }
+  if (parsed.username !== '' && !passwordElsewhere) parsed.username = '***';
+  // URLSearchParams percent-encodes "*": keep the marker readable.
+  return parsed.toString().replace(/%2A%2A%2A/g, '***');
 }
 
 async function openStore(options: StoreOptions): Promise<OpenedStore> {
@@ -141,8 +158,11 @@ async function openStore(options: StoreOptions): Promise<OpenedStore> {
     const path = options.sqlite;
     // SqliteStore creates a missing file; a tool that reads a store must not.
     if (!existsSync(path)) fail(`${path}: no such SQLite store file`);
-    const { SqliteStore } = await import('../persist/sqlite-store');
-    const store = new SqliteStore({ path, sweepIntervalMs: 0 });
+    // Not a SqliteStore (it would switch the file to WAL, add its table, chmod it and recreate a
+    // damaged one): read-only, and read-write only for purge's and --delete-bad's deletes. A
+    // damaged, foreign or newer file is a StoreError naming it, and is left as it is.
+    const { openSqliteStoreFile } = await import('../persist/sqlite-store');
+    const store = openSqliteStoreFile(path);
     return { store, label: `sqlite ${path}`, purge: () => store.sweep(), close: () => store.close() };
   }
   const url = options.redis!;
@@ -186,12 +206,7 @@ async function openStore(options: StoreOptions): Promise<OpenedStore> {
  * or one "id:hex" a line, newest first (a Secret list). Its content is never printed.
  */
 async function readSealers(file: string): Promise<{ session: Sealer; ticketKey: Sealer; client: Sealer }> {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (error) {
-    fail(`cannot read the secret file ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
-  }
+  const text = readBounded(file, INPUT_LIMITS.secretFile, `the secret file ${file}`).toString('utf8');
   const lines = text
     .split('\n')
     .map((line) => line.trim())
@@ -271,7 +286,16 @@ async function examine(
     expiresAt: entry.expiresAt?.toISOString(),
     expired: entry.expiresAt !== undefined && entry.expiresAt.getTime() <= now.getTime(),
   };
-  if (kind === 'other') return report;
+  if (entry.unreadable !== undefined) {
+    // A Redis key of another type under the prefix (WRONGTYPE): listed, never skipped.
+    report.problem = `not a string value: ${entry.unreadable}`;
+    return report;
+  }
+  if (kind === 'other') {
+    // verify vouches only for what it opened: a key no tls-session part writes is not "ok".
+    report.problem = 'not a record tls-session writes (key is not session:, ticket-key: or client:)';
+    return report;
+  }
   const sealer = kind === 'session' ? sealers?.session : kind === 'client' ? clientSealer : sealers?.ticketKey;
   if (report.sealed && sealer === undefined) {
     // Not a fault of the record: nothing to open it with. verify still counts it (it cannot vouch for it).
@@ -406,8 +430,15 @@ async function verify(opened: OpenedStore, reports: RecordReport[], haveSecret: 
   let deleted = 0;
   if (options.deleteBad) {
     for (const report of bad) {
-      await opened.store.delete(report.key);
-      deleted += 1;
+      // Keys tls-session does not write are reported, never deleted: they may be another writer's.
+      if (report.kind === 'other') continue;
+      try {
+        await opened.store.delete(report.key);
+        deleted += 1;
+      } catch (error) {
+        // One record that cannot be deleted does not stop the others.
+        report.problem += `; not deleted: ${(error as Error).message}`;
+      }
     }
   }
   const summary = { store: opened.label, checked: reports.length, ok: reports.length - bad.length, bad: bad.length, deleted };

@@ -49,8 +49,11 @@ export type RedisClientLike = IoredisStyleClient | NodeRedisStyleClient;
 /** One master, as `entries()` walks it. */
 export interface RedisScanNode {
   scan(cursor: string, pattern: string, count: number): Promise<[string, string[]]>;
-  /** Value and PTTL (ms; -1 no expiry, -2 gone) of each key, in order; a failed read gives value undefined. */
-  read(keys: string[]): Promise<Array<{ value: Buffer | undefined; ttlMs: number }>>;
+  /**
+   * Value and PTTL (ms; -1 no expiry, -2 gone) of each key, in order; a failed read gives value
+   * undefined and, when Redis refused it (WRONGTYPE: a key of another type), the reply's message.
+   */
+  read(keys: string[]): Promise<Array<{ value: Buffer | undefined; ttlMs: number; error?: string }>>;
 }
 
 /** The store's view of a client, the same for every family. */
@@ -151,7 +154,8 @@ function ioredisAdapter(client: Record<string, unknown>): RedisClientAdapter {
       return keys.map((_key, index) => {
         const [valueError, value] = replies[2 * index] ?? [];
         const [ttlError, ttl] = replies[2 * index + 1] ?? [];
-        return { value: valueError || ttlError || !Buffer.isBuffer(value) ? undefined : value, ttlMs: Number(ttl) };
+        const readable = !valueError && !ttlError && Buffer.isBuffer(value);
+        return { value: readable ? value : undefined, ttlMs: Number(ttl), ...(valueError ? { error: valueError.message } : {}) };
       });
     },
   });
@@ -220,11 +224,15 @@ function nodeRedisAdapter(client: Record<string, unknown>): RedisClientAdapter {
       Promise.all(
         keys.map(async (key) => {
           // Sent together, so node-redis writes them in one batch (its own pipelining).
+          let error: string | undefined;
           const [value, ttl] = await Promise.all([
-            target.sendCommand(['GET', key], BUFFER_REPLIES).then(asBuffer, () => null),
+            target.sendCommand(['GET', key], BUFFER_REPLIES).then(asBuffer, (reason: unknown) => {
+              error = reason instanceof Error ? reason.message : String(reason);
+              return null;
+            }),
             target.sendCommand(['PTTL', key]).then(Number, () => -2),
           ]);
-          return { value: value ?? undefined, ttlMs: ttl };
+          return { value: value ?? undefined, ttlMs: ttl, ...(error !== undefined ? { error } : {}) };
         }),
       ),
   });

@@ -11,10 +11,10 @@ import type { RedisOptions } from 'ioredis';
 import { performance } from 'node:perf_hooks';
 import { inspect } from 'node:util';
 import { invalidArgType, outOfRange } from '../errors';
-import { withDeadline } from './deadline';
+import { withDeadline } from './store-gateway';
 import { PersistConfigError, StoreClosedError, StoreError, StoreTimeoutError } from './errors';
 import { adaptRedisClient, ownIoredisAdapter, RedisClientAdapter, RedisClientLike } from './redis-client';
-import { SessionStore, StoredEntry, validateKey, validateTtl, validateValue } from './store';
+import { SessionStore, StoredEntry, validateKey, validateKeyToDelete, validateTtl, validateValue } from './store';
 
 export type { RedisClientLike, IoredisStyleClient, NodeRedisStyleClient } from './redis-client';
 
@@ -51,6 +51,10 @@ export type RedisStoreOptions = RedisStoreUrlOptions | RedisStoreClientOptions;
 export class RedisStore implements SessionStore {
   readonly keyPrefix: string;
   readonly budgetMs: number;
+  /** Each command is bounded by budgetMs here (SessionStore#settlesWithinMs): callers with that budget or more need no timer. */
+  get settlesWithinMs(): number {
+    return this.budgetMs;
+  }
   readonly startupBudgetMs: number;
   readonly #client: RedisClientAdapter;
   readonly #ownsClient: boolean;
@@ -172,7 +176,7 @@ export class RedisStore implements SessionStore {
   }
 
   async delete(key: string): Promise<void> {
-    validateKey(key);
+    validateKeyToDelete(key);
     await this.#command('DEL', () => this.#client.del(this.keyPrefix + key));
   }
 
@@ -194,9 +198,15 @@ export class RedisStore implements SessionStore {
         const replies = await this.#command('GET/PTTL', () => node.read(keys));
         const now = Date.now();
         for (const [index, key] of keys.entries()) {
-          const { value, ttlMs } = replies[index]!;
-          if (value === undefined || ttlMs === -2 || Number.isNaN(ttlMs)) continue;
-          yield { key: key.slice(this.keyPrefix.length), value, expiresAt: ttlMs >= 0 ? new Date(now + ttlMs) : undefined };
+          const { value, ttlMs, error } = replies[index]!;
+          if (ttlMs === -2 || Number.isNaN(ttlMs)) continue; // gone since SCAN listed it
+          const expiresAt = ttlMs >= 0 ? new Date(now + ttlMs) : undefined;
+          // A key of another type under the prefix is listed, with why it cannot be read: never skipped.
+          if (value === undefined) {
+            if (error !== undefined) yield { key: key.slice(this.keyPrefix.length), value: Buffer.alloc(0), expiresAt, unreadable: error };
+            continue;
+          }
+          yield { key: key.slice(this.keyPrefix.length), value, expiresAt };
         }
       } while (cursor !== '0');
     }

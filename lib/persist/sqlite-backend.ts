@@ -12,6 +12,12 @@
  *    before Node 22.16, so `PRAGMA busy_timeout` there (the same sqlite3_busy_timeout).
  *  - Open without create: better-sqlite3's `fileMustExist`; node:sqlite opens URIs, so
  *    `file:…?mode=rw` (SQLITE_OPEN_READWRITE without SQLITE_OPEN_CREATE, as fileMustExist does).
+ *  - Read-only: better-sqlite3's `readonly`, node:sqlite `file:…?mode=ro`. A read-only
+ *    connection to a WAL-mode file still creates (and leaves) its -wal and -shm, so `snapshot`
+ *    reads a file no connection has open without any: node:sqlite `?mode=ro&immutable=1`;
+ *    better-sqlite3 opens no URIs (SQLITE_USE_URI=0), so it reads the file into memory and opens
+ *    that image (sqlite3_deserialize), marked as a rollback-journal database (header bytes 18
+ *    and 19: an in-memory database cannot be in WAL mode; the content is the same).
  *  - Pragmas: better-sqlite3's `.pragma(…, { simple: true })`; node:sqlite has none, so
  *    `PRAGMA …` through a statement.
  *  - Errors: better-sqlite3 throws SqliteError with `code` 'SQLITE_BUSY', 'SQLITE_NOTADB', …;
@@ -19,6 +25,7 @@
  *    in `errcode`. sqliteErrorCode gives the SQLite name for both.
  */
 import type BetterSqlite3 from 'better-sqlite3';
+import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { isNativeError } from 'node:util/types';
 import { PersistConfigError } from './errors';
@@ -56,6 +63,17 @@ export interface SqliteOpenOptions {
   busyTimeoutMs: number;
   /** Fail (SQLITE_CANTOPEN) instead of creating the file when it does not exist. */
   fileMustExist?: boolean;
+  /**
+   * Open read-only (SQLITE_OPEN_READONLY; implies fileMustExist): nothing this connection does
+   * writes to the database file. A WAL-mode file's -wal and -shm are still created if missing.
+   */
+  readOnly?: boolean;
+  /**
+   * With readOnly: read the file as it is on disk, creating nothing next to it (no -wal, no -shm)
+   * and taking no lock. Only sound for a file no connection has open in WAL mode (its -wal does
+   * not exist), so everything is in the file itself; a -wal's content would be ignored.
+   */
+  snapshot?: boolean;
 }
 
 export interface SqliteBackend {
@@ -73,8 +91,11 @@ function loadBetterSqlite3(): SqliteBackend {
   new Database(':memory:').close();
   return {
     name: 'better-sqlite3',
-    open(path, { busyTimeoutMs, fileMustExist = false }) {
-      const db = new Database(path, { timeout: busyTimeoutMs, fileMustExist });
+    open(path, { busyTimeoutMs, fileMustExist = false, readOnly = false, snapshot = false }) {
+      const db =
+        readOnly && snapshot
+          ? openImage(Database, path)
+          : new Database(path, { timeout: busyTimeoutMs, fileMustExist: fileMustExist || readOnly, readonly: readOnly });
       return {
         exec: (sql) => void db.exec(sql),
         prepare: (sql) => db.prepare<SqliteValue[], SqliteRow>(sql),
@@ -83,6 +104,20 @@ function loadBetterSqlite3(): SqliteBackend {
       };
     },
   };
+}
+
+/** SQLite's file header: bytes 18 and 19 are the write and read format, 2 for WAL mode. */
+const HEADER_FORMAT_OFFSETS = [18, 19];
+const WAL_FORMAT = 2;
+const ROLLBACK_FORMAT = 1;
+
+/** better-sqlite3's snapshot: the file's bytes as an in-memory read-only database. */
+function openImage(Database: typeof BetterSqlite3, path: string): BetterSqlite3.Database {
+  const image = readFileSync(path);
+  // A new, empty file is an empty database (better-sqlite3 refuses an empty image).
+  if (image.length === 0) return new Database(':memory:');
+  for (const offset of HEADER_FORMAT_OFFSETS) if (image[offset] === WAL_FORMAT) image[offset] = ROLLBACK_FORMAT;
+  return new Database(image, { readonly: true });
 }
 
 // --- node:sqlite (typed here: @types/node 20 does not have it) ---
@@ -125,8 +160,9 @@ function loadNodeSqlite(): SqliteBackend {
   });
   return {
     name: 'node:sqlite',
-    open(path, { busyTimeoutMs, fileMustExist = false }) {
-      const db = new DatabaseSync(fileMustExist ? `${pathToFileURL(path).href}?mode=rw` : path);
+    open(path, { busyTimeoutMs, fileMustExist = false, readOnly = false, snapshot = false }) {
+      const mode = readOnly ? `?mode=ro${snapshot ? '&immutable=1' : ''}` : fileMustExist ? '?mode=rw' : undefined;
+      const db = new DatabaseSync(mode === undefined ? path : `${pathToFileURL(path).href}${mode}`);
       try {
         db.exec(`PRAGMA busy_timeout = ${busyTimeoutMs}`);
       } catch (err) {

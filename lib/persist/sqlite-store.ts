@@ -10,8 +10,13 @@
  * another process holds it locked, and in steady state a lock held too long is counted, never
  * thrown into a handshake. A file found damaged or replaced is reopened or recreated while the
  * store is live. docs/PERSISTENCE.md ("SQLite across processes") has the details.
+ *
+ * The file carries a schema version (sqlite-schema.ts, PRAGMA user_version): written at
+ * creation, an older one migrated at open, a newer one (or another application's database)
+ * refused at open with ERR_TLS_SESSION_STORE_SCHEMA. Tools that look at a store use
+ * openSqliteStoreFile (below), which reads without changing the file.
  */
-import { chmodSync, closeSync, openSync, readSync, statSync, unlinkSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, openSync, readSync, statSync, unlinkSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { invalidArgType, outOfRange, TlsSessionError } from '../errors';
 import { PersistConfigError, StoreClosedError, StoreError } from './errors';
@@ -25,7 +30,8 @@ import {
   sqliteErrorCode,
   SqliteStatement,
 } from './sqlite-backend';
-import { SessionStore, StoredEntry, validateKey, validateTtl, validateValue } from './store';
+import { checkSqliteSchema, ensureSqliteSchema, isSchemaError, readSqliteSchema, SQLITE_SCHEMA_ERROR_CODE } from './sqlite-schema';
+import { SessionStore, StoredEntry, validateKey, validateKeyToDelete, validateTtl, validateValue } from './store';
 
 export interface SqliteStoreOptions {
   /** Database file; created (mode 0600) when missing. */
@@ -139,6 +145,8 @@ const MAX_OPEN_BACKOFF_MS = 100;
 const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1');
 
 export class SqliteStore implements SessionStore {
+  /** Each call does its work (a lock wait included, up to busyTimeoutMs) before it returns: nothing left for a timer to bound. */
+  readonly settlesWithinMs = 0;
   readonly path: string;
   /** The SQLite library this store runs on. */
   readonly backend: SqliteBackendName;
@@ -201,7 +209,7 @@ export class SqliteStore implements SessionStore {
     } catch (err) {
       void this.#checkpointer?.terminate();
       this.#checkpointer = undefined;
-      if (err instanceof PersistConfigError || (err instanceof StoreError && isLocked(err))) throw err;
+      if (err instanceof PersistConfigError || (err instanceof StoreError && (isLocked(err) || isSchemaError(err)))) throw err;
       throw new PersistConfigError(`cannot open SQLite session store at ${path}: ${(err as Error).message}`);
     }
     this.#nextFileCheckAt = Date.now() + FILE_CHECK_INTERVAL_MS;
@@ -269,7 +277,7 @@ export class SqliteStore implements SessionStore {
   }
 
   async delete(key: string): Promise<void> {
-    validateKey(key);
+    validateKeyToDelete(key);
     // A dropped delete leaves a record that is refused again on its next lookup and expires anyway.
     this.#run(
       (s) => s.delete.run(key),
@@ -531,6 +539,145 @@ export class SqliteStore implements SessionStore {
   }
 }
 
+/** What `tls-session store` needs of a SqliteStore file: see openSqliteStoreFile. */
+export interface SqliteStoreFile {
+  readonly path: string;
+  /** The SQLite library it was opened with. */
+  readonly backend: SqliteBackendName;
+  /** The file's schema version (PRAGMA user_version; 0: written before the version existed). */
+  readonly schemaVersion: number;
+  /** Every row, expired ones not yet swept included, in key order (as SqliteStore#entries). */
+  entries(): AsyncGenerator<StoredEntry>;
+  /** Deletes one record. The first write reopens the file read-write. */
+  delete(key: string): Promise<void>;
+  /** Deletes expired records; resolves with how many went. The first write reopens the file read-write. */
+  sweep(): Promise<number>;
+  close(): Promise<void>;
+}
+
+export interface SqliteStoreFileOptions {
+  /** As SqliteStoreOptions.backend (default 'auto'). */
+  backend?: SqliteBackendOption;
+  /** How long a statement waits for another process's lock (default 5000 ms: a tool may wait, a handshake may not). */
+  busyTimeoutMs?: number;
+}
+
+const ENTRIES_SQL = 'SELECT key, value, expires_at FROM tls_sessions ORDER BY key';
+const DELETE_SQL = 'DELETE FROM tls_sessions WHERE key = ?';
+const SWEEP_SQL = 'DELETE FROM tls_sessions WHERE expires_at <= ?';
+
+/**
+ * Opens an existing SqliteStore file for a tool that looks at it (`tls-session store`), never as
+ * SqliteStore does: no file created, no chmod, no switch to WAL, no table created, no migration,
+ * no recovery (a damaged file is reported, never deleted), no checkpoint thread. Reads go
+ * through a read-only connection; a file that no process has open (no -wal) is read as it is on
+ * disk, so not even a -wal or -shm appears next to it (a read-only directory or a 0444 file
+ * works). Only delete() and sweep() write: the first one closes the read-only connection and
+ * opens the file read-write (still none of the above).
+ *
+ * Throws a StoreError naming the file and the problem: ERR_TLS_SESSION_STORE_SCHEMA for a file
+ * that is not a tls-session store (another application's database, an empty one) or has a schema
+ * this version cannot read (sqlite-schema.ts: every older version is read as it is);
+ * ERR_TLS_SESSION_STORE for a file that is damaged (PRAGMA quick_check) or not a database;
+ * ERR_TLS_SESSION_STORE_BUSY for one locked past busyTimeoutMs.
+ */
+export function openSqliteStoreFile(path: string, options: SqliteStoreFileOptions = {}): SqliteStoreFile {
+  const sqlite = loadSqliteBackend(options.backend ?? 'auto');
+  const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
+  // No -wal: no process has the file open in WAL mode and everything is in the file itself. A
+  // -journal (a rollback-journal database mid-write, or a crashed writer) needs SQLite's locks.
+  const snapshot = !existsSync(`${path}-wal`) && !existsSync(`${path}-journal`);
+  let reader: SqliteDatabase | undefined;
+  let writer: SqliteDatabase | undefined;
+  let schemaVersion: number;
+  try {
+    reader = sqlite.open(path, { busyTimeoutMs, readOnly: true, snapshot });
+    const check = reader.pragma('quick_check');
+    if (check !== 'ok') {
+      const found = String(check).replace(/\s*\n\s*/g, ' ');
+      throw new StoreError(`SQLite session store ${path} is damaged (quick_check: ${found}); the file was left as it is`);
+    }
+    const state = readSqliteSchema(reader);
+    if (checkSqliteSchema(state, path) === 'create') {
+      throw new StoreError(`SQLite file ${path} is not a tls-session store: it is an empty database`, SQLITE_SCHEMA_ERROR_CODE);
+    }
+    schemaVersion = state.version;
+  } catch (err) {
+    closeQuietly(reader);
+    throw storeFileError(path, err);
+  }
+  const writable = (): SqliteDatabase => {
+    if (writer) return writer;
+    closeQuietly(reader);
+    reader = undefined;
+    let db: SqliteDatabase | undefined;
+    try {
+      db = sqlite.open(path, { busyTimeoutMs, fileMustExist: true });
+      // Rows only: an older version is written as it is (migrating is SqliteStore's).
+      checkSqliteSchema(readSqliteSchema(db), path);
+    } catch (err) {
+      closeQuietly(db);
+      throw storeFileError(path, err);
+    }
+    writer = db;
+    return db;
+  };
+  const run = <T>(operation: (db: SqliteDatabase) => T, db: () => SqliteDatabase): T => {
+    const connection = db();
+    try {
+      return operation(connection);
+    } catch (err) {
+      throw storeFileError(path, err);
+    }
+  };
+  const readable = (): SqliteDatabase => {
+    const db = writer ?? reader;
+    if (!db) throw new StoreClosedError();
+    return db;
+  };
+  return {
+    path,
+    backend: sqlite.name,
+    schemaVersion,
+    async *entries() {
+      const rows = run((db) => db.prepare(ENTRIES_SQL).all() as { key: string; value: Buffer; expires_at: number }[], readable);
+      for (const row of rows) yield { key: row.key, value: row.value, expiresAt: new Date(Number(row.expires_at)) };
+    },
+    async delete(key) {
+      validateKeyToDelete(key);
+      run((db) => db.prepare(DELETE_SQL).run(key), writable);
+    },
+    async sweep() {
+      return run((db) => db.prepare(SWEEP_SQL).run(Date.now()), writable).changes;
+    },
+    async close() {
+      closeQuietly(reader);
+      closeQuietly(writer);
+      reader = undefined;
+      writer = undefined;
+    },
+  };
+}
+
+/** A SqliteStoreFile's failure, naming the file: schema and store errors as they are, SQLite's own named. */
+function storeFileError(path: string, err: unknown): Error {
+  if (err instanceof TlsSessionError) return err;
+  const code = sqliteErrorCode(err);
+  const message = `${(err as Error).message}${code.startsWith('SQLITE_') ? ` (${code})` : ''}`;
+  if (isLocked(err)) return new StoreError(`SQLite session store ${path} stayed locked by another process: ${message}`, SQLITE_BUSY_CODE);
+  if (isDamaged(err))
+    return new StoreError(`SQLite session store ${path} is damaged or not a SQLite database: ${message}; the file was left as it is`);
+  return new StoreError(`SQLite session store ${path} cannot be read: ${message}`);
+}
+
+function closeQuietly(db: SqliteDatabase | undefined): void {
+  try {
+    db?.close();
+  } catch {
+    /* released regardless */
+  }
+}
+
 /** The checkpoint thread (plain JavaScript: it runs in a worker without this package's loader). */
 const CHECKPOINT_THREAD_SOURCE = `
 const { workerData } = require('node:worker_threads');
@@ -575,17 +722,13 @@ function openConnection(
   }
   const db = sqlite.open(path, { busyTimeoutMs });
   try {
+    // Before anything is written: a file of a newer schema (or another application's) is refused unchanged.
+    checkSqliteSchema(readSqliteSchema(db), path);
     db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${synchronous === 'off' ? 'OFF' : 'NORMAL'}`);
     db.pragma(`wal_autocheckpoint = ${walAutocheckpoint}`);
-    db.exec(`
-      CREATE TABLE IF NOT EXISTS tls_sessions (
-        key TEXT PRIMARY KEY,
-        value BLOB NOT NULL,
-        expires_at INTEGER NOT NULL
-      ) WITHOUT ROWID;
-      CREATE INDEX IF NOT EXISTS tls_sessions_expires_at ON tls_sessions (expires_at);
-    `);
+    // Creates the table in a new file, migrates an older one (sqlite-schema.ts).
+    ensureSqliteSchema(db, path);
     const statements: Statements = {
       get: db.prepare('SELECT value FROM tls_sessions WHERE key = ? AND expires_at > ?'),
       set: db.prepare('INSERT OR REPLACE INTO tls_sessions (key, value, expires_at) VALUES (?, ?, ?)'),
@@ -593,11 +736,11 @@ function openConnection(
       insertIfAbsent: db.prepare(`INSERT INTO tls_sessions (key, value, expires_at) VALUES (?, ?, ?)
         ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
         WHERE tls_sessions.expires_at <= ?`),
-      delete: db.prepare('DELETE FROM tls_sessions WHERE key = ?'),
+      delete: db.prepare(DELETE_SQL),
       // One statement: SQLite's write lock makes it atomic across processes sharing the file.
       take: db.prepare('DELETE FROM tls_sessions WHERE key = ? RETURNING value, expires_at'),
-      sweep: db.prepare('DELETE FROM tls_sessions WHERE expires_at <= ?'),
-      entries: db.prepare('SELECT key, value, expires_at FROM tls_sessions ORDER BY key'),
+      sweep: db.prepare(SWEEP_SQL),
+      entries: db.prepare(ENTRIES_SQL),
     };
     return { db, statements, identity };
   } catch (err) {
@@ -630,7 +773,7 @@ function isDamaged(err: unknown): boolean {
     code.startsWith('SQLITE_CORRUPT') ||
     code === 'SQLITE_IOERR_SHORT_READ' ||
     code === 'SQLITE_READONLY_DBMOVED' ||
-    // A valid but foreign or emptied database: reopening recreates the table.
+    // An emptied database: reopening recreates the table (another application's is refused: sqlite-schema.ts).
     (code === 'SQLITE_ERROR' && /no such table: tls_sessions/.test((err as Error).message))
   );
 }

@@ -33,6 +33,29 @@ export interface SessionStore {
   ready?(): Promise<void>;
   /** Releases the backend; further calls reject with StoreClosedError. */
   close(): Promise<void>;
+  /**
+   * A declared capability: every promise get/set/delete/take/setIfAbsent return settles within
+   * this many milliseconds of the call returning (0: the call does its work before it returns,
+   * as MemoryStore and SqliteStore do; RedisStore: its own per-command budget). Optional: without
+   * it, callers bound each call with a timer of their own budget; with it (at or under that
+   * budget), they need none.
+   */
+  readonly settlesWithinMs?: number;
+}
+
+/** The methods a consumer needs beyond get/set/delete. */
+export type StoreCapability = 'take' | 'setIfAbsent';
+
+/**
+ * The one check that `value` is a SessionStore (get, set and delete functions, plus `needs`):
+ * ERR_INVALID_ARG_TYPE naming `name` otherwise.
+ */
+export function assertSessionStore(value: unknown, name: string, needs: readonly StoreCapability[] = []): asserts value is SessionStore {
+  const store = value as Partial<Record<string, unknown>> | null | undefined;
+  const methods = ['get', 'set', 'delete', ...needs];
+  if (store === null || typeof store !== 'object' || methods.some((method) => typeof store[method] !== 'function')) {
+    throw invalidArgType(name, `a SessionStore (with ${methods.join(', ')})`, value);
+  }
 }
 
 /** One stored record as a store lists it (SqliteStore#entries, RedisStore#entries): read-only. */
@@ -43,6 +66,8 @@ export interface StoredEntry {
   value: Buffer;
   /** When the record expires; in the past for SQLite rows not yet swept; undefined for a Redis key without a TTL. */
   expiresAt: Date | undefined;
+  /** Set when the value could not be read (a Redis key of another type: WRONGTYPE); `value` is then empty. */
+  unreadable?: string;
 }
 
 /**
@@ -72,6 +97,15 @@ export function validateKey(key: unknown): asserts key is string {
   if (key.length === 0 || key.length > MAX_KEY_LENGTH) {
     throw outOfRange('key.length', `>= 1 and <= ${MAX_KEY_LENGTH}`, key.length);
   }
+}
+
+/**
+ * A key to delete: any non-empty string. Deleting cannot fill a store, and `tls-session store
+ * verify --delete-bad` must be able to remove a record another writer put under a longer key.
+ */
+export function validateKeyToDelete(key: unknown): asserts key is string {
+  if (typeof key !== 'string') throw invalidArgType('key', 'of type string', key);
+  if (key.length === 0) throw outOfRange('key.length', '>= 1', key.length);
 }
 
 export function validateValue(value: unknown): asserts value is Buffer {

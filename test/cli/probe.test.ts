@@ -191,6 +191,6 @@ describe('errors: one line on stderr', () => {
   test('an unreadable --ca file: exit 1', () => {
     const result = probe(at(ports.plain), '--ca', join(pki.dir, 'missing.pem'));
     expect(result.status).toBe(1);
-    expect(result.err).toBe(`tls-session: cannot read --ca ${join(pki.dir, 'missing.pem')}: ENOENT\n`);
+    expect(result.err).toBe(`tls-session: cannot read --ca ${join(pki.dir, 'missing.pem')} (ENOENT)\n`);
   });
 });

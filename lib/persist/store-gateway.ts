@@ -1,0 +1,121 @@
+/**
+ * The one way attachSessionStore, ClientSessionCache and TicketKeyRing call a SessionStore: after
+ * the store's ready() (never before it could connect), within a time budget (no timer when the
+ * store declares that its calls settle within it), and with one failure path: counted by the
+ * consumer (`onFailure`) and reported to the user's `onError`, which may throw without reaching
+ * Node's callbacks or a connection.
+ */
+import { StoreError, StoreTimeoutError } from './errors';
+import type { SessionStore } from './store';
+
+export interface StoreGatewayOptions {
+  /** The user's error listener; its throw is swallowed (it runs inside Node's TLS callbacks). */
+  onError?: ((error: Error) => void) | undefined;
+  /** Counts a failed store call (and a failed ready()) in the consumer's stats. */
+  onFailure?: (error: Error) => void;
+}
+
+export class StoreGateway {
+  readonly store: SessionStore;
+  readonly #onError: ((error: Error) => void) | undefined;
+  readonly #onFailure: ((error: Error) => void) | undefined;
+  /** Pending until the store's ready() settles; undefined after that (or for a store without ready()). */
+  #ready: Promise<void> | undefined;
+
+  constructor(store: SessionStore, options: StoreGatewayOptions = {}) {
+    this.store = store;
+    this.#onError = options.onError;
+    this.#onFailure = options.onFailure;
+    this.#ready = this.#waitForReady();
+  }
+
+  /** Settles (never rejects) once the store's ready() has; undefined when there is nothing to wait for. */
+  get ready(): Promise<void> | undefined {
+    return this.#ready;
+  }
+
+  #waitForReady(): Promise<void> | undefined {
+    if (typeof this.store.ready !== 'function') return undefined;
+    let readiness: Promise<void>;
+    try {
+      readiness = Promise.resolve(this.store.ready());
+    } catch (error) {
+      readiness = Promise.reject(error);
+    }
+    return readiness
+      .then(undefined, (error: unknown) => this.fail(asError(error)))
+      .finally(() => {
+        this.#ready = undefined;
+      });
+  }
+
+  /**
+   * Runs `work` on the store once it is ready, within `budgetMs`; rejects with what the store
+   * rejected with, a StoreTimeoutError naming `operation`, or a StoreError for a synchronous throw.
+   * Nothing is counted or reported here: the caller decides (usually through fail()).
+   */
+  call<T>(operation: string, budgetMs: number, work: (store: SessionStore) => Promise<T>): Promise<T> {
+    const run = (): Promise<T> => {
+      let pending: Promise<T>;
+      try {
+        pending = work(this.store);
+      } catch (error) {
+        return Promise.reject(asError(error));
+      }
+      return this.#boundsItsOwnCalls(budgetMs) ? pending : withDeadline(operation, budgetMs, pending);
+    };
+    return this.#ready ? this.#ready.then(run) : run();
+  }
+
+  /** call() that never rejects: a failure is counted and reported, and `fallback` is the answer. */
+  async attempt<T, F>(operation: string, budgetMs: number, work: (store: SessionStore) => Promise<T>, fallback: F): Promise<T | F> {
+    try {
+      return await this.call(operation, budgetMs, work);
+    } catch (error) {
+      this.fail(error as Error);
+      return fallback;
+    }
+  }
+
+  /** A failed store call: counted by the consumer and reported to onError. */
+  fail(error: Error): void {
+    this.#onFailure?.(error);
+    this.report(error);
+  }
+
+  /** Reports to onError; a throwing listener is swallowed. */
+  report(error: Error): void {
+    try {
+      this.#onError?.(error);
+    } catch {
+      /* a throwing onError must not reach Node's callbacks or a connection */
+    }
+  }
+
+  /** Whether the store declares that its calls settle within `budgetMs` (then no deadline timer is needed). */
+  #boundsItsOwnCalls(budgetMs: number): boolean {
+    const settles = this.store.settlesWithinMs;
+    return typeof settles === 'number' && settles <= budgetMs;
+  }
+}
+
+/** Runs a promise against a time budget without leaving the loser's rejection unhandled. */
+export function withDeadline<T>(operation: string, budgetMs: number, work: Promise<T>): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new StoreTimeoutError(operation, budgetMs)), budgetMs);
+    work.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err);
+      },
+    );
+  });
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new StoreError(`session store call failed: ${String(error)}`);
+}
