@@ -100,3 +100,14 @@ export function outOfRange(name: string, expected: string, actual: unknown): Ran
   err.code = 'ERR_OUT_OF_RANGE';
   return err;
 }
+
+/**
+ * A TypeError with Node's ERR_INVALID_ARG_VALUE code: the argument has the right type but not an
+ * accepted value (not one of its choices, or excluded by another option). `received` describes
+ * the value; it is never the value of a secret.
+ */
+export function invalidArgValue(name: string, expected: string, received: string): TypeError & { code: string } {
+  const err = new TypeError(`The "${name}" argument must be ${expected}. Received ${received}`) as TypeError & { code: string };
+  err.code = 'ERR_INVALID_ARG_VALUE';
+  return err;
+}

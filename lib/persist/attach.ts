@@ -16,7 +16,6 @@ import type * as tls from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import { invalidArgType, outOfRange } from '../errors';
 import { Session } from '../session';
-import { withDeadline } from './deadline';
 import { clockOption, type Clock } from './clock';
 import { NodeInternalsError, PersistConfigError, RecordFormatError, RecordRejectedError, StoreTimeoutError } from './errors';
 import { channels, errorCode, observeServer, type LookupMissReason, type ServerObserver } from '../metrics/events';
@@ -26,10 +25,8 @@ import { boundSessionIdContext, missingServerInternals, sessionBinding, type Ses
 import { bindSessionIdContext, deriveScope, sessionIdContextFor } from './scope';
 import { Sealer, Secret, unwrapPlain, wrapPlain } from './seal';
 import { StatsCollector, SessionStoreStats } from './stats';
-import { MemoryStore } from './memory-store';
-import { RedisStore } from './redis-store';
-import { SqliteStore } from './sqlite-store';
-import { whenReady, type SessionStore } from './store';
+import { assertSessionStore, type SessionStore } from './store';
+import { StoreGateway } from './store-gateway';
 
 export interface AttachSessionStoreOptions {
   store: SessionStore;
@@ -99,9 +96,7 @@ export function attachSessionStore(server: tls.Server, options: AttachSessionSto
   }
   if (options === null || typeof options !== 'object') throw invalidArgType('options', 'an object', options);
   const { store } = options;
-  if (!store || typeof store.get !== 'function' || typeof store.set !== 'function' || typeof store.delete !== 'function') {
-    throw invalidArgType('options.store', 'a SessionStore', store);
-  }
+  assertSessionStore(store, 'options.store');
   const maxSessionBytes = options.maxSessionBytes ?? DEFAULT_MAX_SESSION_BYTES;
   const budgetMs = options.budgetMs ?? 50;
   const keyPrefix = options.keyPrefix ?? 'session:';
@@ -138,16 +133,6 @@ export function attachSessionStore(server: tls.Server, options: AttachSessionSto
     recordCacheSize,
     now,
   });
-}
-
-/**
- * Whether a store's own calls already end within `budgetMs` (so attach's deadline timer would
- * only cost a setTimeout per call): the in-process stores answer synchronously, RedisStore has
- * its own budget per command.
- */
-function boundedBy(store: SessionStore, budgetMs: number): boolean {
-  if (store instanceof MemoryStore || store instanceof SqliteStore) return true;
-  return store instanceof RedisStore && store.budgetMs <= budgetMs;
 }
 
 interface AttachmentConfig {
@@ -188,8 +173,8 @@ class SessionStoreAttachment implements SessionStoreHandle {
   readonly #stats = new StatsCollector();
   readonly #restoreSessionIdContext: () => void;
   readonly #scopeBytes: Buffer;
-  /** Whether the store bounds its own calls by our budget (no deadline timer needed). */
-  readonly #selfBounded: boolean;
+  /** Every store call goes through it: after ready(), within budgetMs, one failure path. */
+  readonly #gateway: StoreGateway;
   /** lookup 'issued': store keys of the sessions this attachment stored, oldest first (Map keeps insertion order). */
   readonly #issued: Map<string, number> | undefined;
   /** Writes not yet handed to the store: written behind Node's callback, all at once per event-loop turn. */
@@ -215,7 +200,12 @@ class SessionStoreAttachment implements SessionStoreHandle {
     this.#idContextBytes = Buffer.from(this.sessionIdContext, 'latin1');
     this.#scopeBytes = Buffer.from(config.scope, 'utf8');
     if (this.#scopeBytes.length > 0xffff) throw new PersistConfigError('options.scope is longer than 65535 bytes');
-    this.#selfBounded = boundedBy(config.store, config.budgetMs);
+    this.#gateway = new StoreGateway(config.store, {
+      onError: config.onError,
+      onFailure: () => {
+        this.#stats.errors += 1;
+      },
+    });
     this.#issued = config.issuedIdLimit !== undefined ? new Map() : undefined;
     // A Map in insertion order, the oldest dropped first (a session resumes repeatedly soon after
     // it is issued): cheaper per entry than lru-cache's size accounting.
@@ -251,16 +241,12 @@ class SessionStoreAttachment implements SessionStoreHandle {
     this.#knownBytes -= entry.record.length + entry.der.length;
   }
 
-  /** Settles when the store's ready() and the binding probe do; a failure is counted and reported, never thrown. */
+  /** Settles when the store's ready() (the gateway counts and reports its failure) and the binding probe do. */
   #waitForStore(): Promise<void> {
-    const readiness = whenReady(this.#config.store, (error) => {
-      this.#stats.errors += 1;
-      this.#report(error);
-    });
     const probed = sessionBinding().then((info) => {
       this.#binding = info.binding;
     });
-    return Promise.all([readiness, probed]).then(() => {
+    return Promise.all([this.#gateway.start(), probed]).then(() => {
       this.#storeReady = undefined;
     });
   }
@@ -311,37 +297,24 @@ class SessionStoreAttachment implements SessionStoreHandle {
   }
 
   #report(error: Error): void {
-    try {
-      this.#config.onError?.(error);
-    } catch {
-      /* a throwing onError must not reach Node's callbacks */
-    }
+    this.#gateway.report(error);
   }
 
   #storeKey(sessionId: Buffer): string {
     return this.#config.keyPrefix + sessionId.toString('hex');
   }
 
-  #bounded<T>(operation: string, work: Promise<T>): Promise<T> {
-    return this.#selfBounded ? work : withDeadline(operation, this.#config.budgetMs, work);
-  }
-
   #deleteQuietly(key: string): void {
     const started = performance.now();
-    let work: Promise<void>;
-    try {
-      work = this.#bounded('delete', this.#config.store.delete(key));
-    } catch (error) {
-      work = Promise.reject(error);
-    }
-    work.then(
-      () => this.#publishStore('delete', started),
-      (error: Error) => {
-        this.#stats.errors += 1;
-        this.#report(error);
-        this.#publishStore('delete', started, error);
-      },
-    );
+    this.#gateway
+      .call('delete', this.#config.budgetMs, (store) => store.delete(key))
+      .then(
+        () => this.#publishStore('delete', started),
+        (error: Error) => {
+          this.#gateway.fail(error);
+          this.#publishStore('delete', started, error);
+        },
+      );
   }
 
   #publishStore(operation: 'set' | 'delete', started: number, error?: Error): void {
@@ -459,19 +432,12 @@ class SessionStoreAttachment implements SessionStoreHandle {
       this.#stats.setLatency.record(performance.now() - started);
     };
     const failed = (error: Error): void => {
-      this.#stats.errors += 1;
-      this.#report(error);
+      this.#gateway.fail(error);
       done();
       this.#publishStore('set', started, error);
     };
-    const set = (): Promise<void> => this.#bounded('set', this.#config.store.set(key, record, ttlSeconds));
-    let work: Promise<void>;
-    try {
-      work = this.#storeReady ? this.#storeReady.then(set) : set();
-    } catch (error) {
-      failed(error as Error);
-      return;
-    }
+    const set = (): Promise<void> => this.#gateway.call('set', this.#config.budgetMs, (store) => store.set(key, record, ttlSeconds));
+    const work = this.#storeReady ? this.#storeReady.then(set) : set();
     work.then(() => {
       this.#stats.stored += 1;
       done();
@@ -559,13 +525,8 @@ class SessionStoreAttachment implements SessionStoreHandle {
       return;
     }
     const started = performance.now();
-    const get = (): Promise<Buffer | undefined> => this.#bounded('get', this.#config.store.get(key));
-    let work: Promise<Buffer | undefined>;
-    try {
-      work = this.#storeReady ? this.#storeReady.then(get) : get();
-    } catch (error) {
-      work = Promise.reject(error);
-    }
+    const get = (): Promise<Buffer | undefined> => this.#gateway.call('get', this.#config.budgetMs, (store) => store.get(key));
+    const work = this.#storeReady ? this.#storeReady.then(get) : get();
     work.then(
       (record) => {
         const latencyMs = performance.now() - started;
@@ -575,9 +536,8 @@ class SessionStoreAttachment implements SessionStoreHandle {
       (error: Error) => {
         const latencyMs = performance.now() - started;
         this.#stats.getLatency.record(latencyMs);
-        this.#stats.errors += 1;
         this.#stats.misses += 1;
-        this.#report(error);
+        this.#gateway.fail(error);
         this.#observeLookup(connection, error instanceof StoreTimeoutError ? 'store-timeout' : 'store-error', latencyMs);
         answer(null);
       },

@@ -42,14 +42,14 @@ import {
 import { fileKey, inProcessKey } from './client-local-key';
 import { clientPeerOf, snapshotOptions, type ClientPeer } from './client-peer';
 import { decodeClientRecord, encodeClientRecord, type ClientSessionUse } from './client-record';
-import { withDeadline } from './deadline';
 import { clockOption, type Clock } from './clock';
 import { ClientConnectTimeoutError, PersistConfigError, RecordRejectedError, StoreClosedError, StoreTimeoutError } from './errors';
 import { MemoryStore } from './memory-store';
 import { Sealer, type Secret, unwrapPlain, wrapPlain } from './seal';
 import { SqliteStore } from './sqlite-store';
 import { LatencyReservoir, type LatencyPercentiles } from './stats';
-import { whenReady, type SessionStore } from './store';
+import { assertSessionStore, type SessionStore } from './store';
+import { StoreGateway } from './store-gateway';
 
 export interface ClientSessionCacheOptions {
   /** Where sessions live: SqliteStore for one machine, RedisStore for a fleet, MemoryStore for one process. */
@@ -194,10 +194,10 @@ function localSealer(store: SessionStore): Sealer {
 }
 
 export class ClientSessionCache {
-  readonly #store: SessionStore;
+  /** Every store call goes through it: after ready(), within a budget, one failure path. */
+  readonly #gateway: StoreGateway;
   readonly #sealer: Sealer | undefined;
   readonly #config: typeof DEFAULTS;
-  readonly #onError: ((error: Error) => void) | undefined;
   readonly #now: Clock;
   readonly #pending = new Set<Promise<void>>();
   readonly #lookupLatency = new LatencyReservoir();
@@ -214,7 +214,6 @@ export class ClientSessionCache {
     errors: 0,
     bypassed: 0,
   };
-  #storeReady: Promise<void> | undefined;
   #closed = false;
   /** Set once close() has waited for everything: sessions arriving later are not written. */
   #drained = false;
@@ -222,9 +221,7 @@ export class ClientSessionCache {
   constructor(options: ClientSessionCacheOptions) {
     if (options === null || typeof options !== 'object') throw invalidArgType('options', 'an object', options);
     const { store } = options;
-    if (!store || typeof store.get !== 'function' || typeof store.set !== 'function' || typeof store.delete !== 'function') {
-      throw invalidArgType('options.store', 'a SessionStore', store);
-    }
+    assertSessionStore(store, 'options.store');
     const config = { ...DEFAULTS };
     for (const [name, minimum, maximum] of [
       ['budgetMs', 1, 60_000],
@@ -258,10 +255,15 @@ export class ClientSessionCache {
     }
     this.#sealer =
       secret !== undefined ? new Sealer(secret, 'client-session') : unauthenticatedRecords === undefined ? localSealer(store) : undefined;
-    this.#store = store;
     this.#config = config;
-    this.#onError = options.onError;
-    this.#storeReady = this.#waitForStore();
+    this.#gateway = new StoreGateway(store, {
+      onError: options.onError,
+      onFailure: () => {
+        this.#counts.errors += 1;
+      },
+    });
+    // Waiting for ready() from now: a store that cannot connect is reported without a first connection.
+    void this.#gateway.start();
   }
 
   /**
@@ -459,22 +461,7 @@ export class ClientSessionCache {
   }
 
   #report(error: Error): void {
-    try {
-      this.#onError?.(error);
-    } catch {
-      /* a throwing onError must not reach a connection */
-    }
-  }
-
-  /** Settles when the store's ready() does; a failure is counted and reported, never thrown. */
-  #waitForStore(): Promise<void> | undefined {
-    const readiness = whenReady(this.#store, (error) => {
-      this.#counts.errors += 1;
-      this.#report(error);
-    });
-    return readiness?.finally(() => {
-      this.#storeReady = undefined;
-    });
+    this.#gateway.report(error);
   }
 
   #poolKey(peer: ClientPeer): string {
@@ -596,7 +583,7 @@ export class ClientSessionCache {
     // timer can interrupt it): #find also checks the clock between store calls.
     const lookup = { abandoned: false, deadline: started + this.#config.budgetMs };
     try {
-      const offer = await withDeadline('client session lookup', this.#config.budgetMs, this.#find(peer, lookup));
+      const offer = await this.#gateway.run('client session lookup', this.#config.budgetMs, (store) => this.#find(store, peer, lookup));
       if (offer) this.#counts.offered += 1;
       else {
         this.#counts.misses += 1;
@@ -605,10 +592,9 @@ export class ClientSessionCache {
       return offer;
     } catch (error) {
       lookup.abandoned = true;
-      this.#counts.errors += 1;
       this.#counts.misses += 1;
       outcome.notOfferedReason = error instanceof StoreTimeoutError ? 'store-timeout' : 'store-error';
-      this.#report(error as Error);
+      this.#gateway.fail(error as Error);
       return undefined;
     } finally {
       outcome.latencyMs = performance.now() - started;
@@ -617,17 +603,16 @@ export class ClientSessionCache {
   }
 
   /** A reusable session first, else a ticket taken from the pool (starting at a random slot, so processes spread out). */
-  async #find(peer: ClientPeer, lookup: { abandoned: boolean; deadline: number }): Promise<Offer | undefined> {
+  async #find(store: SessionStore, peer: ClientPeer, lookup: { abandoned: boolean; deadline: number }): Promise<Offer | undefined> {
     const inTime = (): boolean => {
       if (lookup.abandoned) return false;
       if (performance.now() < lookup.deadline) return true;
       throw new StoreTimeoutError('client session lookup', this.#config.budgetMs);
     };
-    if (this.#storeReady) await this.#storeReady;
     const poolKey = this.#poolKey(peer);
     const reusableKey = `${poolKey}:r`;
     if (!inTime()) return undefined;
-    const reusable = await this.#store.get(reusableKey);
+    const reusable = await store.get(reusableKey);
     if (reusable !== undefined) {
       const offer = this.#accept(peer, reusableKey, reusable);
       if (offer && 'nodeSession' in offer) return offer;
@@ -637,7 +622,7 @@ export class ClientSessionCache {
     const first = Math.floor(Math.random() * poolSize);
     for (let i = 0; i < poolSize && inTime(); i++) {
       const key = `${poolKey}:${(first + i) % poolSize}`;
-      const record = await this.#takeRecord(key);
+      const record = await takeRecord(store, key);
       if (record === undefined) continue;
       const offer = this.#accept(peer, key, record);
       if (offer && 'nodeSession' in offer) return offer;
@@ -654,24 +639,13 @@ export class ClientSessionCache {
   #putBack(key: string, record: Buffer, expiresAtMs: number): void {
     const ttlSeconds = Math.floor((expiresAtMs - this.#now()) / 1000);
     if (ttlSeconds < 1) return;
-    const write = async (): Promise<void> => {
-      if (typeof this.#store.setIfAbsent === 'function') await this.#store.setIfAbsent(key, record, ttlSeconds);
-      else await this.#store.set(key, record, ttlSeconds);
+    const write = async (store: SessionStore): Promise<void> => {
+      if (typeof store.setIfAbsent === 'function') await store.setIfAbsent(key, record, ttlSeconds);
+      else await store.set(key, record, ttlSeconds);
     };
     this.#track(
-      withDeadline('client session write', this.#config.writeBudgetMs, write()).catch((error: Error) => {
-        this.#counts.errors += 1;
-        this.#report(error);
-      }),
+      this.#gateway.call('client session write', this.#config.writeBudgetMs, write).catch((error: Error) => this.#gateway.fail(error)),
     );
-  }
-
-  /** Atomic where the store can (take); else read then delete, which two processes may race. */
-  async #takeRecord(key: string): Promise<Buffer | undefined> {
-    if (typeof this.#store.take === 'function') return this.#store.take(key);
-    const record = await this.#store.get(key);
-    if (record !== undefined) await this.#store.delete(key);
-    return record;
   }
 
   /** Opens and checks one record; undefined (counted, reported) when it must not be offered. */
@@ -748,17 +722,14 @@ export class ClientSessionCache {
     if (prepared === undefined) return;
     const started = performance.now();
     try {
-      const write = (async () => {
-        if (this.#storeReady) await this.#storeReady;
-        await this.#write(this.#poolKey(peer), prepared);
-      })();
-      await withDeadline('client session write', this.#config.writeBudgetMs, write);
+      await this.#gateway.run('client session write', this.#config.writeBudgetMs, (store) =>
+        writeRecord(store, this.#poolKey(peer), prepared, this.#config.poolSize),
+      );
       this.#counts.stored += 1;
       publishClientStore({ ok: true, latencyMs: performance.now() - started });
     } catch (error) {
-      this.#counts.errors += 1;
       publishClientStore({ ok: false, latencyMs: performance.now() - started, errorCode: errorCode(error) });
-      this.#report(error as Error);
+      this.#gateway.fail(error as Error);
     } finally {
       this.#storeLatency.record(performance.now() - started);
     }
@@ -806,27 +777,10 @@ export class ClientSessionCache {
     return { record, use, ttlSeconds };
   }
 
-  /** Reusable: one key, replaced. Single-use: a free pool slot if there is one, else a random slot is replaced. */
-  async #write(poolKey: string, { record, use, ttlSeconds }: { record: Buffer; use: ClientSessionUse; ttlSeconds: number }): Promise<void> {
-    if (use === 'reusable') {
-      await this.#store.set(`${poolKey}:r`, record, ttlSeconds);
-      return;
-    }
-    const { poolSize } = this.#config;
-    const first = Math.floor(Math.random() * poolSize);
-    if (typeof this.#store.setIfAbsent === 'function') {
-      for (let i = 0; i < poolSize; i++) {
-        if (await this.#store.setIfAbsent(`${poolKey}:${(first + i) % poolSize}`, record, ttlSeconds)) return;
-      }
-    }
-    await this.#store.set(`${poolKey}:${first}`, record, ttlSeconds);
-  }
-
   #deleteQuietly(key: string): void {
-    withDeadline('client session delete', this.#config.writeBudgetMs, this.#store.delete(key)).catch((error: Error) => {
-      this.#counts.errors += 1;
-      this.#report(error);
-    });
+    this.#gateway
+      .call('client session delete', this.#config.writeBudgetMs, (store) => store.delete(key))
+      .catch((error: Error) => this.#gateway.fail(error));
   }
 }
 
@@ -863,4 +817,32 @@ function cachingAgentClass(): CachingAgentClass {
   }
   cachingAgent = ClientSessionCacheAgent;
   return cachingAgent;
+}
+
+/** Atomic where the store can (take); else read then delete, which two processes may race. */
+async function takeRecord(store: SessionStore, key: string): Promise<Buffer | undefined> {
+  if (typeof store.take === 'function') return store.take(key);
+  const record = await store.get(key);
+  if (record !== undefined) await store.delete(key);
+  return record;
+}
+
+/** Reusable: one key, replaced. Single-use: a free pool slot if there is one, else a random slot is replaced. */
+async function writeRecord(
+  store: SessionStore,
+  poolKey: string,
+  { record, use, ttlSeconds }: { record: Buffer; use: ClientSessionUse; ttlSeconds: number },
+  poolSize: number,
+): Promise<void> {
+  if (use === 'reusable') {
+    await store.set(`${poolKey}:r`, record, ttlSeconds);
+    return;
+  }
+  const first = Math.floor(Math.random() * poolSize);
+  if (typeof store.setIfAbsent === 'function') {
+    for (let i = 0; i < poolSize; i++) {
+      if (await store.setIfAbsent(`${poolKey}:${(first + i) % poolSize}`, record, ttlSeconds)) return;
+    }
+  }
+  await store.set(`${poolKey}:${first}`, record, ttlSeconds);
 }

@@ -19,6 +19,7 @@
 import { chmodSync, closeSync, existsSync, openSync, readSync, statSync, unlinkSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { invalidArgType, outOfRange, TlsSessionError } from '../errors';
+import { clockOption, type Clock } from './clock';
 import { PersistConfigError, StoreClosedError, StoreError } from './errors';
 import {
   loadSqliteBackend,
@@ -77,6 +78,15 @@ export interface SqliteStoreOptions {
   checkpoint?: 'thread' | 'inline';
   /** How often the checkpoint thread runs (default 1000 ms). */
   checkpointIntervalMs?: number;
+  /**
+   * The clock expiry runs on (default Date.now; milliseconds since the epoch, as clock.ts): the
+   * expires_at a write stores, the rows get/take/setIfAbsent treat as expired, and what a sweep
+   * (the timer's or sweep()) deletes. For tests and simulations: give the clock given to
+   * attachSessionStore, ClientSessionCache or TicketKeyRing. The file is shared: every process
+   * writing it should run on the same clock. Lock waits, open retries and file checks stay on the
+   * real clock.
+   */
+  now?: Clock;
 }
 
 /** The settings a SqliteStore's connection runs with, as SQLite reports them. */
@@ -152,6 +162,8 @@ export class SqliteStore implements SessionStore {
   readonly backend: SqliteBackendName;
   readonly #sqlite: SqliteBackend;
   readonly #busyTimeoutMs: number;
+  /** Expiry decisions only (clock.ts); timeouts and retries use the real clock. */
+  readonly #now: Clock;
   readonly #synchronous: 'off' | 'normal';
   /** The checkpoint thread while it runs. */
   #checkpointer: Worker | undefined;
@@ -174,6 +186,7 @@ export class SqliteStore implements SessionStore {
       throw outOfRange('options.sweepIntervalMs', 'an integer >= 0', sweepIntervalMs);
     if (!Number.isInteger(busyTimeoutMs) || busyTimeoutMs < 0) throw outOfRange('options.busyTimeoutMs', 'an integer >= 0', busyTimeoutMs);
     if (!Number.isInteger(openTimeoutMs) || openTimeoutMs < 0) throw outOfRange('options.openTimeoutMs', 'an integer >= 0', openTimeoutMs);
+    this.#now = clockOption(options.now);
     const backend = options.backend ?? 'auto';
     if (!SQLITE_BACKEND_OPTIONS.includes(backend)) {
       throw new TlsSessionError(
@@ -227,7 +240,7 @@ export class SqliteStore implements SessionStore {
   async get(key: string): Promise<Buffer | undefined> {
     validateKey(key);
     const row = this.#run(
-      (s) => s.get.get(key, Date.now()) as { value: Buffer } | undefined,
+      (s) => s.get.get(key, this.#now()) as { value: Buffer } | undefined,
       () => {
         this.#stats.busyMisses += 1;
         return undefined;
@@ -241,7 +254,7 @@ export class SqliteStore implements SessionStore {
     validateValue(value);
     validateTtl(ttlSeconds);
     this.#run(
-      (s) => s.set.run(key, value, Date.now() + ttlSeconds * 1000),
+      (s) => s.set.run(key, value, this.#now() + ttlSeconds * 1000),
       () => {
         this.#stats.busyDropped += 1;
       },
@@ -252,7 +265,7 @@ export class SqliteStore implements SessionStore {
     validateKey(key);
     validateValue(value);
     validateTtl(ttlSeconds);
-    const now = Date.now();
+    const now = this.#now();
     // Not a handshake path (TicketKeyRing retries a failed rotation), and "false" would claim
     // another process wrote the key: a lock is reported as such.
     const result = this.#run(
@@ -273,7 +286,7 @@ export class SqliteStore implements SessionStore {
         return undefined;
       },
     );
-    return row !== undefined && Number(row.expires_at) > Date.now() ? row.value : undefined;
+    return row !== undefined && Number(row.expires_at) > this.#now() ? row.value : undefined;
   }
 
   async delete(key: string): Promise<void> {
@@ -290,7 +303,7 @@ export class SqliteStore implements SessionStore {
   /** Deletes expired rows now; resolves with how many went. */
   async sweep(): Promise<number> {
     return this.#run(
-      (s) => s.sweep.run(Date.now()),
+      (s) => s.sweep.run(this.#now()),
       () => {
         throw this.#busyError('sweep');
       },
@@ -346,7 +359,7 @@ export class SqliteStore implements SessionStore {
     try {
       if (!this.#closed)
         this.#run(
-          (s) => s.sweep.run(Date.now()),
+          (s) => s.sweep.run(this.#now()),
           () => undefined,
         );
     } catch {
@@ -560,6 +573,8 @@ export interface SqliteStoreFileOptions {
   backend?: SqliteBackendOption;
   /** How long a statement waits for another process's lock (default 5000 ms: a tool may wait, a handshake may not). */
   busyTimeoutMs?: number;
+  /** The clock sweep() deletes expired records by (default Date.now), as SqliteStoreOptions.now. */
+  now?: Clock;
 }
 
 const ENTRIES_SQL = 'SELECT key, value, expires_at FROM tls_sessions ORDER BY key';
@@ -584,6 +599,7 @@ const SWEEP_SQL = 'DELETE FROM tls_sessions WHERE expires_at <= ?';
 export function openSqliteStoreFile(path: string, options: SqliteStoreFileOptions = {}): SqliteStoreFile {
   const sqlite = loadSqliteBackend(options.backend ?? 'auto');
   const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
+  const now = clockOption(options.now);
   // No -wal: no process has the file open in WAL mode and everything is in the file itself. A
   // -journal (a rollback-journal database mid-write, or a crashed writer) needs SQLite's locks.
   const snapshot = !existsSync(`${path}-wal`) && !existsSync(`${path}-journal`);
@@ -648,7 +664,7 @@ export function openSqliteStoreFile(path: string, options: SqliteStoreFileOption
       run((db) => db.prepare(DELETE_SQL).run(key), writable);
     },
     async sweep() {
-      return run((db) => db.prepare(SWEEP_SQL).run(Date.now()), writable).changes;
+      return run((db) => db.prepare(SWEEP_SQL).run(now()), writable).changes;
     },
     async close() {
       closeQuietly(reader);

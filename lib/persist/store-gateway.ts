@@ -19,22 +19,30 @@ export class StoreGateway {
   readonly store: SessionStore;
   readonly #onError: ((error: Error) => void) | undefined;
   readonly #onFailure: ((error: Error) => void) | undefined;
-  /** Pending until the store's ready() settles; undefined after that (or for a store without ready()). */
-  #ready: Promise<void> | undefined;
+  /** Pending until the store's ready() settles (true: ready); undefined after that (or for a store without ready()). */
+  #ready: Promise<boolean> | undefined;
+  #started = false;
 
   constructor(store: SessionStore, options: StoreGatewayOptions = {}) {
     this.store = store;
     this.#onError = options.onError;
     this.#onFailure = options.onFailure;
-    this.#ready = this.#waitForReady();
   }
 
-  /** Settles (never rejects) once the store's ready() has; undefined when there is nothing to wait for. */
-  get ready(): Promise<void> | undefined {
+  /**
+   * Starts waiting for the store's ready() (once; the first call does it too). Returns a promise
+   * that resolves, never rejecting, when it has settled (false: it failed, which was counted and
+   * reported); undefined when there is nothing (left) to wait for.
+   */
+  start(): Promise<boolean> | undefined {
+    if (!this.#started) {
+      this.#started = true;
+      this.#ready = this.#waitForReady();
+    }
     return this.#ready;
   }
 
-  #waitForReady(): Promise<void> | undefined {
+  #waitForReady(): Promise<boolean> | undefined {
     if (typeof this.store.ready !== 'function') return undefined;
     let readiness: Promise<void>;
     try {
@@ -43,28 +51,43 @@ export class StoreGateway {
       readiness = Promise.reject(error);
     }
     return readiness
-      .then(undefined, (error: unknown) => this.fail(asError(error)))
+      .then(
+        () => true,
+        (error: unknown) => {
+          this.fail(asError(error));
+          return false;
+        },
+      )
       .finally(() => {
         this.#ready = undefined;
       });
   }
 
   /**
-   * Runs `work` on the store once it is ready, within `budgetMs`; rejects with what the store
-   * rejected with, a StoreTimeoutError naming `operation`, or a StoreError for a synchronous throw.
-   * Nothing is counted or reported here: the caller decides (usually through fail()).
+   * One store call, made once the store is ready (a wait bounded by the store's own start-up
+   * budget, not by `budgetMs`), within `budgetMs`: no timer when the store declares that its
+   * calls settle within it. Rejects with what the store rejected with, a StoreTimeoutError naming
+   * `operation`, or the error a synchronous throw carried. Nothing is counted or reported here:
+   * the caller decides (usually through fail()).
    */
   call<T>(operation: string, budgetMs: number, work: (store: SessionStore) => Promise<T>): Promise<T> {
-    const run = (): Promise<T> => {
-      let pending: Promise<T>;
-      try {
-        pending = work(this.store);
-      } catch (error) {
-        return Promise.reject(asError(error));
-      }
+    const start = (): Promise<T> => {
+      const pending = invoke(work, this.store);
       return this.#boundsItsOwnCalls(budgetMs) ? pending : withDeadline(operation, budgetMs, pending);
     };
-    return this.#ready ? this.#ready.then(run) : run();
+    const ready = this.start();
+    return ready ? ready.then(start) : start();
+  }
+
+  /**
+   * Several store calls as one operation (a client's lookup: a get, then takes from a pool) under
+   * one `budgetMs` that also covers the wait for ready(): always timed, since a store's bound
+   * holds per call, not for a sequence. Rejects as call() does.
+   */
+  run<T>(operation: string, budgetMs: number, work: (store: SessionStore) => Promise<T>): Promise<T> {
+    const ready = this.start();
+    const pending = ready ? ready.then(() => work(this.store)) : invoke(work, this.store);
+    return withDeadline(operation, budgetMs, pending);
   }
 
   /** call() that never rejects: a failure is counted and reported, and `fallback` is the answer. */
@@ -114,6 +137,15 @@ export function withDeadline<T>(operation: string, budgetMs: number, work: Promi
       },
     );
   });
+}
+
+/** `work(store)`, a synchronous throw turned into a rejection. */
+function invoke<T>(work: (store: SessionStore) => Promise<T>, store: SessionStore): Promise<T> {
+  try {
+    return work(store);
+  } catch (error) {
+    return Promise.reject(asError(error));
+  }
 }
 
 function asError(error: unknown): Error {

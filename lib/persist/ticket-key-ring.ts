@@ -34,12 +34,12 @@ import {
   ticketKeyCallbackGap,
   type NativeSecureContext,
 } from '../node-internals';
-import { withDeadline } from './deadline';
 import { clockOption, type Clock } from './clock';
-import { PersistConfigError, RecordFormatError } from './errors';
+import { RecordFormatError, StoreClosedError } from './errors';
 import { Sealer, Secret, unwrapPlain, wrapPlain } from './seal';
 import { addTicketCounts, emptyTicketCounts, TicketCounts, TicketKeyAgeCounts } from './stats';
-import type { SessionStore } from './store';
+import { assertSessionStore, type SessionStore } from './store';
+import { StoreGateway } from './store-gateway';
 import { channels, errorCode, observeServer, type ServerObserver, type TicketMissReason } from '../metrics/events';
 
 /** Node's ticket key: 16 bytes key name, 16 bytes HMAC secret, 16 bytes AES key. */
@@ -172,11 +172,11 @@ function singleKeyAnswer(context: NativeContext, name: Buffer, encrypt: boolean)
 export class TicketKeyRing {
   readonly rotationSeconds: number;
   readonly retentionSeconds: number;
-  readonly #store: SessionStore;
+  /** Every store call goes through it: after ready(), within budgetMs, one failure path. */
+  readonly #gateway: StoreGateway;
   readonly #sealer: Sealer | undefined;
   readonly #keyPrefix: string;
   readonly #budgetMs: number;
-  readonly #onError: ((error: Error) => void) | undefined;
   readonly #now: Clock;
   readonly #attachments = new Map<tls.Server, Attachment>();
   /** Every key that may still open tickets, by hex key name. */
@@ -200,9 +200,7 @@ export class TicketKeyRing {
   constructor(options: TicketKeyRingOptions) {
     if (options === null || typeof options !== 'object') throw invalidArgType('options', 'an object', options);
     const { store } = options;
-    if (!store || typeof store.get !== 'function' || typeof store.set !== 'function') {
-      throw invalidArgType('options.store', 'a SessionStore', store);
-    }
+    assertSessionStore(store, 'options.store');
     this.rotationSeconds = options.rotationSeconds ?? 3600;
     if (!Number.isInteger(this.rotationSeconds) || this.rotationSeconds < 1) {
       throw outOfRange('options.rotationSeconds', 'an integer >= 1', this.rotationSeconds);
@@ -219,9 +217,8 @@ export class TicketKeyRing {
       throw invalidArgType('options.onError', 'a function', options.onError);
     }
     this.#now = clockOption(options.now);
-    this.#store = store;
+    this.#gateway = new StoreGateway(store, { onError: options.onError, onFailure: (error) => this.#countStoreFailure(error) });
     this.#sealer = options.secret !== undefined ? new Sealer(options.secret, 'ticket-key') : undefined;
-    this.#onError = options.onError;
   }
 
   /** The epoch of the key that seals new tickets, or undefined before the first attach. */
@@ -271,7 +268,7 @@ export class TicketKeyRing {
    * ring converges on the fleet's key later. Rejects only for a closed ring or a non-server.
    */
   async attach(server: tls.Server): Promise<void> {
-    if (this.#closed) throw new PersistConfigError('TicketKeyRing is closed');
+    if (this.#closed) throw new StoreClosedError('the TicketKeyRing is closed');
     const candidate = server as Partial<tls.Server> | null;
     if (
       candidate === null ||
@@ -283,7 +280,7 @@ export class TicketKeyRing {
     }
     this.#started ??= this.#start();
     await this.#started;
-    if (this.#closed) throw new PersistConfigError('TicketKeyRing is closed');
+    if (this.#closed) throw new StoreClosedError('the TicketKeyRing is closed');
     if (this.#attachments.has(server)) return;
     this.#activeKey(this.#now());
     this.#install(server, this.#modeFor(server));
@@ -579,13 +576,10 @@ export class TicketKeyRing {
 
   /** First attach: the store's readiness, then the first key sync. Never rejects. */
   async #start(): Promise<void> {
-    if (typeof this.#store.ready === 'function') {
-      try {
-        await this.#store.ready();
-      } catch (error) {
-        this.#storeFailed(error as Error);
-        return;
-      }
+    const ready = await this.#gateway.start();
+    if (ready === false) {
+      this.#refresh(); // the failure was counted (an outage) and reported
+      return;
     }
     await this.#sync();
   }
@@ -661,14 +655,18 @@ export class TicketKeyRing {
   }
 
   #storeFailed(error: Error): void {
+    this.#gateway.fail(error);
+    this.#refresh();
+  }
+
+  /** The gateway's count of a failed store call (ready() included): an outage starts with the first. */
+  #countStoreFailure(error: Error): void {
     if (this.#storeAnswering !== false) {
       this.#stats.outages += 1;
       if (channels.ringStore.hasSubscribers) channels.ringStore.publish({ state: 'outage', errorCode: errorCode(error) });
     }
     this.#storeAnswering = false;
     this.#stats.errors += 1;
-    this.#report(error);
-    this.#refresh();
   }
 
   /**
@@ -679,7 +677,7 @@ export class TicketKeyRing {
   async #syncEpoch(epoch: number, now: number, create: boolean): Promise<void> {
     const storeKey = `${this.#keyPrefix}${this.rotationSeconds}:${epoch}`;
     const held = this.#shared.get(epoch);
-    let record = await withDeadline('get', this.#budgetMs, this.#store.get(storeKey));
+    let record = await this.#gateway.call('get', this.#budgetMs, (store) => store.get(storeKey));
     let createdHere = false;
     if (record === undefined) {
       if (!create) return;
@@ -689,16 +687,16 @@ export class TicketKeyRing {
       // Long enough for the members that prefetch it, use it, and open its tickets afterwards.
       const ttlSeconds = 2 * this.rotationSeconds + this.retentionSeconds;
       let wrote = true;
-      if (this.#store.setIfAbsent) {
-        wrote = await withDeadline('setIfAbsent', this.#budgetMs, this.#store.setIfAbsent(storeKey, sealed, ttlSeconds));
+      if (this.#gateway.store.setIfAbsent) {
+        wrote = await this.#gateway.call('setIfAbsent', this.#budgetMs, (store) => store.setIfAbsent!(storeKey, sealed, ttlSeconds));
       } else {
         // Without an atomic setIfAbsent two members may race here; the re-read below narrows it.
-        await withDeadline('set', this.#budgetMs, this.#store.set(storeKey, sealed, ttlSeconds));
+        await this.#gateway.call('set', this.#budgetMs, (store) => store.set(storeKey, sealed, ttlSeconds));
       }
       if (wrote && held) this.#stats.restored += 1;
       createdHere = wrote && !held;
       if (createdHere) this.#stats.created += 1;
-      record = await withDeadline('get', this.#budgetMs, this.#store.get(storeKey));
+      record = await this.#gateway.call('get', this.#budgetMs, (store) => store.get(storeKey));
       if (record === undefined) throw new RecordFormatError('ticket key vanished from the store right after it was written');
     }
     const opened = this.#sealer ? this.#sealer.open(storeKey, record) : unwrapPlain(record);
@@ -726,11 +724,7 @@ export class TicketKeyRing {
   }
 
   #report(error: Error): void {
-    try {
-      this.#onError?.(error);
-    } catch {
-      /* onError must not break rotation */
-    }
+    this.#gateway.report(error);
   }
 
   [inspect.custom](): string {

@@ -192,10 +192,10 @@ test('a newer schema version: the command names the file and both versions, exit
 
 test('purge writes (deletes expired rows) without chmod, a new table or a migration', async () => {
   const path = copyOfStore('purge');
-  const store = new SqliteStore({ path, sweepIntervalMs: 0 });
-  await store.set('session:gone', Buffer.from('TS'), 1);
+  // Expired by the real clock the command runs on: written by a clock an hour behind, for a minute.
+  const store = new SqliteStore({ path, sweepIntervalMs: 0, now: () => Date.now() - 3_600_000 });
+  await store.set('session:gone', Buffer.from('TS'), 60);
   await store.close();
-  await new Promise((resolve) => setTimeout(resolve, 1100));
   chmodSync(path, 0o640);
   const purged = runCli(['store', 'purge', '--sqlite', path]);
   expect([purged.status, purged.err, purged.out]).toEqual([0, '', `purged 1 expired record(s) from sqlite ${path}\n`]);

@@ -18,6 +18,17 @@ let tamperedKey = '';
 /** Ticket keys the ring stored: the current epoch's, plus the next one's in the second half of an epoch. */
 let ticketKeys = 0;
 
+/**
+ * Writes a row that is already expired by the real clock the CLI (a child process) runs on: the
+ * store's clock is an hour behind, and the TTL (a minute) ends 59 minutes ago. SQLite keeps the
+ * row until a sweep.
+ */
+async function writeExpiredRow(key: string): Promise<void> {
+  const past = new SqliteStore({ path, sweepIntervalMs: 0, now: () => Date.now() - 3_600_000 });
+  await past.set(key, Buffer.from('TS'), 60);
+  await past.close();
+}
+
 beforeAll(async () => {
   writeFileSync(secretFile, `${secret.toString('hex')}\n`);
   const store = new SqliteStore({ path, sweepIntervalMs: 0 });
@@ -33,10 +44,8 @@ beforeAll(async () => {
   const value = (await store.get(tamperedKey))!;
   value[value.length - 20] ^= 0x01;
   await store.set(tamperedKey, value, 3600);
-  // An expired row (SQLite keeps it until a sweep).
-  await store.set('session:00', Buffer.from('TS'), 1);
   await store.close();
-  await new Promise((resolve) => setTimeout(resolve, 1100));
+  await writeExpiredRow('session:00');
 });
 
 function noSecretIn(text: string): void {
@@ -92,10 +101,7 @@ test('verify reports the tampered record and keeps it; --delete-bad deletes it; 
 });
 
 test('purge deletes expired rows only', async () => {
-  const store = new SqliteStore({ path, sweepIntervalMs: 0 });
-  await store.set('session:01', Buffer.from('TS'), 1);
-  await store.close();
-  await new Promise((resolve) => setTimeout(resolve, 1100));
+  await writeExpiredRow('session:01');
   const before = JSON.parse(runCli(['store', 'stats', '--sqlite', path, '--json']).out);
   expect(before.byExpiry.expired).toBeGreaterThanOrEqual(1);
   const purged = runCli(['store', 'purge', '--sqlite', path]);

@@ -18,6 +18,7 @@ import { PersistConfigError } from '../../lib/persist/errors';
 import { loadSqliteBackend, SqliteBackendName, sqliteErrorCode } from '../../lib/persist/sqlite-backend';
 import { SqliteStore } from '../../lib/persist/sqlite-store';
 import { inChild, requireLib } from '../helpers/child';
+import { manualClock } from './helpers/clock';
 import {
   availableBackends,
   describeEachBackend,
@@ -352,20 +353,22 @@ describe('one file, both backends', () => {
   // at once (neither sees the other's POSIX locks; closing one drops the other's).
   bothTest.each(pairs)('written by %s, then read, written and swept by %s (same schema, same column types)', async (writer, reader) => {
     const path = freshPath(`cross-${writer}`);
-    const first = new SqliteStore({ path, sweepIntervalMs: 0, backend: writer });
+    // One clock for both: 'short' expires when it moves, not after a real second.
+    const clock = manualClock();
+    const first = new SqliteStore({ path, sweepIntervalMs: 0, backend: writer, now: clock.now });
     const value = randomBytes(300);
     await first.set('session', value, 60);
     await first.set('short', Buffer.from('x'), 1);
     expect(await first.setIfAbsent('ticket', Buffer.from('first'), 60)).toBe(true);
     await first.close();
 
-    const second = new SqliteStore({ path, sweepIntervalMs: 0, backend: reader });
+    const second = new SqliteStore({ path, sweepIntervalMs: 0, backend: reader, now: clock.now });
     try {
       expect(second.backend).toBe(reader);
       expect((await second.get('session'))!.equals(value)).toBe(true);
       expect(await second.setIfAbsent('ticket', Buffer.from('second'), 60)).toBe(false);
       await second.set('from-reader', Buffer.from('r'), 60);
-      await sleep(1100);
+      clock.advance(1100);
       expect(await second.sweep()).toBe(1); // 'short', written by the other backend
     } finally {
       await second.close();

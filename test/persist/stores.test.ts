@@ -5,11 +5,11 @@
  * particular to the backends (selection, errors, lazy loading, one file read by both):
  * sqlite-backends.test.ts.
  */
-import { statSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, statSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MemoryStore } from '../../lib/persist/memory-store';
-import { SqliteStore, SqliteStoreOptions } from '../../lib/persist/sqlite-store';
+import { openSqliteStoreFile, SqliteStore, SqliteStoreOptions } from '../../lib/persist/sqlite-store';
 import type { SessionStore } from '../../lib/persist/store';
 import { describeStoreContract } from './helpers/store-contract';
 import { manualClock } from './helpers/clock';
@@ -29,6 +29,22 @@ afterAll(async () => {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 let fileCounter = 0;
+
+/** Polls `check` every 10 ms until it holds; false if it still does not after `timeoutMs`. */
+async function eventually(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return true;
+    if (Date.now() >= deadline) return false;
+    await sleep(10);
+  }
+}
+
+async function keysOf(store: { entries(): AsyncGenerator<{ key: string }> }): Promise<string[]> {
+  const keys: string[] = [];
+  for await (const entry of store.entries()) keys.push(entry.key);
+  return keys;
+}
 
 const memoryClock = manualClock();
 describeStoreContract('MemoryStore', async () => new MemoryStore({ now: memoryClock.now }), opened, memoryClock);
@@ -61,7 +77,13 @@ describe('MemoryStore bounds', () => {
 });
 
 describeEachBackend('SqliteStore', (backend) => {
-  describeStoreContract('SqliteStore', async () => new SqliteStore({ path: join(dir, `contract-${fileCounter++}.db`), backend }), opened);
+  const contractClock = manualClock();
+  describeStoreContract(
+    'SqliteStore',
+    async () => new SqliteStore({ path: join(dir, `contract-${fileCounter++}.db`), backend, now: contractClock.now }),
+    opened,
+    contractClock,
+  );
 
   test('creates the file with mode 0600, uses WAL and an expiry index, and persists across reopen', async () => {
     const path = join(dir, `private-${backend}.db`);
@@ -83,15 +105,57 @@ describeEachBackend('SqliteStore', (backend) => {
 
   test('the periodic sweep deletes expired rows', async () => {
     const path = join(dir, `sweep-${backend}.db`);
-    const store = new SqliteStore({ path, sweepIntervalMs: 200, backend });
-    await store.set('gone', Buffer.from('x'), 1);
-    await store.set('kept', Buffer.from('y'), 60);
-    await sleep(2500);
+    const clock = manualClock();
+    const store = new SqliteStore({ path, sweepIntervalMs: 20, backend, now: clock.now });
+    // TTLs far longer than the test runs: only the injected clock can expire 'gone'.
+    await store.set('gone', Buffer.from('x'), 60);
+    await store.set('kept', Buffer.from('y'), 3600);
+    await sleep(70); // a few sweeps: nothing expired yet
+    expect(await keysOf(store)).toEqual(['gone', 'kept']);
+    clock.advance(61_000);
+    // The next tick deletes 'gone' (polled: the timer is unref'd and ticks every 20 ms).
+    expect(await eventually(async () => (await keysOf(store)).length === 1, 5000)).toBe(true);
     const raw = openRaw(path, backend);
     const keys = (raw.prepare('SELECT key FROM tls_sessions').all() as Array<{ key: string }>).map((r) => r.key);
     raw.close();
     await store.close();
     expect(keys).toEqual(['kept']);
+  });
+
+  test('expiry runs on the injected clock: set, get, take, setIfAbsent, sweep(), entries and the file reader', async () => {
+    const path = join(dir, `clock-${backend}.db`);
+    const clock = manualClock(Date.UTC(2030, 0, 1));
+    const store = new SqliteStore({ path, sweepIntervalMs: 0, backend, now: clock.now });
+    try {
+      await store.set('session', Buffer.from('s'), 60);
+      await store.set('ticket', Buffer.from('t'), 60);
+      expect(await store.setIfAbsent('lock', Buffer.from('first'), 60)).toBe(true);
+      await store.set('kept', Buffer.from('k'), 3600);
+      const expiresAt = new Map<string, number>();
+      for await (const entry of store.entries()) expiresAt.set(entry.key, entry.expiresAt!.getTime());
+      expect(expiresAt.get('session')).toBe(Date.UTC(2030, 0, 1) + 60_000);
+      clock.advance(59_999);
+      expect((await store.get('session'))!.toString()).toBe('s');
+      expect(await store.setIfAbsent('lock', Buffer.from('second'), 60)).toBe(false);
+      clock.advance(1);
+      expect(await store.get('session')).toBeUndefined();
+      expect(await store.take('ticket')).toBeUndefined();
+      // An expired row counts as absent: setIfAbsent replaces it.
+      expect(await store.setIfAbsent('lock', Buffer.from('second'), 60)).toBe(true);
+      expect((await store.get('lock'))!.toString()).toBe('second');
+      expect(await store.sweep()).toBe(1); // 'session' ('ticket' went with take)
+      expect(await keysOf(store)).toEqual(['kept', 'lock']);
+    } finally {
+      await store.close();
+    }
+    // The read-only reader's sweep takes a clock too: by the real one nothing has expired.
+    const file = openSqliteStoreFile(path, { backend, now: () => Date.UTC(2030, 0, 1) + 1_800_000 });
+    try {
+      expect(await file.sweep()).toBe(1); // 'lock' (written at +60 s, for 60 s)
+      expect(await keysOf(file)).toEqual(['kept']);
+    } finally {
+      await file.close();
+    }
   });
 
   test('bad options are typed errors naming the problem', () => {
@@ -101,5 +165,10 @@ describeEachBackend('SqliteStore', (backend) => {
     expect(() => new SqliteStore({ path: join(dir, 'no', 'such', 'dir.db'), backend })).toThrow(
       expect.objectContaining({ code: 'ERR_TLS_SESSION_PERSIST_CONFIG' }),
     );
+    const notCreated = join(dir, `bad-clock-${backend}.db`);
+    expect(() => new SqliteStore({ path: notCreated, backend, now: Date.now() as never })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE', message: expect.stringContaining('"options.now"') }),
+    );
+    expect(existsSync(notCreated)).toBe(false);
   });
 });

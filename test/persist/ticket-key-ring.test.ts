@@ -291,7 +291,7 @@ test('detach: the server keeps the key that sealed last as its single key; close
     const fresh = await handshake(pki, otherPort);
     expect(fresh.reused).toBe(false);
     expect((await handshake(pki, otherPort, fresh.session)).reused).toBe(true);
-    await expect(ring.attach(tls13Server(pki))).rejects.toMatchObject({ code: 'ERR_TLS_SESSION_PERSIST_CONFIG' });
+    await expect(ring.attach(tls13Server(pki))).rejects.toMatchObject({ code: 'ERR_TLS_SESSION_STORE_CLOSED' });
   } finally {
     ring.close();
     await close(server);
