@@ -22,7 +22,7 @@
  * the next one.
  */
 import { native, ReleaseReason, type NativeHandle } from './binding';
-import { TlsSessionError } from './errors';
+import { invalidArgValue } from './errors';
 
 /** 'off': silent. 'count' (default): one summary warning per burst of leaks. 'trace': one warning per leak, with the stack that created the session. */
 export type LeakDetectionMode = 'off' | 'count' | 'trace';
@@ -61,10 +61,7 @@ function reportLeakBurst(): void {
 
 export function setLeakDetection(next: LeakDetectionMode): void {
   if (next !== 'off' && next !== 'count' && next !== 'trace') {
-    throw new TlsSessionError(
-      'ERR_INVALID_ARG_VALUE',
-      `setLeakDetection: mode must be 'off', 'count' or 'trace'; received ${String(next)}`,
-    );
+    throw invalidArgValue('mode', "'off', 'count' or 'trace'", String(next));
   }
   mode = next;
 }

@@ -17,7 +17,7 @@ import { performance } from 'node:perf_hooks';
 import { invalidArgType, outOfRange } from '../errors';
 import { Session } from '../session';
 import { clockOption, type Clock } from './clock';
-import { NodeInternalsError, PersistConfigError, RecordFormatError, RecordRejectedError, StoreTimeoutError } from './errors';
+import { NodeInternalsError, RecordFormatError, RecordRejectedError, StoreTimeoutError } from './errors';
 import { channels, errorCode, observeServer, type LookupMissReason, type ServerObserver } from '../metrics/events';
 import { decodeSessionRecord, encodeSessionRecordWithScope, sessionDerForScope } from './record';
 import { readSessionHeader, TLS1_3_VERSION } from '../session-header';
@@ -26,6 +26,7 @@ import { bindSessionIdContext, deriveScope, sessionIdContextFor } from './scope'
 import { Sealer, Secret, unwrapPlain, wrapPlain } from './seal';
 import { StatsCollector, SessionStoreStats } from './stats';
 import { assertSessionStore, type SessionStore } from './store';
+import { choiceOption, functionOption, integerOption, optionsObject, stringOption } from './options';
 import { StoreGateway } from './store-gateway';
 
 export interface AttachSessionStoreOptions {
@@ -94,33 +95,24 @@ export function attachSessionStore(server: tls.Server, options: AttachSessionSto
   if (server === null || typeof server !== 'object' || typeof (server as tls.Server).on !== 'function') {
     throw invalidArgType('server', 'a tls.Server, https.Server or http2 secure server', server);
   }
-  if (options === null || typeof options !== 'object') throw invalidArgType('options', 'an object', options);
+  optionsObject(options);
   const { store } = options;
   assertSessionStore(store, 'options.store');
-  const maxSessionBytes = options.maxSessionBytes ?? DEFAULT_MAX_SESSION_BYTES;
-  const budgetMs = options.budgetMs ?? 50;
-  const keyPrefix = options.keyPrefix ?? 'session:';
-  if (!Number.isInteger(maxSessionBytes) || maxSessionBytes < 64)
-    throw outOfRange('options.maxSessionBytes', 'an integer >= 64', maxSessionBytes);
-  if (!Number.isInteger(budgetMs) || budgetMs < 1) throw outOfRange('options.budgetMs', 'an integer >= 1', budgetMs);
-  if (typeof keyPrefix !== 'string') throw invalidArgType('options.keyPrefix', 'of type string', keyPrefix);
-  if (options.scope !== undefined && (typeof options.scope !== 'string' || options.scope.length === 0)) {
-    throw new PersistConfigError('options.scope must be a non-empty string');
-  }
+  const maxSessionBytes = integerOption(options.maxSessionBytes, 'options.maxSessionBytes', DEFAULT_MAX_SESSION_BYTES, 64);
+  const budgetMs = integerOption(options.budgetMs, 'options.budgetMs', 50, 1);
+  const keyPrefix = stringOption(options.keyPrefix, 'options.keyPrefix', 'session:');
+  const givenScope = options.scope === undefined ? undefined : stringOption(options.scope, 'options.scope', '', { nonEmpty: true });
   // Node internals this relies on (the session ID context): checked now, so a Node that changed
   // them fails here with a typed error instead of silently never resuming at handshake time.
-  const missing = missingServerInternals(server, { derivingScope: options.scope === undefined });
+  const missing = missingServerInternals(server, { derivingScope: givenScope === undefined });
   if (missing.length > 0) throw new NodeInternalsError(missing);
-  const lookup = options.lookup ?? 'all';
-  if (lookup !== 'all' && lookup !== 'issued') throw new PersistConfigError("options.lookup must be 'all' or 'issued'");
-  const issuedIdLimit = options.issuedIdLimit ?? 100_000;
-  if (!Number.isInteger(issuedIdLimit) || issuedIdLimit < 1) throw outOfRange('options.issuedIdLimit', 'an integer >= 1', issuedIdLimit);
-  const recordCacheSize = options.recordCacheSize ?? 10_000;
-  if (!Number.isInteger(recordCacheSize) || recordCacheSize < 0)
-    throw outOfRange('options.recordCacheSize', 'an integer >= 0', recordCacheSize);
+  const lookup = choiceOption(options.lookup, 'options.lookup', ['all', 'issued'] as const, 'all');
+  const issuedIdLimit = integerOption(options.issuedIdLimit, 'options.issuedIdLimit', 100_000, 1);
+  const recordCacheSize = integerOption(options.recordCacheSize, 'options.recordCacheSize', 10_000, 0);
+  functionOption(options.onError, 'options.onError');
   const now = clockOption(options.now);
   const sealer = options.secret !== undefined ? new Sealer(options.secret, 'session-record') : undefined;
-  const scope = options.scope ?? deriveScope(server);
+  const scope = givenScope ?? deriveScope(server);
   return new SessionStoreAttachment(server, {
     store,
     sealer,
@@ -199,7 +191,8 @@ class SessionStoreAttachment implements SessionStoreHandle {
     this.sessionIdContext = sessionIdContextFor(config.scope);
     this.#idContextBytes = Buffer.from(this.sessionIdContext, 'latin1');
     this.#scopeBytes = Buffer.from(config.scope, 'utf8');
-    if (this.#scopeBytes.length > 0xffff) throw new PersistConfigError('options.scope is longer than 65535 bytes');
+    if (this.#scopeBytes.length > 0xffff)
+      throw outOfRange('options.scope', 'at most 65535 bytes of UTF-8', `${this.#scopeBytes.length} bytes`);
     this.#gateway = new StoreGateway(config.store, {
       onError: config.onError,
       onFailure: () => {

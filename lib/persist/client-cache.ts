@@ -27,7 +27,7 @@ import * as net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import * as tls from 'node:tls';
-import { invalidArgType, outOfRange } from '../errors';
+import { invalidArgType, invalidArgValue, outOfRange } from '../errors';
 import { buildNodeEnvelope, hasNodeEnvelopeMagic, parseNodeEnvelope } from '../node-session';
 import { muteSocketReads, nodeSessionFormat } from '../node-internals';
 import { Session } from '../session';
@@ -43,13 +43,14 @@ import { fileKey, inProcessKey } from './client-local-key';
 import { clientPeerOf, snapshotOptions, type ClientPeer } from './client-peer';
 import { decodeClientRecord, encodeClientRecord, type ClientSessionUse } from './client-record';
 import { clockOption, type Clock } from './clock';
-import { ClientConnectTimeoutError, PersistConfigError, RecordRejectedError, StoreClosedError, StoreTimeoutError } from './errors';
+import { ClientConnectTimeoutError, RecordRejectedError, StoreClosedError, StoreTimeoutError } from './errors';
 import { MemoryStore } from './memory-store';
 import { Sealer, type Secret, unwrapPlain, wrapPlain } from './seal';
 import { SqliteStore } from './sqlite-store';
 import { LatencyReservoir, type LatencyPercentiles } from './stats';
 import { assertSessionStore, type SessionStore } from './store';
 import { StoreGateway } from './store-gateway';
+import { choiceOption, excludeEachOther, functionOption, integerOption, optionsObject, stringOption } from './options';
 
 export interface ClientSessionCacheOptions {
   /** Where sessions live: SqliteStore for one machine, RedisStore for a fleet, MemoryStore for one process. */
@@ -180,10 +181,12 @@ function localSealer(store: SessionStore): Sealer {
   if (store instanceof MemoryStore) key = Buffer.from(inProcessKey(store));
   else if (store instanceof SqliteStore) key = store.path === ':memory:' ? Buffer.from(inProcessKey(store)) : fileKey(`${store.path}.key`);
   else {
-    throw new PersistConfigError(
-      'ClientSessionCache needs options.secret (32 random bytes, the same for every client of the store) for a store other ' +
-        'than SqliteStore or MemoryStore: whoever can write an unauthenticated store can make this client trust any server. ' +
-        "(unauthenticatedRecords: 'accept-forgeable' turns that protection off.)",
+    throw invalidArgValue(
+      'options.secret',
+      '32 random bytes, the same for every client of the store, for a store other than SqliteStore or MemoryStore ' +
+        '(whoever can write an unauthenticated store can make this client trust any server; ' +
+        "unauthenticatedRecords: 'accept-forgeable' turns that protection off)",
+      'undefined',
     );
   }
   try {
@@ -219,40 +222,27 @@ export class ClientSessionCache {
   #drained = false;
 
   constructor(options: ClientSessionCacheOptions) {
-    if (options === null || typeof options !== 'object') throw invalidArgType('options', 'an object', options);
+    optionsObject(options);
     const { store } = options;
     assertSessionStore(store, 'options.store');
-    const config = { ...DEFAULTS };
-    for (const [name, minimum, maximum] of [
-      ['budgetMs', 1, 60_000],
-      ['writeBudgetMs', 1, 600_000],
-      ['maxAgeSeconds', 1, 7 * 86_400],
-      ['poolSize', 1, 64],
-      ['maxSessionBytes', 256, 1024 * 1024],
-      ['ticketWaitMs', 0, 10_000],
-    ] as const) {
-      const value = options[name];
-      if (value === undefined) continue;
-      if (typeof value !== 'number' || !Number.isInteger(value) || value < minimum || value > maximum) {
-        throw outOfRange(`options.${name}`, `an integer from ${minimum} to ${maximum}`, value);
-      }
-      config[name] = value;
-    }
-    if (options.keyPrefix !== undefined) {
-      if (typeof options.keyPrefix !== 'string') throw invalidArgType('options.keyPrefix', 'of type string', options.keyPrefix);
-      config.keyPrefix = options.keyPrefix;
-    }
-    if (options.onError !== undefined && typeof options.onError !== 'function') {
-      throw invalidArgType('options.onError', 'a function', options.onError);
-    }
+    const config = {
+      budgetMs: integerOption(options.budgetMs, 'options.budgetMs', DEFAULTS.budgetMs, 1, 60_000),
+      writeBudgetMs: integerOption(options.writeBudgetMs, 'options.writeBudgetMs', DEFAULTS.writeBudgetMs, 1, 600_000),
+      maxAgeSeconds: integerOption(options.maxAgeSeconds, 'options.maxAgeSeconds', DEFAULTS.maxAgeSeconds, 1, 7 * 86_400),
+      poolSize: integerOption(options.poolSize, 'options.poolSize', DEFAULTS.poolSize, 1, 64),
+      maxSessionBytes: integerOption(options.maxSessionBytes, 'options.maxSessionBytes', DEFAULTS.maxSessionBytes, 256, 1024 * 1024),
+      ticketWaitMs: integerOption(options.ticketWaitMs, 'options.ticketWaitMs', DEFAULTS.ticketWaitMs, 0, 10_000),
+      keyPrefix: stringOption(options.keyPrefix, 'options.keyPrefix', DEFAULTS.keyPrefix),
+    };
+    functionOption(options.onError, 'options.onError');
     this.#now = clockOption(options.now);
-    const { secret, unauthenticatedRecords } = options;
-    if (unauthenticatedRecords !== undefined && unauthenticatedRecords !== 'accept-forgeable') {
-      throw new PersistConfigError("options.unauthenticatedRecords must be 'accept-forgeable' (or left out)");
-    }
-    if (unauthenticatedRecords !== undefined && secret !== undefined) {
-      throw new PersistConfigError("options.secret and options.unauthenticatedRecords: 'accept-forgeable' exclude each other");
-    }
+    const { secret } = options;
+    const unauthenticatedRecords =
+      options.unauthenticatedRecords === undefined
+        ? undefined
+        : choiceOption(options.unauthenticatedRecords, 'options.unauthenticatedRecords', ['accept-forgeable'] as const, 'accept-forgeable');
+    if (unauthenticatedRecords !== undefined && secret !== undefined)
+      throw excludeEachOther('options.unauthenticatedRecords', 'options.secret');
     this.#sealer =
       secret !== undefined ? new Sealer(secret, 'client-session') : unauthenticatedRecords === undefined ? localSealer(store) : undefined;
     this.#config = config;

@@ -1,6 +1,6 @@
 /** An in-process LRU store bounded by entry count and bytes (lru-cache does the bookkeeping). */
 import type { LRUCache } from 'lru-cache';
-import { outOfRange } from '../errors';
+import { integerOption, optionsObject } from './options';
 import { clockOption, type Clock } from './clock';
 import { StoreClosedError } from './errors';
 import { SessionStore, validateKey, validateKeyToDelete, validateTtl, validateValue } from './store';
@@ -24,11 +24,10 @@ export class MemoryStore implements SessionStore {
   #closed = false;
 
   constructor(options: MemoryStoreOptions = {}) {
-    const maxEntries = options.maxEntries ?? 10_000;
-    const maxBytes = options.maxBytes ?? 32 * 1024 * 1024;
-    if (!Number.isInteger(maxEntries) || maxEntries < 1) throw outOfRange('maxEntries', 'an integer >= 1', maxEntries);
-    if (!Number.isInteger(maxBytes) || maxBytes < 1) throw outOfRange('maxBytes', 'an integer >= 1', maxBytes);
-    const now = options.now === undefined ? undefined : clockOption(options.now, 'now');
+    optionsObject(options);
+    const maxEntries = integerOption(options.maxEntries, 'options.maxEntries', 10_000, 1);
+    const maxBytes = integerOption(options.maxBytes, 'options.maxBytes', 32 * 1024 * 1024, 1);
+    const now = options.now === undefined ? undefined : clockOption(options.now);
     // Loaded here, like every store's library: requiring the package loads none of them.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { LRUCache: Cache } = require('lru-cache') as typeof import('lru-cache');

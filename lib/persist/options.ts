@@ -41,7 +41,9 @@ export function functionOption<F extends (...args: never[]) => unknown>(value: F
 export function choiceOption<T extends string>(value: unknown, name: string, choices: readonly T[], fallback: T): T {
   if (value === undefined) return fallback;
   if (typeof value !== 'string' || !(choices as readonly string[]).includes(value)) {
-    throw invalidArgValue(name, `one of ${choices.map((c) => `'${c}'`).join(', ')}`, describe(value));
+    const quoted = choices.map((c) => `'${c}'`);
+    const expected = quoted.length === 1 ? quoted[0]! : `${quoted.slice(0, -1).join(', ')} or ${quoted.at(-1)!}`;
+    throw invalidArgValue(name, expected, describe(value));
   }
   return value as T;
 }

@@ -10,9 +10,10 @@
 import type { RedisOptions } from 'ioredis';
 import { performance } from 'node:perf_hooks';
 import { inspect } from 'node:util';
-import { invalidArgType, outOfRange } from '../errors';
+import { invalidArgValue } from '../errors';
+import { integerOption, optionsObject, stringOption } from './options';
 import { withDeadline } from './store-gateway';
-import { PersistConfigError, StoreClosedError, StoreError, StoreTimeoutError } from './errors';
+import { StoreClosedError, StoreError, StoreTimeoutError } from './errors';
 import { adaptRedisClient, ownIoredisAdapter, RedisClientAdapter, RedisClientLike } from './redis-client';
 import { SessionStore, StoredEntry, validateKey, validateKeyToDelete, validateTtl, validateValue } from './store';
 
@@ -65,15 +66,10 @@ export class RedisStore implements SessionStore {
   #connectionErrors = 0;
 
   constructor(options: RedisStoreOptions) {
-    if (options === null || typeof options !== 'object') throw invalidArgType('options', 'an object', options);
-    this.keyPrefix = options.keyPrefix ?? 'tls-session:';
-    this.budgetMs = options.budgetMs ?? 50;
-    if (typeof this.keyPrefix !== 'string') throw invalidArgType('options.keyPrefix', 'of type string', this.keyPrefix);
-    if (!Number.isInteger(this.budgetMs) || this.budgetMs < 1) throw outOfRange('options.budgetMs', 'an integer >= 1', this.budgetMs);
-    this.startupBudgetMs = options.startupBudgetMs ?? 3000;
-    if (!Number.isInteger(this.startupBudgetMs) || this.startupBudgetMs < 1) {
-      throw outOfRange('options.startupBudgetMs', 'an integer >= 1', this.startupBudgetMs);
-    }
+    optionsObject(options);
+    this.keyPrefix = stringOption(options.keyPrefix, 'options.keyPrefix', 'tls-session:');
+    this.budgetMs = integerOption(options.budgetMs, 'options.budgetMs', 50, 1);
+    this.startupBudgetMs = integerOption(options.startupBudgetMs, 'options.startupBudgetMs', 3000, 1);
     this.#startupDeadline = performance.now() + this.startupBudgetMs;
     if ('client' in options && options.client !== undefined) {
       this.#client = adaptRedisClient(options.client);
@@ -94,8 +90,10 @@ export class RedisStore implements SessionStore {
       this.#client = ownIoredisAdapter(client);
       this.#ownsClient = true;
     } else {
-      throw new PersistConfigError(
-        'RedisStore needs either options.url (a redis:// URL) or options.client (an ioredis, iovalkey or node-redis client)',
+      throw invalidArgValue(
+        'options',
+        'given options.url (a redis:// URL) or options.client (an ioredis, iovalkey or node-redis client)',
+        'neither',
       );
     }
     // Without a listener ioredis prints every connection error and node-redis throws it; we count them instead.

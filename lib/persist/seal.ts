@@ -10,7 +10,8 @@
  */
 import { createCipheriv, createDecipheriv, createSecretKey, hkdfSync, KeyObject, randomFillSync } from 'node:crypto';
 import { inspect } from 'node:util';
-import { PersistConfigError, RecordFormatError, UnsealError } from './errors';
+import { invalidArgType, invalidArgValue, outOfRange } from '../errors';
+import { RecordFormatError, UnsealError } from './errors';
 
 export interface SecretKey {
   /** Short identifier stored in each record (1-64 of A-Z a-z 0-9 . _ -). */
@@ -52,7 +53,7 @@ export class Sealer {
     const list = normalizeSecret(secret);
     this.#keys = new Map();
     for (const { id, key } of list) {
-      if (this.#keys.has(id)) throw new PersistConfigError(`secret key id "${id}" appears twice`);
+      if (this.#keys.has(id)) throw invalidArgValue('secret', 'a list of distinct key ids', `key id "${id}" twice`);
       // Separate subkeys per purpose: one configured secret can serve sessions and ticket keys.
       const subkey = Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), `tls-session/${purpose}/v1`, 32));
       this.#keys.set(id, createSecretKey(subkey));
@@ -178,12 +179,16 @@ function additionalData(header: Buffer, storeKey: string): Buffer {
 function normalizeSecret(secret: Secret): SecretKey[] {
   if (Buffer.isBuffer(secret)) return [{ id: DEFAULT_KEY_ID, key: checkKey(secret, 'secret') }];
   if (!Array.isArray(secret) || secret.length === 0) {
-    throw new PersistConfigError('secret must be a 32-byte Buffer or a non-empty array of { id, key }');
+    throw invalidArgType('secret', 'a 32-byte Buffer or a non-empty array of { id, key }', secret);
   }
   return secret.map((entry: SecretKey, index: number) => {
-    if (entry === null || typeof entry !== 'object') throw new PersistConfigError(`secret[${index}] must be an object { id, key }`);
+    if (entry === null || typeof entry !== 'object') throw invalidArgType(`secret[${index}]`, 'an object { id, key }', entry);
     if (typeof entry.id !== 'string' || !KEY_ID_PATTERN.test(entry.id)) {
-      throw new PersistConfigError(`secret[${index}].id must be 1-64 characters of A-Z a-z 0-9 . _ -`);
+      throw invalidArgValue(
+        `secret[${index}].id`,
+        '1-64 characters of A-Z a-z 0-9 . _ -',
+        typeof entry.id === 'string' ? `${entry.id.length} characters` : typeof entry.id,
+      );
     }
     return { id: entry.id, key: checkKey(entry.key, `secret[${index}].key`) };
   });
@@ -191,7 +196,7 @@ function normalizeSecret(secret: Secret): SecretKey[] {
 
 function checkKey(key: unknown, name: string): Buffer {
   // The message names the problem, never the bytes.
-  if (!Buffer.isBuffer(key)) throw new PersistConfigError(`${name} must be a Buffer of 32 bytes`);
-  if (key.length !== 32) throw new PersistConfigError(`${name} must be exactly 32 bytes (got ${key.length})`);
+  if (!Buffer.isBuffer(key)) throw invalidArgType(name, 'a Buffer of 32 bytes', key);
+  if (key.length !== 32) throw outOfRange(`${name}.length`, 'exactly 32 (bytes)', key.length);
   return key;
 }

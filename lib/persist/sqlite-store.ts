@@ -18,7 +18,8 @@
  */
 import { chmodSync, closeSync, existsSync, openSync, readSync, statSync, unlinkSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import { invalidArgType, outOfRange, TlsSessionError } from '../errors';
+import { invalidArgType, TlsSessionError } from '../errors';
+import { choiceOption, integerOption, optionsObject } from './options';
 import { clockOption, type Clock } from './clock';
 import { PersistConfigError, StoreClosedError, StoreError } from './errors';
 import {
@@ -176,46 +177,22 @@ export class SqliteStore implements SessionStore {
   readonly #sweepTimer: NodeJS.Timeout | undefined;
 
   constructor(options: SqliteStoreOptions) {
-    if (options === null || typeof options !== 'object') throw invalidArgType('options', 'an object', options);
+    optionsObject(options);
     const { path } = options;
     if (typeof path !== 'string' || path.length === 0) throw invalidArgType('options.path', 'a non-empty string', path);
-    const sweepIntervalMs = options.sweepIntervalMs ?? 60_000;
-    const busyTimeoutMs = options.busyTimeoutMs ?? 50;
-    const openTimeoutMs = options.openTimeoutMs ?? 5000;
-    if (!Number.isInteger(sweepIntervalMs) || sweepIntervalMs < 0)
-      throw outOfRange('options.sweepIntervalMs', 'an integer >= 0', sweepIntervalMs);
-    if (!Number.isInteger(busyTimeoutMs) || busyTimeoutMs < 0) throw outOfRange('options.busyTimeoutMs', 'an integer >= 0', busyTimeoutMs);
-    if (!Number.isInteger(openTimeoutMs) || openTimeoutMs < 0) throw outOfRange('options.openTimeoutMs', 'an integer >= 0', openTimeoutMs);
+    const sweepIntervalMs = integerOption(options.sweepIntervalMs, 'options.sweepIntervalMs', 60_000, 0);
+    const busyTimeoutMs = integerOption(options.busyTimeoutMs, 'options.busyTimeoutMs', 50, 0);
+    const openTimeoutMs = integerOption(options.openTimeoutMs, 'options.openTimeoutMs', 5000, 0);
     this.#now = clockOption(options.now);
-    const backend = options.backend ?? 'auto';
-    if (!SQLITE_BACKEND_OPTIONS.includes(backend)) {
-      throw new TlsSessionError(
-        'ERR_INVALID_ARG_VALUE',
-        `The "options.backend" option must be 'auto', 'node:sqlite' or 'better-sqlite3'. Received ${String(backend)}`,
-      );
-    }
+    const backend = choiceOption(options.backend, 'options.backend', SQLITE_BACKEND_OPTIONS, 'auto');
+    const synchronous = choiceOption(options.synchronous, 'options.synchronous', ['off', 'normal'] as const, 'off');
+    const checkpoint = choiceOption(options.checkpoint, 'options.checkpoint', ['inline', 'thread'] as const, 'inline');
+    const checkpointIntervalMs = integerOption(options.checkpointIntervalMs, 'options.checkpointIntervalMs', 1000, 1);
     this.#sqlite = loadSqliteBackend(backend);
     this.backend = this.#sqlite.name;
     this.path = path;
     this.#busyTimeoutMs = busyTimeoutMs;
-    const synchronous = options.synchronous ?? 'off';
-    if (synchronous !== 'off' && synchronous !== 'normal') {
-      throw new TlsSessionError(
-        'ERR_INVALID_ARG_VALUE',
-        `The "options.synchronous" option must be 'off' or 'normal'. Received ${String(synchronous)}`,
-      );
-    }
     this.#synchronous = synchronous;
-    const checkpoint = options.checkpoint ?? 'inline';
-    if (checkpoint !== 'thread' && checkpoint !== 'inline') {
-      throw new TlsSessionError(
-        'ERR_INVALID_ARG_VALUE',
-        `The "options.checkpoint" option must be 'thread' or 'inline'. Received ${String(checkpoint)}`,
-      );
-    }
-    const checkpointIntervalMs = options.checkpointIntervalMs ?? 1000;
-    if (!Number.isInteger(checkpointIntervalMs) || checkpointIntervalMs < 1)
-      throw outOfRange('options.checkpointIntervalMs', 'an integer >= 1', checkpointIntervalMs);
     if (checkpoint === 'thread' && path !== ':memory:') this.#checkpointer = this.#startCheckpointer(checkpointIntervalMs);
     try {
       this.#connection = this.#openWithRetry(openTimeoutMs, { waitForRecovery: true });

@@ -25,7 +25,7 @@
 import { randomBytes } from 'node:crypto';
 import type * as tls from 'node:tls';
 import { inspect } from 'node:util';
-import { invalidArgType, outOfRange } from '../errors';
+import { invalidArgType } from '../errors';
 import {
   nativeContextOf,
   serverInternals,
@@ -40,6 +40,7 @@ import { Sealer, Secret, unwrapPlain, wrapPlain } from './seal';
 import { addTicketCounts, emptyTicketCounts, TicketCounts, TicketKeyAgeCounts } from './stats';
 import { assertSessionStore, type SessionStore } from './store';
 import { StoreGateway } from './store-gateway';
+import { functionOption, integerOption, optionsObject, stringOption } from './options';
 import { channels, errorCode, observeServer, type ServerObserver, type TicketMissReason } from '../metrics/events';
 
 /** Node's ticket key: 16 bytes key name, 16 bytes HMAC secret, 16 bytes AES key. */
@@ -198,24 +199,14 @@ export class TicketKeyRing {
   readonly #stats = { rotations: 0, created: 0, fetched: 0, restored: 0, errors: 0, localKeys: 0, outages: 0 };
 
   constructor(options: TicketKeyRingOptions) {
-    if (options === null || typeof options !== 'object') throw invalidArgType('options', 'an object', options);
+    optionsObject(options);
     const { store } = options;
     assertSessionStore(store, 'options.store');
-    this.rotationSeconds = options.rotationSeconds ?? 3600;
-    if (!Number.isInteger(this.rotationSeconds) || this.rotationSeconds < 1) {
-      throw outOfRange('options.rotationSeconds', 'an integer >= 1', this.rotationSeconds);
-    }
-    this.retentionSeconds = options.retentionSeconds ?? 7200;
-    if (!Number.isInteger(this.retentionSeconds) || this.retentionSeconds < 0) {
-      throw outOfRange('options.retentionSeconds', 'an integer >= 0', this.retentionSeconds);
-    }
-    this.#budgetMs = options.budgetMs ?? 2000;
-    if (!Number.isInteger(this.#budgetMs) || this.#budgetMs < 1) throw outOfRange('options.budgetMs', 'an integer >= 1', this.#budgetMs);
-    this.#keyPrefix = options.keyPrefix ?? 'ticket-key:';
-    if (typeof this.#keyPrefix !== 'string') throw invalidArgType('options.keyPrefix', 'of type string', this.#keyPrefix);
-    if (options.onError !== undefined && typeof options.onError !== 'function') {
-      throw invalidArgType('options.onError', 'a function', options.onError);
-    }
+    this.rotationSeconds = integerOption(options.rotationSeconds, 'options.rotationSeconds', 3600, 1);
+    this.retentionSeconds = integerOption(options.retentionSeconds, 'options.retentionSeconds', 7200, 0);
+    this.#budgetMs = integerOption(options.budgetMs, 'options.budgetMs', 2000, 1);
+    this.#keyPrefix = stringOption(options.keyPrefix, 'options.keyPrefix', 'ticket-key:');
+    functionOption(options.onError, 'options.onError');
     this.#now = clockOption(options.now);
     this.#gateway = new StoreGateway(store, { onError: options.onError, onFailure: (error) => this.#countStoreFailure(error) });
     this.#sealer = options.secret !== undefined ? new Sealer(options.secret, 'ticket-key') : undefined;

@@ -327,7 +327,13 @@ test('detach removes the listeners and restores the session ID context; bad opti
     expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }),
   );
   expect(() => attachSessionStore(server, { store: new MemoryStore(), secret: Buffer.alloc(16) })).toThrow(
-    expect.objectContaining({ code: 'ERR_TLS_SESSION_PERSIST_CONFIG' }),
+    expect.objectContaining({ code: 'ERR_OUT_OF_RANGE', message: expect.stringContaining('exactly 32') }),
+  );
+  expect(() => attachSessionStore(server, { store: new MemoryStore(), lookup: 'some' as never })).toThrow(
+    expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE', message: expect.stringContaining("'all' or 'issued'") }),
+  );
+  expect(() => attachSessionStore(server, { store: new MemoryStore(), scope: '' })).toThrow(
+    expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE', message: expect.stringContaining('"options.scope"') }),
   );
   expect(() => attachSessionStore(server, { store: new MemoryStore(), budgetMs: 0 })).toThrow(
     expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }),

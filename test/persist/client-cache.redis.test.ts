@@ -122,7 +122,7 @@ describe('a shared store needs a secret', () => {
     const store = new RedisStore({ url: redis.url });
     try {
       expect(() => new ClientSessionCache({ store })).toThrow(
-        expect.objectContaining({ code: 'ERR_TLS_SESSION_PERSIST_CONFIG', message: expect.stringMatching(/options\.secret/) }),
+        expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE', message: expect.stringMatching(/options\.secret/) }),
       );
       const cache = new ClientSessionCache({ store, secret: Buffer.alloc(32, 9) });
       await visit(cache);

@@ -457,7 +457,7 @@ describe('bad options are typed errors', () => {
     [{ store: new MemoryStore(), budgetMs: 0 }, 'ERR_OUT_OF_RANGE', /options\.budgetMs/],
     [{ store: new MemoryStore(), poolSize: 1.5 }, 'ERR_OUT_OF_RANGE', /options\.poolSize/],
     [{ store: new MemoryStore(), maxAgeSeconds: 8 * 86_400 }, 'ERR_OUT_OF_RANGE', /options\.maxAgeSeconds/],
-    [{ store: new MemoryStore(), secret: Buffer.alloc(5) }, 'ERR_TLS_SESSION_PERSIST_CONFIG', /32 bytes/],
+    [{ store: new MemoryStore(), secret: Buffer.alloc(5) }, 'ERR_OUT_OF_RANGE', /exactly 32/],
     [{ store: new MemoryStore(), onError: 'log' }, 'ERR_INVALID_ARG_TYPE', /options\.onError/],
     [{ store: new MemoryStore(), now: Date.now() }, 'ERR_INVALID_ARG_TYPE', /options\.now/],
   ])('%p → %s', (options, code, message) => {

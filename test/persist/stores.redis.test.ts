@@ -70,6 +70,6 @@ describe('RedisStore', () => {
   });
 
   test('needs a url or a client', () => {
-    expect(() => new RedisStore({} as { url: string })).toThrow(expect.objectContaining({ code: 'ERR_TLS_SESSION_PERSIST_CONFIG' }));
+    expect(() => new RedisStore({} as { url: string })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
   });
 });
