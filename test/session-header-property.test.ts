@@ -13,7 +13,7 @@ import * as tls from 'node:tls';
 import fc from 'fast-check';
 import { Session } from '../lib';
 import { attachSessionStore, Sealer } from '../lib/persist';
-import { encodeSessionRecordWithScope, sessionDerForScope } from '../lib/persist/record';
+import { encodeSessionRecordWithScope, sessionDerForScope } from '../lib/persist/records/server-session';
 import { readSessionHeader, type SessionHeader } from '../lib/session-header';
 import { makePki, type Pki } from './helpers/pki';
 import { nodeClientSession, startNodeServer } from './helpers/peers';

@@ -5,8 +5,8 @@
  */
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
-import type { Sealer } from '../persist/seal';
-import type { StoredEntry } from '../persist/store';
+import type { Sealer } from '../persist/records/envelope';
+import type { StoredEntry } from '../persist/stores/contract';
 import { EXIT_FAILURE, EXIT_USAGE, fail, INPUT_LIMITS, printJson, readBounded, relativeTime, renderTable } from './output';
 
 export interface StoreOptions {
@@ -161,7 +161,7 @@ async function openStore(options: StoreOptions): Promise<OpenedStore> {
     // Not a SqliteStore (it would switch the file to WAL, add its table, chmod it and recreate a
     // damaged one): read-only, and read-write only for purge's and --delete-bad's deletes. A
     // damaged, foreign or newer file is a StoreError naming it, and is left as it is.
-    const { openSqliteStoreFile } = await import('../persist/sqlite-store');
+    const { openSqliteStoreFile } = await import('../persist/stores/sqlite');
     const store = openSqliteStoreFile(path);
     return { store, label: `sqlite ${path}`, purge: () => store.sweep(), close: () => store.close() };
   }
@@ -189,7 +189,7 @@ async function openStore(options: StoreOptions): Promise<OpenedStore> {
     client.disconnect();
     fail(`cannot connect to ${label.slice('redis '.length)}: ${(cause ?? (error as Error)).message}`);
   }
-  const { RedisStore } = await import('../persist/redis-store');
+  const { RedisStore } = await import('../persist/stores/redis');
   const store = new RedisStore({ client, keyPrefix: options.keyPrefix, budgetMs: REDIS_COMMAND_BUDGET_MS });
   return {
     store,
@@ -221,7 +221,7 @@ async function readSealers(file: string): Promise<{ session: Sealer; ticketKey: 
     return { id, key: Buffer.from(hex, 'hex') };
   });
   if (keys.length === 0) fail(`secret file ${file} holds no key`, EXIT_USAGE);
-  const { Sealer } = await import('../persist/seal');
+  const { Sealer } = await import('../persist/records/envelope');
   try {
     return {
       session: new Sealer(keys, 'session-record'),
@@ -243,8 +243,8 @@ async function readSealers(file: string): Promise<{ session: Sealer; ticketKey: 
 async function localClientSealer(path: string): Promise<Sealer | undefined> {
   const keyFile = `${path}.key`;
   if (!existsSync(keyFile)) return undefined;
-  const { fileKey } = await import('../persist/client-local-key');
-  const { Sealer } = await import('../persist/seal');
+  const { fileKey } = await import('../persist/client/local-key');
+  const { Sealer } = await import('../persist/records/envelope');
   let key: Buffer;
   try {
     key = fileKey(keyFile);
@@ -273,8 +273,8 @@ async function examine(
   scope: string | undefined,
   now: Date,
 ): Promise<RecordReport> {
-  const { decodeSessionRecord } = await import('../persist/record');
-  const { unwrapPlain } = await import('../persist/seal');
+  const { decodeSessionRecord } = await import('../persist/records/server-session');
+  const { unwrapPlain } = await import('../persist/records/envelope');
   const { Session } = await import('../session');
   const kind = kindOf(entry.key);
   const report: RecordReport = {
@@ -318,7 +318,7 @@ async function examine(
       return report;
     }
     if (kind === 'client') {
-      const { decodeClientRecord } = await import('../persist/client-record');
+      const { decodeClientRecord } = await import('../persist/records/client-session');
       const record = decodeClientRecord(payload);
       using session = Session.fromDER(record.der);
       report.protocol = session.protocol;

@@ -188,7 +188,7 @@ export function resumptionMechanism(protocol: string | null, resumed: boolean, t
 }
 
 /**
- * For ClientSessionCache (lib/persist/client-cache.ts): publishes one client handshake. Cheap
+ * For ClientSessionCache (lib/persist/client/cache.ts): publishes one client handshake. Cheap
  * when nobody subscribes; never throws into the caller (a subscriber's exception is reported by
  * diagnostics_channel as an uncaught exception on the next tick, as Node does for every channel).
  */

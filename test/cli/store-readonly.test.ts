@@ -21,8 +21,8 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadSqliteBackend } from '../../lib/persist/sqlite-backend';
-import { SqliteStore } from '../../lib/persist/sqlite-store';
+import { loadSqliteBackend } from '../../lib/persist/stores/sqlite-backends';
+import { SqliteStore } from '../../lib/persist/stores/sqlite';
 import { root, runCli, type CliResult } from './cli';
 
 const dir = mkdtempSync(join(tmpdir(), 'tls-session-cli-store-readonly-'));

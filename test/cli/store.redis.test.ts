@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cluster, Redis } from 'ioredis';
 import { RedisStore } from '../../lib/persist';
-import type { StoredEntry } from '../../lib/persist/store';
+import type { StoredEntry } from '../../lib/persist/stores/contract';
 import { freePort } from '../helpers/free-port';
 import { makePki } from '../helpers/pki';
 import { startRedisCluster } from '../persist/helpers/redis-cluster';

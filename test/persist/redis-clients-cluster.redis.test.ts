@@ -5,8 +5,8 @@
  * master, and fleet members holding different kinds share TLS 1.2 sessions and TLS 1.3 ticket keys.
  */
 import { makePki, Pki } from '../helpers/pki';
-import { RedisStore } from '../../lib/persist/redis-store';
-import type { SessionStore } from '../../lib/persist/store';
+import { RedisStore } from '../../lib/persist/stores/redis';
+import type { SessionStore } from '../../lib/persist/stores/contract';
 import { CLIENT_KINDS, ClientKind, ConnectedClient, connectClusterClient } from './helpers/redis-clients';
 import { RedisCluster, startRedisCluster } from './helpers/redis-cluster';
 import { describeStoreContract } from './helpers/store-contract';

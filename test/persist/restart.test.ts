@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { SqliteBackendName } from '../../lib/persist/sqlite-backend';
+import type { SqliteBackendName } from '../../lib/persist/stores/sqlite-backends';
 import { makePki, Pki } from '../helpers/pki';
 import { startServerProcess } from './helpers/server-process';
 import { availableBackends, SQLITE_BACKENDS } from './helpers/sqlite-backends';

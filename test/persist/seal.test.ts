@@ -2,10 +2,10 @@
 import { randomBytes } from 'node:crypto';
 import { inspect } from 'node:util';
 import fc from 'fast-check';
-import { MemoryStore } from '../../lib/persist/memory-store';
-import { Sealer } from '../../lib/persist/seal';
-import { TicketKeyRing } from '../../lib/persist/ticket-key-ring';
-import { unwrapPlain, wrapPlain } from '../../lib/persist/seal';
+import { MemoryStore } from '../../lib/persist/stores/memory';
+import { Sealer } from '../../lib/persist/records/envelope';
+import { TicketKeyRing } from '../../lib/persist/server/ticket-key-ring';
+import { unwrapPlain, wrapPlain } from '../../lib/persist/records/envelope';
 
 const oldKey = randomBytes(32);
 const newKey = randomBytes(32);

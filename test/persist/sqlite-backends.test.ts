@@ -1,5 +1,5 @@
 /**
- * SqliteStore's two SQLite backends (lib/persist/sqlite-backend.ts): which one 'auto' picks on
+ * SqliteStore's two SQLite backends (lib/persist/stores/sqlite-backends.ts): which one 'auto' picks on
  * the running Node, the typed error when one is forced or needed and does not load, loading
  * neither before a store is constructed, the adapter differences (busy timeout, open without
  * create, BLOBs as Buffers, one set of error names), the store's lock and damage handling on
@@ -15,8 +15,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isNativeError } from 'node:util/types';
 import { PersistConfigError } from '../../lib/persist/errors';
-import { loadSqliteBackend, SqliteBackendName, sqliteErrorCode } from '../../lib/persist/sqlite-backend';
-import { SqliteStore } from '../../lib/persist/sqlite-store';
+import { loadSqliteBackend, SqliteBackendName, sqliteErrorCode } from '../../lib/persist/stores/sqlite-backends';
+import { SqliteStore } from '../../lib/persist/stores/sqlite';
 import { inChild, requireLib } from '../helpers/child';
 import { manualClock } from './helpers/clock';
 import {

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, openSync, readSync, closeSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SqliteStore } from '../../lib/persist/sqlite-store';
+import { SqliteStore } from '../../lib/persist/stores/sqlite';
 import { describeEachBackend, openRaw } from './helpers/sqlite-backends';
 
 const FIXTURE = join(__dirname, 'fixtures', 'sqlite-worker.js');

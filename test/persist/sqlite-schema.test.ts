@@ -1,5 +1,5 @@
 /**
- * The SQLite store's schema version (lib/persist/sqlite-schema.ts), on each backend: written at
+ * The SQLite store's schema version (lib/persist/stores/sqlite-schema.ts), on each backend: written at
  * creation (PRAGMA user_version), an older file (version 0: written before the version existed)
  * migrated in place by SqliteStore and read as it is by the command's read-only reader
  * (openSqliteStoreFile), and a file SqliteStore cannot write (a newer version, an extra NOT NULL
@@ -10,8 +10,8 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } fr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StoreError } from '../../lib/persist/errors';
-import { loadSqliteBackend, SqliteBackendName, SqliteDatabase } from '../../lib/persist/sqlite-backend';
-import { openSqliteStoreFile, SqliteStore } from '../../lib/persist/sqlite-store';
+import { loadSqliteBackend, SqliteBackendName, SqliteDatabase } from '../../lib/persist/stores/sqlite-backends';
+import { openSqliteStoreFile, SqliteStore } from '../../lib/persist/stores/sqlite';
 import { describeEachBackend, openRaw } from './helpers/sqlite-backends';
 
 let dir: string;

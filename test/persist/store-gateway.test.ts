@@ -1,8 +1,8 @@
 /** StoreGateway: the one way the persistence consumers call a store (ready, budget, one failure path). */
 import { MemoryStore } from '../../lib/persist';
 import { StoreTimeoutError } from '../../lib/persist/errors';
-import type { SessionStore } from '../../lib/persist/store';
-import { StoreGateway } from '../../lib/persist/store-gateway';
+import type { SessionStore } from '../../lib/persist/stores/contract';
+import { StoreGateway } from '../../lib/persist/stores/gateway';
 
 /** A store whose ready() settles when the test says; records the order of calls. */
 function slowStartingStore(): { store: SessionStore; startUp: (error?: Error) => void; log: string[] } {

@@ -5,8 +5,8 @@
  */
 import { inspect } from 'node:util';
 import { Redis } from 'ioredis';
-import { RedisStore } from '../../lib/persist/redis-store';
-import type { SessionStore } from '../../lib/persist/store';
+import { RedisStore } from '../../lib/persist/stores/redis';
+import type { SessionStore } from '../../lib/persist/stores/contract';
 import { RedisServer, startRedis } from './helpers/redis-server';
 import { describeStoreContract } from './helpers/store-contract';
 

@@ -8,9 +8,9 @@
 import { existsSync, statSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MemoryStore } from '../../lib/persist/memory-store';
-import { openSqliteStoreFile, SqliteStore, SqliteStoreOptions } from '../../lib/persist/sqlite-store';
-import type { SessionStore } from '../../lib/persist/store';
+import { MemoryStore } from '../../lib/persist/stores/memory';
+import { openSqliteStoreFile, SqliteStore, SqliteStoreOptions } from '../../lib/persist/stores/sqlite';
+import type { SessionStore } from '../../lib/persist/stores/contract';
 import { describeStoreContract } from './helpers/store-contract';
 import { manualClock } from './helpers/clock';
 import { describeEachBackend, openRaw } from './helpers/sqlite-backends';

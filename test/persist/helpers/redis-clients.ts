@@ -10,7 +10,7 @@ import * as iovalkey from 'iovalkey';
 import * as nodeRedis6 from 'redis';
 import * as nodeRedis5 from 'redis5';
 import * as nodeRedis4 from 'redis4';
-import type { RedisClientLike } from '../../../lib/persist/redis-client';
+import type { RedisClientLike } from '../../../lib/persist/stores/redis-clients';
 
 export const CLIENT_KINDS = ['ioredis5', 'ioredis5-copy', 'ioredis6', 'iovalkey', 'node-redis4', 'node-redis5', 'node-redis6'] as const;
 export type ClientKind = (typeof CLIENT_KINDS)[number];

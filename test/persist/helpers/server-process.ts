@@ -1,7 +1,7 @@
 /** Runs fixtures/session-server.js in its own process (a real restart, a real fleet member). */
 import { ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
-import type { SqliteBackendName } from '../../../lib/persist/sqlite-backend';
+import type { SqliteBackendName } from '../../../lib/persist/stores/sqlite-backends';
 
 export interface ServerProcessConfig {
   store: 'sqlite' | 'redis';

@@ -3,7 +3,7 @@
  * Node 20 only better-sqlite3; on Node 22+ node:sqlite, and better-sqlite3 too when it is built
  * for this Node's ABI (scripts/node-lines.sh rebuilds it per line, as CI does).
  */
-import { loadSqliteBackend, SqliteBackendName, SqliteDatabase } from '../../../lib/persist/sqlite-backend';
+import { loadSqliteBackend, SqliteBackendName, SqliteDatabase } from '../../../lib/persist/stores/sqlite-backends';
 
 export const SQLITE_BACKENDS: readonly SqliteBackendName[] = ['node:sqlite', 'better-sqlite3'];
 

@@ -1,5 +1,5 @@
 /** The SessionStore contract every store must keep (test/persist/stores*.test.ts run it per store). */
-import type { SessionStore } from '../../../lib/persist/store';
+import type { SessionStore } from '../../../lib/persist/stores/contract';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

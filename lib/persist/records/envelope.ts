@@ -10,8 +10,8 @@
  */
 import { createCipheriv, createDecipheriv, createSecretKey, hkdfSync, KeyObject, randomFillSync } from 'node:crypto';
 import { inspect } from 'node:util';
-import { invalidArgType, invalidArgValue, outOfRange } from '../errors';
-import { RecordFormatError, UnsealError } from './errors';
+import { invalidArgType, invalidArgValue, outOfRange } from '../../errors';
+import { RecordFormatError, UnsealError } from '../errors';
 
 export interface SecretKey {
   /** Short identifier stored in each record (1-64 of A-Z a-z 0-9 . _ -). */

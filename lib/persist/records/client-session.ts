@@ -7,7 +7,7 @@
  * recognised and refused; expiresAt (the earliest of the session's own end, the ticket lifetime,
  * the server certificate's notAfter and the cache's maxAge) lets a reader skip decoding.
  */
-import { RecordFormatError } from './errors';
+import { RecordFormatError } from '../errors';
 
 const MAGIC = 0x43; // 'C'
 const VERSION = 1;

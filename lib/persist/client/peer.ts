@@ -15,8 +15,8 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import * as tls from 'node:tls';
-import { invalidArgType } from '../errors';
-import { defaultTrustDigest } from './client-trust';
+import { invalidArgType } from '../../errors';
+import { defaultTrustDigest } from './trust-store';
 
 /** What a cached client session is keyed by (digest of PeerIdentity's fields), plus what the cache needs at hand. */
 export interface ClientPeer {

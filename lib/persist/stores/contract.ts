@@ -2,7 +2,7 @@
  * The contract every session store fulfils. Keys are short ASCII strings built by the caller;
  * values are opaque bytes (already sealed when a secret is configured).
  */
-import { invalidArgType, outOfRange } from '../errors';
+import { invalidArgType, outOfRange } from '../../errors';
 
 export interface SessionStore {
   /** The stored bytes, or undefined when absent or expired. */

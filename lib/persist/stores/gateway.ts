@@ -5,8 +5,8 @@
  * consumer (`onFailure`) and reported to the user's `onError`, which may throw without reaching
  * Node's callbacks or a connection.
  */
-import { StoreError, StoreTimeoutError } from './errors';
-import type { SessionStore } from './store';
+import { StoreError, StoreTimeoutError } from '../errors';
+import type { SessionStore } from './contract';
 
 export interface StoreGatewayOptions {
   /** The user's error listener; its throw is swallowed (it runs inside Node's TLS callbacks). */

@@ -14,20 +14,20 @@
  */
 import type * as tls from 'node:tls';
 import { performance } from 'node:perf_hooks';
-import { invalidArgType, outOfRange } from '../errors';
-import { Session } from '../session';
-import { clockOption, type Clock } from './clock';
-import { NodeInternalsError, RecordFormatError, RecordRejectedError, StoreTimeoutError } from './errors';
-import { channels, errorCode, observeServer, type LookupMissReason, type ServerObserver } from '../metrics/events';
-import { decodeSessionRecord, encodeSessionRecordWithScope, sessionDerForScope } from './record';
-import { readSessionHeader, TLS1_3_VERSION } from '../session-header';
-import { boundSessionIdContext, missingServerInternals, sessionBinding, type SessionBinding } from '../node-internals';
-import { bindSessionIdContext, deriveScope, sessionIdContextFor } from './scope';
-import { Sealer, Secret, unwrapPlain, wrapPlain } from './seal';
-import { StatsCollector, SessionStoreStats } from './stats';
-import { assertSessionStore, type SessionStore } from './store';
-import { choiceOption, functionOption, integerOption, optionsObject, stringOption } from './options';
-import { StoreGateway } from './store-gateway';
+import { invalidArgType, outOfRange } from '../../errors';
+import { Session } from '../../session';
+import { clockOption, type Clock } from '../clock';
+import { NodeInternalsError, RecordFormatError, RecordRejectedError, StoreTimeoutError } from '../errors';
+import { channels, errorCode, observeServer, type LookupMissReason, type ServerObserver } from '../../metrics/events';
+import { decodeSessionRecord, encodeSessionRecordWithScope, sessionDerForScope } from '../records/server-session';
+import { readSessionHeader, TLS1_3_VERSION } from '../../session-header';
+import { boundSessionIdContext, missingServerInternals, sessionBinding, type SessionBinding } from '../../node-internals';
+import { bindSessionIdContext, deriveScope, sessionIdContextFor } from './session-id-context';
+import { Sealer, Secret, unwrapPlain, wrapPlain } from '../records/envelope';
+import { StatsCollector, SessionStoreStats } from '../counters';
+import { assertSessionStore, type SessionStore } from '../stores/contract';
+import { choiceOption, functionOption, integerOption, optionsObject, stringOption } from '../options';
+import { StoreGateway } from '../stores/gateway';
 
 export interface AttachSessionStoreOptions {
   store: SessionStore;

@@ -28,7 +28,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { isNativeError } from 'node:util/types';
-import { PersistConfigError } from './errors';
+import { PersistConfigError } from '../errors';
 
 /** The SQLite library a SqliteStore runs on. */
 export type SqliteBackendName = 'node:sqlite' | 'better-sqlite3';

@@ -27,10 +27,10 @@ import * as net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import * as tls from 'node:tls';
-import { invalidArgType, invalidArgValue, outOfRange } from '../errors';
-import { buildNodeEnvelope, hasNodeEnvelopeMagic, parseNodeEnvelope } from '../node-session';
-import { muteSocketReads, nodeSessionFormat } from '../node-internals';
-import { Session } from '../session';
+import { invalidArgType, invalidArgValue, outOfRange } from '../../errors';
+import { buildNodeEnvelope, hasNodeEnvelopeMagic, parseNodeEnvelope } from '../../node-session';
+import { muteSocketReads, nodeSessionFormat } from '../../node-internals';
+import { Session } from '../../session';
 import {
   clientHandshakeObserved,
   errorCode,
@@ -38,19 +38,19 @@ import {
   publishClientStore,
   resumptionMechanism,
   type ClientNotOfferedReason,
-} from '../metrics/events';
-import { fileKey, inProcessKey } from './client-local-key';
-import { clientPeerOf, snapshotOptions, type ClientPeer } from './client-peer';
-import { decodeClientRecord, encodeClientRecord, type ClientSessionUse } from './client-record';
-import { clockOption, type Clock } from './clock';
-import { ClientConnectTimeoutError, RecordRejectedError, StoreClosedError, StoreTimeoutError } from './errors';
-import { MemoryStore } from './memory-store';
-import { Sealer, type Secret, unwrapPlain, wrapPlain } from './seal';
-import { SqliteStore } from './sqlite-store';
-import { LatencyReservoir, type LatencyPercentiles } from './stats';
-import { assertSessionStore, type SessionStore } from './store';
-import { StoreGateway } from './store-gateway';
-import { choiceOption, excludeEachOther, functionOption, integerOption, optionsObject, stringOption } from './options';
+} from '../../metrics/events';
+import { fileKey, inProcessKey } from './local-key';
+import { clientPeerOf, snapshotOptions, type ClientPeer } from './peer';
+import { decodeClientRecord, encodeClientRecord, type ClientSessionUse } from '../records/client-session';
+import { clockOption, type Clock } from '../clock';
+import { ClientConnectTimeoutError, RecordRejectedError, StoreClosedError, StoreTimeoutError } from '../errors';
+import { MemoryStore } from '../stores/memory';
+import { Sealer, type Secret, unwrapPlain, wrapPlain } from '../records/envelope';
+import { SqliteStore } from '../stores/sqlite';
+import { LatencyReservoir, type LatencyPercentiles } from '../counters';
+import { assertSessionStore, type SessionStore } from '../stores/contract';
+import { StoreGateway } from '../stores/gateway';
+import { choiceOption, excludeEachOther, functionOption, integerOption, optionsObject, stringOption } from '../options';
 
 export interface ClientSessionCacheOptions {
   /** Where sessions live: SqliteStore for one machine, RedisStore for a fleet, MemoryStore for one process. */

@@ -1,9 +1,9 @@
 /** An in-process LRU store bounded by entry count and bytes (lru-cache does the bookkeeping). */
 import type { LRUCache } from 'lru-cache';
-import { integerOption, optionsObject } from './options';
-import { clockOption, type Clock } from './clock';
-import { StoreClosedError } from './errors';
-import { SessionStore, validateKey, validateKeyToDelete, validateTtl, validateValue } from './store';
+import { integerOption, optionsObject } from '../options';
+import { clockOption, type Clock } from '../clock';
+import { StoreClosedError } from '../errors';
+import { SessionStore, validateKey, validateKeyToDelete, validateTtl, validateValue } from './contract';
 
 export interface MemoryStoreOptions {
   /** Most entries kept (default 10 000). */

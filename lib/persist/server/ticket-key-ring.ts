@@ -25,7 +25,7 @@
 import { randomBytes } from 'node:crypto';
 import type * as tls from 'node:tls';
 import { inspect } from 'node:util';
-import { invalidArgType } from '../errors';
+import { invalidArgType } from '../../errors';
 import {
   nativeContextOf,
   serverInternals,
@@ -33,15 +33,15 @@ import {
   sniCallbackSymbol,
   ticketKeyCallbackGap,
   type NativeSecureContext,
-} from '../node-internals';
-import { clockOption, type Clock } from './clock';
-import { RecordFormatError, StoreClosedError } from './errors';
-import { Sealer, Secret, unwrapPlain, wrapPlain } from './seal';
-import { addTicketCounts, emptyTicketCounts, TicketCounts, TicketKeyAgeCounts } from './stats';
-import { assertSessionStore, type SessionStore } from './store';
-import { StoreGateway } from './store-gateway';
-import { functionOption, integerOption, optionsObject, stringOption } from './options';
-import { channels, errorCode, observeServer, type ServerObserver, type TicketMissReason } from '../metrics/events';
+} from '../../node-internals';
+import { clockOption, type Clock } from '../clock';
+import { RecordFormatError, StoreClosedError } from '../errors';
+import { Sealer, Secret, unwrapPlain, wrapPlain } from '../records/envelope';
+import { addTicketCounts, emptyTicketCounts, TicketCounts, TicketKeyAgeCounts } from '../counters';
+import { assertSessionStore, type SessionStore } from '../stores/contract';
+import { StoreGateway } from '../stores/gateway';
+import { functionOption, integerOption, optionsObject, stringOption } from '../options';
+import { channels, errorCode, observeServer, type ServerObserver, type TicketMissReason } from '../../metrics/events';
 
 /** Node's ticket key: 16 bytes key name, 16 bytes HMAC secret, 16 bytes AES key. */
 export const TICKET_KEY_BYTES = 48;

@@ -13,7 +13,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants, fstatSync, linkSync, openSync, readSync, unlinkSync, writeSync, fsyncSync } from 'node:fs';
-import { PersistConfigError } from './errors';
+import { PersistConfigError } from '../errors';
 
 const KEY_BYTES = 32;
 const inProcess = new WeakMap<object, Buffer>();

@@ -10,14 +10,14 @@
 import type { RedisOptions } from 'ioredis';
 import { performance } from 'node:perf_hooks';
 import { inspect } from 'node:util';
-import { invalidArgValue } from '../errors';
-import { integerOption, optionsObject, stringOption } from './options';
-import { withDeadline } from './store-gateway';
-import { StoreClosedError, StoreError, StoreTimeoutError } from './errors';
-import { adaptRedisClient, ownIoredisAdapter, RedisClientAdapter, RedisClientLike } from './redis-client';
-import { SessionStore, StoredEntry, validateKey, validateKeyToDelete, validateTtl, validateValue } from './store';
+import { invalidArgValue } from '../../errors';
+import { integerOption, optionsObject, stringOption } from '../options';
+import { withDeadline } from './gateway';
+import { StoreClosedError, StoreError, StoreTimeoutError } from '../errors';
+import { adaptRedisClient, ownIoredisAdapter, RedisClientAdapter, RedisClientLike } from './redis-clients';
+import { SessionStore, StoredEntry, validateKey, validateKeyToDelete, validateTtl, validateValue } from './contract';
 
-export type { RedisClientLike, IoredisStyleClient, NodeRedisStyleClient } from './redis-client';
+export type { RedisClientLike, IoredisStyleClient, NodeRedisStyleClient } from './redis-clients';
 
 interface RedisStoreCommon {
   /** Prepended to every key (default 'tls-session:'). */

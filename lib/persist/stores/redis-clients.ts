@@ -18,8 +18,8 @@
  *   through both versions' option (`returnBuffers` in v4, `typeMapping` since v5: each ignores
  *   the other's).
  */
-import { invalidArgType } from '../errors';
-import { PersistConfigError } from './errors';
+import { invalidArgType } from '../../errors';
+import { PersistConfigError } from '../errors';
 
 type AnyFunction = (...args: never[]) => unknown;
 

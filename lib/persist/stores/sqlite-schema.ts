@@ -15,8 +15,8 @@
  * supported, before anything is written to it. So is a table this version cannot write (a
  * column missing, or an extra NOT NULL column without a default: every insert would fail).
  */
-import { StoreError } from './errors';
-import type { SqliteDatabase } from './sqlite-backend';
+import { StoreError } from '../errors';
+import type { SqliteDatabase } from './sqlite-backends';
 
 /** The version this tls-session writes (PRAGMA user_version). */
 export const SQLITE_SCHEMA_VERSION = 1;

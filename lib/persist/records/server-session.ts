@@ -6,7 +6,7 @@
 
  * (The SSL_SESSION DER fields the handshake path reads are in ../session-header.ts.)
  */
-import { RecordFormatError } from './errors';
+import { RecordFormatError } from '../errors';
 
 export interface SessionRecord {
   scope: string;

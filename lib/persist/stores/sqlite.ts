@@ -18,10 +18,10 @@
  */
 import { chmodSync, closeSync, existsSync, openSync, readSync, statSync, unlinkSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import { invalidArgType, TlsSessionError } from '../errors';
-import { choiceOption, integerOption, optionsObject } from './options';
-import { clockOption, type Clock } from './clock';
-import { PersistConfigError, StoreClosedError, StoreError } from './errors';
+import { invalidArgType, TlsSessionError } from '../../errors';
+import { choiceOption, integerOption, optionsObject } from '../options';
+import { clockOption, type Clock } from '../clock';
+import { PersistConfigError, StoreClosedError, StoreError } from '../errors';
 import {
   loadSqliteBackend,
   SQLITE_BACKEND_OPTIONS,
@@ -31,9 +31,9 @@ import {
   SqliteDatabase,
   sqliteErrorCode,
   SqliteStatement,
-} from './sqlite-backend';
+} from './sqlite-backends';
 import { checkSqliteSchema, ensureSqliteSchema, isSchemaError, readSqliteSchema, SQLITE_SCHEMA_ERROR_CODE } from './sqlite-schema';
-import { SessionStore, StoredEntry, validateKey, validateKeyToDelete, validateTtl, validateValue } from './store';
+import { SessionStore, StoredEntry, validateKey, validateKeyToDelete, validateTtl, validateValue } from './contract';
 
 export interface SqliteStoreOptions {
   /** Database file; created (mode 0600) when missing. */

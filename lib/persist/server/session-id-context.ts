@@ -13,8 +13,8 @@
  */
 import { createHash } from 'node:crypto';
 import type * as tls from 'node:tls';
-import { nativeContextOf, serverInternals, type ServerInternals } from '../node-internals';
-import { ScopeError } from './errors';
+import { nativeContextOf, serverInternals, type ServerInternals } from '../../node-internals';
+import { ScopeError } from '../errors';
 
 /**
  * 'x509:' + SHA-256 over the default certificate and each SNI context (pattern + certificate),
