@@ -61,7 +61,8 @@ const TICKET_KEY_PREFIX = 'ticket-key:';
 const CLIENT_PREFIX = 'client:';
 /** What stats and ls say for a sealed record read without --secret-file. */
 const SEALED_UNOPENED = 'sealed (no --secret-file)';
-const TICKET_KEY_BYTES = 48;
+/** Largest session DER opened: what any reader accepts (Session.fromDER's default limit). */
+const MAX_SESSION_BYTES = 64 * 1024;
 const REDIS_CONNECT_TIMEOUT_MS = 3000;
 const REDIS_COMMAND_BUDGET_MS = 5000;
 
@@ -273,16 +274,13 @@ async function examine(
   scope: string | undefined,
   now: Date,
 ): Promise<RecordReport> {
-  const { decodeSessionRecord } = await import('../persist/records/server-session');
-  const { unwrapPlain } = await import('../persist/records/envelope');
-  const { Session } = await import('../session');
+  const { isSealedEnvelope } = await import('../persist/records/envelope');
   const kind = kindOf(entry.key);
   const report: RecordReport = {
     key: entry.key,
     kind,
     bytes: entry.value.length,
-    // The envelope header: 'T' 'S' version kind (seal.ts); kind 1 is sealed.
-    sealed: entry.value[0] === 0x54 && entry.value[1] === 0x53 && entry.value[3] === 1,
+    sealed: isSealedEnvelope(entry.value),
     expiresAt: entry.expiresAt?.toISOString(),
     expired: entry.expiresAt !== undefined && entry.expiresAt.getTime() <= now.getTime(),
   };
@@ -303,47 +301,58 @@ async function examine(
     report.problem = 'sealed: give --secret-file to open it';
     return report;
   }
-  let payload: Buffer;
   try {
-    // ClientSessionCache keys are "<prefix><peer digest>:<slot>", sealed under the key without the slot.
-    const sealedUnder = kind === 'client' ? entry.key.slice(0, entry.key.lastIndexOf(':')) : entry.key;
-    payload = sealer ? sealer.open(sealedUnder, entry.value) : Buffer.from(unwrapPlain(entry.value));
+    Object.assign(report, await openRecord(kind, entry, sealer, scope));
   } catch (error) {
     report.problem = (error as Error).message;
-    return report;
-  }
-  try {
-    if (kind === 'ticket-key') {
-      if (payload.length !== TICKET_KEY_BYTES) report.problem = `ticket key has ${payload.length} bytes, expected ${TICKET_KEY_BYTES}`;
-      return report;
-    }
-    if (kind === 'client') {
-      const { decodeClientRecord } = await import('../persist/records/client-session');
-      const record = decodeClientRecord(payload);
-      using session = Session.fromDER(record.der);
-      report.protocol = session.protocol;
-      report.cipher = session.cipher;
-      if (record.peerDigest !== entry.key.slice(CLIENT_PREFIX.length, entry.key.lastIndexOf(':'))) {
-        report.problem = 'client session stored under another peer';
-      }
-      return report;
-    }
-    const record = decodeSessionRecord(payload);
-    report.scope = record.scope;
-    if (scope !== undefined && record.scope !== scope) report.problem = 'session belongs to another scope';
-    using session = Session.fromDER(record.der);
-    report.protocol = session.protocol;
-    report.cipher = session.cipher;
-    if (report.problem === undefined && session.id.toString('hex') !== entry.key.slice(SESSION_PREFIX.length)) {
-      report.problem = 'session has another session ID than the key it is stored under';
-    }
-  } catch (error) {
-    report.problem ??= (error as Error).message;
-  } finally {
-    // Opened payloads hold key material: wipe it.
-    payload.fill(0);
   }
   return report;
+}
+
+/**
+ * What a record holds, opened by the functions its writer uses (lib/persist/records): the
+ * protocol and cipher of a session, its scope; `problem` when it holds something its reader
+ * would refuse. Throws what opening it threw.
+ */
+async function openRecord(
+  kind: 'session' | 'ticket-key' | 'client',
+  entry: StoredEntry,
+  sealer: Sealer | undefined,
+  scope: string | undefined,
+): Promise<Pick<RecordReport, 'protocol' | 'cipher' | 'scope' | 'problem'>> {
+  if (kind === 'ticket-key') {
+    const { openTicketKeyRecord } = await import('../persist/records/ticket-key');
+    openTicketKeyRecord(sealer, entry.key, entry.value).fill(0);
+    return {};
+  }
+  if (kind === 'client') {
+    // ClientSessionCache keys are "<prefix><peer digest>:<slot>", sealed under the key without the slot.
+    const poolKey = entry.key.slice(0, entry.key.lastIndexOf(':'));
+    const { openClientSessionRecord } = await import('../persist/records/client-session');
+    const opened = openClientSessionRecord(sealer, poolKey, entry.value, {
+      peerDigest: poolKey.slice(CLIENT_PREFIX.length),
+      maxSessionBytes: MAX_SESSION_BYTES,
+    });
+    try {
+      return { protocol: opened.session.protocol, cipher: opened.session.cipher };
+    } finally {
+      opened.session.free();
+      opened.record.der.fill(0); // key material
+    }
+  }
+  const { decodeStoredServerSession, openServerSessionRecord } = await import('../persist/records/server-session');
+  const record = openServerSessionRecord(sealer, entry.key, entry.value);
+  try {
+    using session = decodeStoredServerSession(record.der, Buffer.from(entry.key.slice(SESSION_PREFIX.length), 'hex'), MAX_SESSION_BYTES);
+    return {
+      scope: record.scope,
+      protocol: session.protocol,
+      cipher: session.cipher,
+      ...(scope !== undefined && record.scope !== scope ? { problem: 'session belongs to another scope' } : {}),
+    };
+  } finally {
+    record.der.fill(0); // key material
+  }
 }
 
 function expiryBucket(report: RecordReport, now: number): string {

@@ -4,6 +4,7 @@
  * 'newSession' hands you an owned Session (free it), 'removeSession' lends a SessionView for
  * the duration of the listener, and the lookup function's result is never taken from you.
  */
+import { TICKET_KEY_BYTES, TICKET_KEY_PART_BYTES } from '../ticket-key-layout';
 import { EventEmitter } from 'node:events';
 import { invalidArgType, outOfRange } from '../errors';
 import { adoptOwnedHandle, Session, SessionReader, SessionView } from '../session';
@@ -67,11 +68,8 @@ export type SessionCacheStats = NativeCacheStats;
 /** What the context's ticket-key callback did since its creation (all 0 and `keys: 0` until setTicketKeys). */
 export type TicketKeyStats = NativeTicketKeyStats;
 
-/** Bytes of one ticket key: Node's `tls.Server#setTicketKeys` layout (16-byte name, 16-byte HMAC secret, 16-byte AES-128 key). */
-const TICKET_KEY_BYTES = 48;
 /** The most keys `setTicketKeys` takes (one current, the rest still open tickets). */
 const MAX_TICKET_KEYS = 64;
-const TICKET_KEY_NAME_BYTES = 16;
 
 const VERSIONS: readonly string[] = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'];
 const CACHE_MODES: readonly string[] = ['off', 'client', 'server', 'both'];
@@ -269,7 +267,7 @@ export class TlsContext extends EventEmitter {
           `${key.byteLength} bytes`,
         );
       }
-      const name = Buffer.from(key.buffer, key.byteOffset, TICKET_KEY_NAME_BYTES).toString('latin1');
+      const name = Buffer.from(key.buffer, key.byteOffset, TICKET_KEY_PART_BYTES).toString('latin1');
       if (names.has(name)) throw outOfRange(`keys[${i}]`, 'a key whose 16-byte name differs from the other keys', 'a repeated name');
       names.add(name);
     });

@@ -41,11 +41,11 @@ import {
 } from '../../metrics/events';
 import { fileKey, inProcessKey } from './local-key';
 import { clientPeerOf, snapshotOptions, type ClientPeer } from './peer';
-import { decodeClientRecord, encodeClientRecord, type ClientSessionUse } from '../records/client-session';
+import { openClientSessionRecord, sealClientSessionRecord, type ClientSessionUse } from '../records/client-session';
 import { clockOption, type Clock } from '../clock';
 import { ClientConnectTimeoutError, RecordRejectedError, StoreClosedError, StoreTimeoutError } from '../errors';
 import { MemoryStore } from '../stores/memory';
-import { Sealer, type Secret, unwrapPlain, wrapPlain } from '../records/envelope';
+import { Sealer, type Secret } from '../records/envelope';
 import { SqliteStore } from '../stores/sqlite';
 import { LatencyReservoir, type LatencyPercentiles } from '../counters';
 import { assertSessionStore, type SessionStore } from '../stores/contract';
@@ -642,23 +642,14 @@ export class ClientSessionCache {
   #accept(peer: ClientPeer, key: string, stored: Buffer): Offer | RefusedByCheck | undefined {
     let refusedByCheck: RefusedByCheck | undefined;
     try {
-      const poolKey = this.#poolKey(peer);
-      const payload = this.#sealer ? this.#sealer.open(poolKey, stored) : unwrapPlain(stored);
-      const record = decodeClientRecord(payload);
-      if (record.peerDigest !== peer.digest) throw new RecordRejectedError('rejected', 'stored client session belongs to another peer');
-      const now = this.#now();
-      if (record.expiresAtMs <= now) throw new RecordRejectedError('expired', 'stored client session has expired');
-      if (record.der.length > this.#config.maxSessionBytes) {
-        throw new RecordRejectedError('rejected', `stored client session of ${record.der.length} bytes is over maxSessionBytes`);
-      }
-      const session = Session.fromDER(record.der, { maxBytes: this.#config.maxSessionBytes });
+      const { record, session } = openClientSessionRecord(this.#sealer, this.#poolKey(peer), stored, {
+        peerDigest: peer.digest,
+        maxSessionBytes: this.#config.maxSessionBytes,
+        now: this.#now(),
+      });
       try {
-        if (!session.isResumable) throw new RecordRejectedError('rejected', 'stored client session is not resumable');
-        if (session.isExpired(new Date(now))) throw new RecordRejectedError('expired', 'stored client session has expired');
-        const certificate = session.peerCertificate;
-        if (certificate === undefined) throw new RecordRejectedError('rejected', 'stored client session holds no server certificate');
         refusedByCheck = { expiresAtMs: record.expiresAtMs };
-        this.#recheck(peer, certificate);
+        this.#recheck(peer, session.peerCertificate!);
         refusedByCheck = undefined;
       } finally {
         session.free();
@@ -762,8 +753,7 @@ export class ClientSessionCache {
       return undefined;
     }
     const poolKey = this.#poolKey(peer);
-    const payload = encodeClientRecord({ use, expiresAtMs, peerDigest: peer.digest, der });
-    const record = this.#sealer ? this.#sealer.seal(poolKey, payload) : wrapPlain(payload);
+    const record = sealClientSessionRecord(this.#sealer, poolKey, { use, expiresAtMs, peerDigest: peer.digest, der });
     return { record, use, ttlSeconds };
   }
 

@@ -7,7 +7,9 @@
  * recognised and refused; expiresAt (the earliest of the session's own end, the ticket lifetime,
  * the server certificate's notAfter and the cache's maxAge) lets a reader skip decoding.
  */
-import { RecordFormatError } from '../errors';
+import { Session } from '../../session';
+import { RecordFormatError, RecordRejectedError } from '../errors';
+import { closeEnvelope, openEnvelope, type Sealer } from './envelope';
 
 const MAGIC = 0x43; // 'C'
 const VERSION = 1;
@@ -47,4 +49,53 @@ export function decodeClientRecord(payload: Buffer): ClientSessionRecord {
     peerDigest: payload.toString('hex', 9, HEADER_BYTES),
     der: payload.subarray(HEADER_BYTES),
   };
+}
+
+/** The record of one client session under its pool key `poolKey` (sealed under the key without its slot). */
+export function sealClientSessionRecord(sealer: Sealer | undefined, poolKey: string, record: ClientSessionRecord): Buffer {
+  return closeEnvelope(sealer, poolKey, encodeClientRecord(record));
+}
+
+/**
+ * Opens and checks one stored client session: the envelope under `poolKey`, the peer it was
+ * stored for, its size, its expiry (when `now` is given) and that OpenSSL decodes a resumable
+ * session with a server certificate. The one acceptance of client records, for ClientSessionCache
+ * and `tls-session store`. Returns the record and its decoded Session (owned: free it); throws
+ * RecordRejectedError ('expired' or 'rejected', the cause attached) otherwise.
+ */
+export function openClientSessionRecord(
+  sealer: Sealer | undefined,
+  poolKey: string,
+  stored: Buffer,
+  expected: { peerDigest: string; maxSessionBytes: number; now?: number },
+): { record: ClientSessionRecord; session: Session } {
+  let record: ClientSessionRecord;
+  try {
+    record = decodeClientRecord(openEnvelope(sealer, poolKey, stored));
+  } catch (error) {
+    throw new RecordRejectedError('rejected', (error as Error).message, error);
+  }
+  if (record.peerDigest !== expected.peerDigest) throw new RecordRejectedError('rejected', 'stored client session belongs to another peer');
+  const { now, maxSessionBytes } = expected;
+  if (now !== undefined && record.expiresAtMs <= now) throw new RecordRejectedError('expired', 'stored client session has expired');
+  if (record.der.length > maxSessionBytes) {
+    throw new RecordRejectedError('rejected', `stored client session of ${record.der.length} bytes is over maxSessionBytes`);
+  }
+  let session: Session;
+  try {
+    session = Session.fromDER(record.der, { maxBytes: maxSessionBytes });
+  } catch (error) {
+    throw new RecordRejectedError('rejected', `stored client session does not decode: ${(error as Error).message}`, error);
+  }
+  try {
+    if (!session.isResumable) throw new RecordRejectedError('rejected', 'stored client session is not resumable');
+    if (now !== undefined && session.isExpired(new Date(now)))
+      throw new RecordRejectedError('expired', 'stored client session has expired');
+    if (session.peerCertificate === undefined)
+      throw new RecordRejectedError('rejected', 'stored client session holds no server certificate');
+  } catch (error) {
+    session.free();
+    throw error;
+  }
+  return { record, session };
 }

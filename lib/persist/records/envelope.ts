@@ -145,6 +145,29 @@ export class Sealer {
   }
 }
 
+/**
+ * A payload in its envelope under `storeKey`: sealed when a secret is configured, plain otherwise.
+ * The one way every record kind is written.
+ */
+export function closeEnvelope(sealer: Sealer | undefined, storeKey: string, payload: Buffer): Buffer {
+  return sealer ? sealer.seal(storeKey, payload) : wrapPlain(payload);
+}
+
+/**
+ * The payload of a record read under `storeKey`: opened (and authenticated) with the sealer when
+ * a secret is configured, else read from a plain envelope. The one way every record kind is read;
+ * throws UnsealError or RecordFormatError. A sealed payload is a fresh buffer (wipe it when it
+ * holds key material); a plain one is a view of `record`.
+ */
+export function openEnvelope(sealer: Sealer | undefined, storeKey: string, record: Buffer): Buffer {
+  return sealer ? sealer.open(storeKey, record) : unwrapPlain(record);
+}
+
+/** Whether a record's envelope says it is sealed ('T' 'S' version kind 1), without opening it. */
+export function isSealedEnvelope(record: Buffer): boolean {
+  return record.length >= 4 && record[0] === MAGIC_0 && record[1] === MAGIC_1 && record[3] === KIND_SEALED;
+}
+
 /** Wraps a payload in a plain (unsealed) envelope, for stores used without a secret. */
 export function wrapPlain(payload: Buffer): Buffer {
   return Buffer.concat([Buffer.from([MAGIC_0, MAGIC_1, VERSION, KIND_PLAIN]), payload]);

@@ -6,7 +6,9 @@
 
  * (The SSL_SESSION DER fields the handshake path reads are in ../session-header.ts.)
  */
-import { RecordFormatError } from '../errors';
+import { Session } from '../../session';
+import { RecordFormatError, RecordRejectedError } from '../errors';
+import { closeEnvelope, openEnvelope, type Sealer } from './envelope';
 
 export interface SessionRecord {
   scope: string;
@@ -52,4 +54,34 @@ export function sessionDerForScope(payload: Buffer, scope: Buffer): Buffer | und
   if (payload.length < 3 + scopeLength + 1) throw new RecordFormatError('session record is truncated');
   if (scopeLength !== scope.length || payload.compare(scope, 0, scope.length, 3, 3 + scopeLength) !== 0) return undefined;
   return payload.subarray(3 + scopeLength);
+}
+
+/** The record of a server session under `storeKey`: the scope's UTF-8 bytes, the DER, in their envelope. */
+export function sealServerSessionRecord(sealer: Sealer | undefined, storeKey: string, scope: Buffer, der: Buffer): Buffer {
+  return closeEnvelope(sealer, storeKey, encodeSessionRecordWithScope(scope, der));
+}
+
+/** The scope and DER a stored server session record holds (opened under `storeKey`); throws UnsealError or RecordFormatError. */
+export function openServerSessionRecord(sealer: Sealer | undefined, storeKey: string, record: Buffer): SessionRecord {
+  return decodeSessionRecord(openEnvelope(sealer, storeKey, record));
+}
+
+/**
+ * The full decode of a stored server session: OpenSSL decodes it (at most `maxBytes`) and it
+ * must carry the session ID it is stored under. Returns the Session (owned: free it); throws
+ * RecordRejectedError ('rejected') otherwise. attachSessionStore's full path and `tls-session
+ * store` share it; the caller checks what it alone knows (session ID context, expiry).
+ */
+export function decodeStoredServerSession(der: Buffer, sessionId: Buffer, maxBytes: number): Session {
+  let session: Session;
+  try {
+    session = Session.fromDER(der, { maxBytes });
+  } catch (error) {
+    throw new RecordRejectedError('rejected', `stored session does not decode: ${(error as Error).message}`, error);
+  }
+  if (!session.id.equals(sessionId)) {
+    session.free();
+    throw new RecordRejectedError('rejected', 'stored session has another session ID than the key it is stored under');
+  }
+  return session;
 }

@@ -19,11 +19,11 @@ import { Session } from '../../session';
 import { clockOption, type Clock } from '../clock';
 import { NodeInternalsError, RecordFormatError, RecordRejectedError, StoreTimeoutError } from '../errors';
 import { channels, errorCode, observeServer, type LookupMissReason, type ServerObserver } from '../../metrics/events';
-import { decodeSessionRecord, encodeSessionRecordWithScope, sessionDerForScope } from '../records/server-session';
+import { decodeSessionRecord, decodeStoredServerSession, sealServerSessionRecord, sessionDerForScope } from '../records/server-session';
 import { readSessionHeader, TLS1_3_VERSION } from '../../session-header';
 import { boundSessionIdContext, missingServerInternals, sessionBinding, type SessionBinding } from '../../node-internals';
 import { bindSessionIdContext, deriveScope, sessionIdContextFor } from './session-id-context';
-import { Sealer, Secret, unwrapPlain, wrapPlain } from '../records/envelope';
+import { openEnvelope, Sealer, Secret } from '../records/envelope';
 import { StatsCollector, SessionStoreStats } from '../counters';
 import { assertSessionStore, type SessionStore } from '../stores/contract';
 import { choiceOption, functionOption, integerOption, optionsObject, stringOption } from '../options';
@@ -393,8 +393,7 @@ class SessionStoreAttachment implements SessionStoreHandle {
     const ttlSeconds = Math.floor((expiresAtMs - this.#config.now()) / 1000);
     const { sealer } = this.#config;
     const key = this.#storeKey(sessionId);
-    const payload = encodeSessionRecordWithScope(this.#scopeBytes, sessionData);
-    const record = sealer ? sealer.seal(key, payload) : wrapPlain(payload);
+    const record = sealServerSessionRecord(sealer, key, this.#scopeBytes, sessionData);
     this.#pendingWrites.push({ key, record, ttlSeconds });
     this.#remember(key);
     // Not kept in the record cache here: holding every new record costs more (memory, GC) than
@@ -443,7 +442,7 @@ class SessionStoreAttachment implements SessionStoreHandle {
     const { sealer } = this.#config;
     let der: Buffer | undefined;
     try {
-      const payload = sealer ? sealer.open(key, record) : unwrapPlain(record);
+      const payload = openEnvelope(sealer, key, record);
       der = sealer ? sessionDerForScope(payload, this.#scopeBytes) : undefined;
       if (!sealer) {
         const decoded = decodeSessionRecord(payload);
@@ -479,15 +478,8 @@ class SessionStoreAttachment implements SessionStoreHandle {
 
   /** The full check: OpenSSL decodes the session, and its ID, context, resumability and expiry are read from it. */
   #checkDecoded(sessionId: Buffer, der: Buffer): number {
-    let session: Session;
+    const session = decodeStoredServerSession(der, sessionId, this.#config.maxSessionBytes);
     try {
-      session = Session.fromDER(der, { maxBytes: this.#config.maxSessionBytes });
-    } catch (error) {
-      throw new RecordRejectedError('rejected', `stored session does not decode: ${(error as Error).message}`, error);
-    }
-    try {
-      if (!session.id.equals(sessionId))
-        throw new RecordRejectedError('rejected', 'stored session has another session ID than the key it is stored under');
       const hostname = session.hostname === undefined ? undefined : Buffer.from(session.hostname, 'utf8');
       if (!session.idContext.equals(this.#expectedIdContext(hostname))) throw this.#idContextMismatch(session.idContext, hostname);
       if (!session.isResumable) throw new RecordRejectedError('rejected', 'stored session is not resumable');

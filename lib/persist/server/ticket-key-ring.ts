@@ -36,16 +36,20 @@ import {
 } from '../../node-internals';
 import { clockOption, type Clock } from '../clock';
 import { RecordFormatError, StoreClosedError } from '../errors';
-import { Sealer, Secret, unwrapPlain, wrapPlain } from '../records/envelope';
+import { Sealer, Secret } from '../records/envelope';
+import { openTicketKeyRecord, sealTicketKeyRecord } from '../records/ticket-key';
+import {
+  TICKET_KEY_BYTES,
+  TICKET_KEY_PART_BYTES as PART_BYTES,
+  ticketKeyAesKey as aesOf,
+  ticketKeyHmacSecret as hmacOf,
+  ticketKeyName as nameOf,
+} from '../../ticket-key-layout';
 import { addTicketCounts, emptyTicketCounts, TicketCounts, TicketKeyAgeCounts } from '../counters';
 import { assertSessionStore, type SessionStore } from '../stores/contract';
 import { StoreGateway } from '../stores/gateway';
 import { functionOption, integerOption, optionsObject, stringOption } from '../options';
 import { channels, errorCode, observeServer, type ServerObserver, type TicketMissReason } from '../../metrics/events';
-
-/** Node's ticket key: 16 bytes key name, 16 bytes HMAC secret, 16 bytes AES key. */
-export const TICKET_KEY_BYTES = 48;
-const PART_BYTES = 16;
 
 /** process.emitWarning code when a server falls back to setTicketKeys (one key per server). */
 export const TICKET_KEY_FALLBACK_WARNING = 'TLS_SESSION_TICKET_KEY_FALLBACK';
@@ -158,10 +162,6 @@ interface Attachment {
   detached: boolean;
   sni?: { symbol: symbol; original: SniCallback; wrapper: SniCallback };
 }
-
-const nameOf = (material: Buffer) => material.subarray(0, PART_BYTES);
-const hmacOf = (material: Buffer) => material.subarray(PART_BYTES, 2 * PART_BYTES);
-const aesOf = (material: Buffer) => material.subarray(2 * PART_BYTES, TICKET_KEY_BYTES);
 
 /** What Node itself does with one key per context: used once a server is detached from the ring. */
 function singleKeyAnswer(context: NativeContext, name: Buffer, encrypt: boolean): readonly unknown[] {
@@ -673,7 +673,7 @@ export class TicketKeyRing {
     if (record === undefined) {
       if (!create) return;
       const candidate = held ? Buffer.from(held.material) : randomBytes(TICKET_KEY_BYTES);
-      const sealed = this.#sealer ? this.#sealer.seal(storeKey, candidate) : wrapPlain(candidate);
+      const sealed = sealTicketKeyRecord(this.#sealer, storeKey, candidate);
       candidate.fill(0);
       // Long enough for the members that prefetch it, use it, and open its tickets afterwards.
       const ttlSeconds = 2 * this.rotationSeconds + this.retentionSeconds;
@@ -690,13 +690,7 @@ export class TicketKeyRing {
       record = await this.#gateway.call('get', this.#budgetMs, (store) => store.get(storeKey));
       if (record === undefined) throw new RecordFormatError('ticket key vanished from the store right after it was written');
     }
-    const opened = this.#sealer ? this.#sealer.open(storeKey, record) : unwrapPlain(record);
-    if (opened.length !== TICKET_KEY_BYTES) {
-      throw new RecordFormatError(`stored ticket key has ${opened.length} bytes, expected ${TICKET_KEY_BYTES}`);
-    }
-    const material = Buffer.from(opened);
-    // A sealed record opens into a fresh buffer: wipe it. A plain one is a view of the store's own bytes.
-    if (this.#sealer) opened.fill(0);
+    const material = openTicketKeyRecord(this.#sealer, storeKey, record);
     if (this.#shared.get(epoch)?.material.equals(material)) {
       material.fill(0);
       return;
