@@ -162,7 +162,7 @@ async function openStore(options: StoreOptions): Promise<OpenedStore> {
     // Not a SqliteStore (it would switch the file to WAL, add its table, chmod it and recreate a
     // damaged one): read-only, and read-write only for purge's and --delete-bad's deletes. A
     // damaged, foreign or newer file is a StoreError naming it, and is left as it is.
-    const { openSqliteStoreFile } = await import('../persist/stores/sqlite');
+    const { openSqliteStoreFile } = await import('../persist/stores/sqlite-file-reader');
     const store = openSqliteStoreFile(path);
     return { store, label: `sqlite ${path}`, purge: () => store.sweep(), close: () => store.close() };
   }

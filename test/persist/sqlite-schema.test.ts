@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StoreError } from '../../lib/persist/errors';
 import { loadSqliteBackend, SqliteBackendName, SqliteDatabase } from '../../lib/persist/stores/sqlite-backends';
-import { openSqliteStoreFile, SqliteStore } from '../../lib/persist/stores/sqlite';
+import { SqliteStore } from '../../lib/persist/stores/sqlite';
+import { openSqliteStoreFile } from '../../lib/persist/stores/sqlite-file-reader';
 import { describeEachBackend, openRaw } from './helpers/sqlite-backends';
 
 let dir: string;

@@ -48,6 +48,7 @@ import {
 import { addTicketCounts, emptyTicketCounts, TicketCounts, TicketKeyAgeCounts } from '../counters';
 import { assertSessionStore, type SessionStore } from '../stores/contract';
 import { StoreGateway } from '../stores/gateway';
+import { TlsContext } from '../../tls/context';
 import { functionOption, integerOption, optionsObject, stringOption } from '../options';
 import { channels, errorCode, observeServer, type ServerObserver, type TicketMissReason } from '../../metrics/events';
 
@@ -105,6 +106,8 @@ export interface TicketKeyRingStats {
   errors: number;
   /** Servers attached. */
   servers: number;
+  /** Engine server contexts (TlsContext) attached: given the ring's keys through setTicketKeys. */
+  contexts: number;
   /** Keys made locally because the store could not be reached: their tickets resume on this process only. */
   localKeys: number;
   /** Whether new tickets are sealed with a local key right now. */
@@ -123,6 +126,8 @@ export interface TicketKeyRingStats {
   tickets: TicketCounts;
 }
 
+/** The most keys an engine context takes (TlsContext#setTicketKeys). */
+const MAX_ENGINE_KEYS = 64;
 /** How soon a failed key sync is retried. */
 const RETRY_MS = 1000;
 /** Longest between two key syncs: a store that restarted empty or failed over gets the fleet's key back within it. */
@@ -180,6 +185,8 @@ export class TicketKeyRing {
   readonly #budgetMs: number;
   readonly #now: Clock;
   readonly #attachments = new Map<tls.Server, Attachment>();
+  /** Engine server contexts, with the key names they were last given (so keys are set only when they change). */
+  readonly #engines = new Map<TlsContext, string>();
   /** Every key that may still open tickets, by hex key name. */
   readonly #byName = new Map<string, RingKey>();
   /** The fleet's key per epoch, as the store holds it. */
@@ -241,6 +248,7 @@ export class TicketKeyRing {
       epoch: this.#active?.epoch,
       ...counters,
       servers: this.#attachments.size,
+      contexts: this.#engines.size,
       usingLocalKey: this.#active !== undefined && !this.#active.shared,
       nextKeyReady: this.#shared.has(this.#epochAt(now) + 1),
       store: {
@@ -258,8 +266,9 @@ export class TicketKeyRing {
    * ring's budgetMs; if the store cannot be reached, the server starts with a local key and the
    * ring converges on the fleet's key later. Rejects only for a closed ring or a non-server.
    */
-  async attach(server: tls.Server): Promise<void> {
+  async attach(server: tls.Server | TlsContext): Promise<void> {
     if (this.#closed) throw new StoreClosedError('the TicketKeyRing is closed');
+    if (server instanceof TlsContext) return this.#attachEngine(server);
     const candidate = server as Partial<tls.Server> | null;
     if (
       candidate === null ||
@@ -278,8 +287,51 @@ export class TicketKeyRing {
     this.#schedule(this.#storeAnswering ? undefined : RETRY_MS);
   }
 
-  /** Stops following rotations for this server: the key sealing now stays in place, as Node's single key. */
-  detach(server: tls.Server): void {
+  /**
+   * An engine server context (TlsContext, created with tickets: true): the ring gives it every key
+   * it holds through setTicketKeys, the sealing key first, again whenever they change (rotation,
+   * a key adopted from the store, one past its retention). Its tickets are not seen by the ring,
+   * so a key it sealed with counts as retired at the rotation, as for setTicketKeys servers.
+   */
+  async #attachEngine(context: TlsContext): Promise<void> {
+    if (context.role !== 'server') throw invalidArgType('server', 'a server TlsContext (role: server)', context);
+    this.#started ??= this.#start();
+    await this.#started;
+    if (this.#closed) throw new StoreClosedError('the TicketKeyRing is closed');
+    if (this.#engines.has(context)) return;
+    this.#engines.set(context, '');
+    this.#activeKey(this.#now());
+    this.#giveEnginesKeys();
+    this.#schedule(this.#storeAnswering ? undefined : RETRY_MS);
+  }
+
+  /** Gives each engine context the ring's keys (sealing key first, newest next) when they changed since last time. */
+  #giveEnginesKeys(): void {
+    const active = this.#active;
+    if (this.#engines.size === 0 || !active) return;
+    const others = [...this.#byName.values()].filter((key) => key !== active).sort((a, b) => b.epoch - a.epoch);
+    const keys = [active, ...others].slice(0, MAX_ENGINE_KEYS);
+    const signature = keys.map((key) => nameOf(key.material).toString('hex')).join(',');
+    for (const [context, given] of this.#engines) {
+      if (given === signature) continue;
+      try {
+        context.setTicketKeys(keys.map((key) => key.material));
+        this.#engines.set(context, signature);
+      } catch (error) {
+        // A closed context (or one made without tickets): it leaves the ring, said once.
+        this.#engines.delete(context);
+        this.#report(error as Error);
+      }
+    }
+  }
+
+  /** Stops following rotations for this server or engine context: the keys it holds stay in place. */
+  detach(server: tls.Server | TlsContext): void {
+    if (server instanceof TlsContext) {
+      this.#engines.delete(server);
+      this.#stopWhenIdle();
+      return;
+    }
     const attachment = this.#attachments.get(server);
     if (!attachment) return;
     attachment.detached = true;
@@ -293,7 +345,12 @@ export class TicketKeyRing {
     }
     // The callback now answers from the context's own key (singleKeyAnswer): make that key ours.
     if (this.#active) server.setTicketKeys(this.#active.material);
-    if (this.#attachments.size === 0 && this.#timer) {
+    this.#stopWhenIdle();
+  }
+
+  /** No server and no engine context left: no timer either. */
+  #stopWhenIdle(): void {
+    if (this.#attachments.size === 0 && this.#engines.size === 0 && this.#timer) {
       clearTimeout(this.#timer);
       this.#timer = undefined;
     }
@@ -302,6 +359,7 @@ export class TicketKeyRing {
   /** Detaches every server, stops the timer and wipes the keys; the store stays open (it belongs to the caller). */
   close(): void {
     for (const server of [...this.#attachments.keys()]) this.detach(server);
+    this.#engines.clear();
     this.#closed = true;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
@@ -325,7 +383,7 @@ export class TicketKeyRing {
   }
 
   #refresh(now = this.#now()): void {
-    if (this.#closed || this.#attachments.size === 0) return;
+    if (this.#closed || (this.#attachments.size === 0 && this.#engines.size === 0)) return;
     // The clock ran past the pending timer (an injected clock was moved, the wall clock stepped
     // forward): do now what the timer was set for.
     if (this.#timer && this.#wakeAt !== undefined && now >= this.#wakeAt) {
@@ -334,6 +392,7 @@ export class TicketKeyRing {
       void this.#tick();
     }
     this.#activeKey(now);
+    this.#giveEnginesKeys();
   }
 
   /**
@@ -377,6 +436,7 @@ export class TicketKeyRing {
    * server on setTicketKeys sealed with it until now, unseen.
    */
   #retireTime(key: RingKey, now: number): number {
+    if (this.#engines.size > 0) return now;
     for (const attachment of this.#attachments.values()) if (attachment.mode === 'setTicketKeys') return now;
     return Math.min(now, Math.max(this.#epochEndMs(key.epoch), key.lastIssuedAt ?? 0));
   }
@@ -576,7 +636,7 @@ export class TicketKeyRing {
   }
 
   #schedule(delayMs?: number): void {
-    if (this.#closed || this.#attachments.size === 0) return;
+    if (this.#closed || (this.#attachments.size === 0 && this.#engines.size === 0)) return;
     if (this.#timer) clearTimeout(this.#timer);
     const now = this.#now();
     let wakeAt = now + (delayMs ?? 0);

@@ -3,22 +3,25 @@
  * host can share it, an index on expiry and a periodic sweep of expired rows. The file is
  * created with mode 0600 because it holds session secrets (sealed or not).
  *
- * It runs on Node's built-in node:sqlite or on better-sqlite3 (sqlite-backend.ts chooses and
- * loads one when a store is constructed); both write the same file, this file is the same for both.
+ * This file holds SqliteStore, its options and its connection: opening the file (with retries),
+ * running statements, deciding when to recover. The parts it uses, each in its own file:
+ *  - sqlite-backends.ts: node:sqlite and better-sqlite3 behind one interface, the one way a file
+ *    is opened (chosen and loaded when a store is constructed; both write the same file);
+ *  - sqlite-schema.ts: the table and its version (PRAGMA user_version): written at creation, an
+ *    older one migrated at open, a newer one (or another application's database) refused with
+ *    ERR_TLS_SESSION_STORE_SCHEMA;
+ *  - sqlite-recovery.ts: detecting a damaged or replaced file and recreating it, under a lock file;
+ *  - sqlite-checkpointer.ts (and sqlite-checkpoint-thread.ts): `checkpoint: 'thread'`;
+ *  - sqlite-files.ts: what all of them share (lock and damage errors, statements, file mode 0600).
+ * Tools that look at a store use sqlite-file-reader.ts (openSqliteStoreFile), which reads
+ * without changing the file.
  *
  * Several processes (a cluster's workers) may open the file at once: opening retries while
  * another process holds it locked, and in steady state a lock held too long is counted, never
  * thrown into a handshake. A file found damaged or replaced is reopened or recreated while the
  * store is live. docs/PERSISTENCE.md ("SQLite across processes") has the details.
- *
- * The file carries a schema version (sqlite-schema.ts, PRAGMA user_version): written at
- * creation, an older one migrated at open, a newer one (or another application's database)
- * refused at open with ERR_TLS_SESSION_STORE_SCHEMA. Tools that look at a store use
- * openSqliteStoreFile (below), which reads without changing the file.
  */
-import { chmodSync, closeSync, existsSync, openSync, readSync, statSync, unlinkSync } from 'node:fs';
-import { Worker } from 'node:worker_threads';
-import { invalidArgType, TlsSessionError } from '../../errors';
+import { invalidArgType } from '../../errors';
 import { choiceOption, integerOption, optionsObject } from '../options';
 import { clockOption, type Clock } from '../clock';
 import { PersistConfigError, StoreClosedError, StoreError } from '../errors';
@@ -29,10 +32,31 @@ import {
   SqliteBackendName,
   SqliteBackendOption,
   SqliteDatabase,
-  sqliteErrorCode,
   SqliteStatement,
 } from './sqlite-backends';
-import { checkSqliteSchema, ensureSqliteSchema, isSchemaError, readSqliteSchema, SQLITE_SCHEMA_ERROR_CODE } from './sqlite-schema';
+import { checkSqliteSchema, ensureSqliteSchema, isSchemaError, readSqliteSchema } from './sqlite-schema';
+import { CheckpointThread, startCheckpointThread } from './sqlite-checkpointer';
+import {
+  closeQuietly,
+  createPrivateFile,
+  DELETE_SQL,
+  ENTRIES_SQL,
+  FileIdentity,
+  fileIdentity,
+  isDamaged,
+  isLocked,
+  SQLITE_BUSY_CODE,
+  SWEEP_SQL,
+} from './sqlite-files';
+import {
+  acquireRecoveryLock,
+  deleteDatabaseFiles,
+  hasDatabaseHeader,
+  isLockTaken,
+  probeDatabase,
+  recoveryInProgress,
+  releaseRecoveryLock,
+} from './sqlite-recovery';
 import { SessionStore, StoredEntry, validateKey, validateKeyToDelete, validateTtl, validateValue } from './contract';
 
 export interface SqliteStoreOptions {
@@ -120,9 +144,6 @@ export interface SqliteStoreStats {
   reopened: number;
 }
 
-/** Code of the StoreError thrown when the file stays locked (opening past openTimeoutMs, setIfAbsent, sweep). */
-const SQLITE_BUSY_CODE = 'ERR_TLS_SESSION_STORE_BUSY';
-
 interface Statements {
   get: SqliteStatement;
   set: SqliteStatement;
@@ -131,12 +152,6 @@ interface Statements {
   take: SqliteStatement;
   sweep: SqliteStatement;
   entries: SqliteStatement;
-}
-
-/** Which file a connection opened: a file replaced under the same name has another inode. */
-interface FileIdentity {
-  dev: bigint;
-  ino: bigint;
 }
 
 interface Connection {
@@ -150,10 +165,7 @@ interface Connection {
 const FILE_CHECK_INTERVAL_MS = 1000;
 /** How soon after a failed reopen or recovery the next operation tries again. */
 const REOPEN_RETRY_MS = 100;
-/** A recovery lock older than this was left by a process that died while recovering. */
-const STALE_RECOVERY_LOCK_MS = 10_000;
 const MAX_OPEN_BACKOFF_MS = 100;
-const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1');
 
 export class SqliteStore implements SessionStore {
   /** Each call does its work (a lock wait included, up to busyTimeoutMs) before it returns: nothing left for a timer to bound. */
@@ -166,8 +178,8 @@ export class SqliteStore implements SessionStore {
   /** Expiry decisions only (clock.ts); timeouts and retries use the real clock. */
   readonly #now: Clock;
   readonly #synchronous: 'off' | 'normal';
-  /** The checkpoint thread while it runs. */
-  #checkpointer: Worker | undefined;
+  /** The checkpoint thread while it runs (sqlite-checkpointer.ts). */
+  #checkpointer: CheckpointThread | undefined;
   #connection: Connection | undefined;
   #closed = false;
   /** Set while no connection is open after a failed reopen: when to try again, and why it failed. */
@@ -197,7 +209,7 @@ export class SqliteStore implements SessionStore {
     try {
       this.#connection = this.#openWithRetry(openTimeoutMs, { waitForRecovery: true });
     } catch (err) {
-      void this.#checkpointer?.terminate();
+      void this.#checkpointer?.stop();
       this.#checkpointer = undefined;
       if (err instanceof PersistConfigError || (err instanceof StoreError && (isLocked(err) || isSchemaError(err)))) throw err;
       throw new PersistConfigError(`cannot open SQLite session store at ${path}: ${(err as Error).message}`);
@@ -327,7 +339,7 @@ export class SqliteStore implements SessionStore {
     this.#closed = true;
     const checkpointer = this.#checkpointer;
     this.#checkpointer = undefined;
-    if (checkpointer) await checkpointer.terminate();
+    if (checkpointer) await checkpointer.stop();
     this.#closeConnection();
   }
 
@@ -462,63 +474,29 @@ export class SqliteStore implements SessionStore {
     }
   }
 
-  /**
-   * Starts the checkpoint thread: every interval it opens the file (so a file recreated under
-   * the store is followed), runs `PRAGMA wal_checkpoint(PASSIVE)` and closes it again. Errors
-   * there (a locked or missing file) are skipped until the next interval; if the thread itself
-   * fails, auto-checkpoints come back on the event loop's connection.
-   */
-  #startCheckpointer(intervalMs: number): Worker | undefined {
-    let modulePath: string | undefined;
-    try {
-      modulePath = this.backend === 'better-sqlite3' ? require.resolve('better-sqlite3') : undefined;
-    } catch {
-      return undefined;
-    }
-    let worker: Worker;
-    try {
-      worker = new Worker(CHECKPOINT_THREAD_SOURCE, {
-        eval: true,
-        workerData: {
-          path: this.path,
-          backend: this.backend,
-          modulePath,
-          intervalMs,
-          busyTimeoutMs: this.#busyTimeoutMs,
-          synchronous: this.#synchronous === 'off' ? 'OFF' : 'NORMAL',
-        },
-        // A small thread: it only runs one statement per interval.
-        resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 4 },
-        stdout: true,
-        stderr: true,
-      });
-    } catch {
-      return undefined;
-    }
-    worker.unref();
-    const fallBack = (): void => {
-      if (this.#checkpointer !== worker) return;
-      this.#checkpointer = undefined;
-      if (this.#closed) return;
-      try {
-        this.#connection?.db.pragma('wal_autocheckpoint = 1000');
-      } catch {
-        /* the next connection opened gets it */
-      }
-    };
-    worker.on('error', fallBack);
-    worker.on('exit', fallBack);
-    return worker;
+  /** Starts the checkpoint thread; if it dies, auto-checkpoints come back on the event loop's connection. */
+  #startCheckpointer(intervalMs: number): CheckpointThread | undefined {
+    const thread = startCheckpointThread(
+      { path: this.path, backend: this.backend, intervalMs, busyTimeoutMs: this.#busyTimeoutMs, synchronous: this.#synchronous },
+      () => {
+        if (this.#checkpointer !== thread) return;
+        this.#checkpointer = undefined;
+        if (this.#closed) return;
+        try {
+          this.#connection?.db.pragma('wal_autocheckpoint = 1000');
+        } catch {
+          /* the next connection opened gets it */
+        }
+      },
+    );
+    return thread;
   }
 
   #closeConnection(): void {
     const connection = this.#connection;
     this.#connection = undefined;
-    try {
-      connection?.db.close();
-    } catch {
-      /* a damaged file may fail its final checkpoint; the handle is released regardless */
-    }
+    // A damaged file may fail its final checkpoint; the handle is released regardless.
+    closeQuietly(connection?.db);
   }
 
   #busyError(operation: string): StoreError {
@@ -528,176 +506,6 @@ export class SqliteStore implements SessionStore {
     );
   }
 }
-
-/** What `tls-session store` needs of a SqliteStore file: see openSqliteStoreFile. */
-export interface SqliteStoreFile {
-  readonly path: string;
-  /** The SQLite library it was opened with. */
-  readonly backend: SqliteBackendName;
-  /** The file's schema version (PRAGMA user_version; 0: written before the version existed). */
-  readonly schemaVersion: number;
-  /** Every row, expired ones not yet swept included, in key order (as SqliteStore#entries). */
-  entries(): AsyncGenerator<StoredEntry>;
-  /** Deletes one record. The first write reopens the file read-write. */
-  delete(key: string): Promise<void>;
-  /** Deletes expired records; resolves with how many went. The first write reopens the file read-write. */
-  sweep(): Promise<number>;
-  close(): Promise<void>;
-}
-
-export interface SqliteStoreFileOptions {
-  /** As SqliteStoreOptions.backend (default 'auto'). */
-  backend?: SqliteBackendOption;
-  /** How long a statement waits for another process's lock (default 5000 ms: a tool may wait, a handshake may not). */
-  busyTimeoutMs?: number;
-  /** The clock sweep() deletes expired records by (default Date.now), as SqliteStoreOptions.now. */
-  now?: Clock;
-}
-
-const ENTRIES_SQL = 'SELECT key, value, expires_at FROM tls_sessions ORDER BY key';
-const DELETE_SQL = 'DELETE FROM tls_sessions WHERE key = ?';
-const SWEEP_SQL = 'DELETE FROM tls_sessions WHERE expires_at <= ?';
-
-/**
- * Opens an existing SqliteStore file for a tool that looks at it (`tls-session store`), never as
- * SqliteStore does: no file created, no chmod, no switch to WAL, no table created, no migration,
- * no recovery (a damaged file is reported, never deleted), no checkpoint thread. Reads go
- * through a read-only connection; a file that no process has open (no -wal) is read as it is on
- * disk, so not even a -wal or -shm appears next to it (a read-only directory or a 0444 file
- * works). Only delete() and sweep() write: the first one closes the read-only connection and
- * opens the file read-write (still none of the above).
- *
- * Throws a StoreError naming the file and the problem: ERR_TLS_SESSION_STORE_SCHEMA for a file
- * that is not a tls-session store (another application's database, an empty one) or has a schema
- * this version cannot read (sqlite-schema.ts: every older version is read as it is);
- * ERR_TLS_SESSION_STORE for a file that is damaged (PRAGMA quick_check) or not a database;
- * ERR_TLS_SESSION_STORE_BUSY for one locked past busyTimeoutMs.
- */
-export function openSqliteStoreFile(path: string, options: SqliteStoreFileOptions = {}): SqliteStoreFile {
-  const sqlite = loadSqliteBackend(options.backend ?? 'auto');
-  const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
-  const now = clockOption(options.now);
-  // No -wal: no process has the file open in WAL mode and everything is in the file itself. A
-  // -journal (a rollback-journal database mid-write, or a crashed writer) needs SQLite's locks.
-  const snapshot = !existsSync(`${path}-wal`) && !existsSync(`${path}-journal`);
-  let reader: SqliteDatabase | undefined;
-  let writer: SqliteDatabase | undefined;
-  let schemaVersion: number;
-  try {
-    reader = sqlite.open(path, { busyTimeoutMs, readOnly: true, snapshot });
-    const check = reader.pragma('quick_check');
-    if (check !== 'ok') {
-      const found = String(check).replace(/\s*\n\s*/g, ' ');
-      throw new StoreError(`SQLite session store ${path} is damaged (quick_check: ${found}); the file was left as it is`);
-    }
-    const state = readSqliteSchema(reader);
-    if (checkSqliteSchema(state, path) === 'create') {
-      throw new StoreError(`SQLite file ${path} is not a tls-session store: it is an empty database`, SQLITE_SCHEMA_ERROR_CODE);
-    }
-    schemaVersion = state.version;
-  } catch (err) {
-    closeQuietly(reader);
-    throw storeFileError(path, err);
-  }
-  const writable = (): SqliteDatabase => {
-    if (writer) return writer;
-    closeQuietly(reader);
-    reader = undefined;
-    let db: SqliteDatabase | undefined;
-    try {
-      db = sqlite.open(path, { busyTimeoutMs, fileMustExist: true });
-      // Rows only: an older version is written as it is (migrating is SqliteStore's).
-      checkSqliteSchema(readSqliteSchema(db), path);
-    } catch (err) {
-      closeQuietly(db);
-      throw storeFileError(path, err);
-    }
-    writer = db;
-    return db;
-  };
-  const run = <T>(operation: (db: SqliteDatabase) => T, db: () => SqliteDatabase): T => {
-    const connection = db();
-    try {
-      return operation(connection);
-    } catch (err) {
-      throw storeFileError(path, err);
-    }
-  };
-  const readable = (): SqliteDatabase => {
-    const db = writer ?? reader;
-    if (!db) throw new StoreClosedError();
-    return db;
-  };
-  return {
-    path,
-    backend: sqlite.name,
-    schemaVersion,
-    async *entries() {
-      const rows = run((db) => db.prepare(ENTRIES_SQL).all() as { key: string; value: Buffer; expires_at: number }[], readable);
-      for (const row of rows) yield { key: row.key, value: row.value, expiresAt: new Date(Number(row.expires_at)) };
-    },
-    async delete(key) {
-      validateKeyToDelete(key);
-      run((db) => db.prepare(DELETE_SQL).run(key), writable);
-    },
-    async sweep() {
-      return run((db) => db.prepare(SWEEP_SQL).run(now()), writable).changes;
-    },
-    async close() {
-      closeQuietly(reader);
-      closeQuietly(writer);
-      reader = undefined;
-      writer = undefined;
-    },
-  };
-}
-
-/** A SqliteStoreFile's failure, naming the file: schema and store errors as they are, SQLite's own named. */
-function storeFileError(path: string, err: unknown): Error {
-  if (err instanceof TlsSessionError) return err;
-  const code = sqliteErrorCode(err);
-  const message = `${(err as Error).message}${code.startsWith('SQLITE_') ? ` (${code})` : ''}`;
-  if (isLocked(err)) return new StoreError(`SQLite session store ${path} stayed locked by another process: ${message}`, SQLITE_BUSY_CODE);
-  if (isDamaged(err))
-    return new StoreError(`SQLite session store ${path} is damaged or not a SQLite database: ${message}; the file was left as it is`);
-  return new StoreError(`SQLite session store ${path} cannot be read: ${message}`);
-}
-
-function closeQuietly(db: SqliteDatabase | undefined): void {
-  try {
-    db?.close();
-  } catch {
-    /* released regardless */
-  }
-}
-
-/** The checkpoint thread (plain JavaScript: it runs in a worker without this package's loader). */
-const CHECKPOINT_THREAD_SOURCE = `
-const { workerData } = require('node:worker_threads');
-const { path, backend, modulePath, intervalMs, busyTimeoutMs, synchronous } = workerData;
-function checkpoint() {
-  let db;
-  try {
-    if (backend === 'better-sqlite3') {
-      const Database = require(modulePath);
-      db = new Database(path, { timeout: busyTimeoutMs, fileMustExist: true });
-      db.pragma('synchronous = ' + synchronous);
-      db.pragma('wal_checkpoint(PASSIVE)');
-    } else {
-      const { DatabaseSync } = require('node:sqlite');
-      db = new DatabaseSync(require('node:url').pathToFileURL(path).href + '?mode=rw');
-      db.exec('PRAGMA busy_timeout = ' + busyTimeoutMs);
-      db.exec('PRAGMA synchronous = ' + synchronous);
-      db.prepare('PRAGMA wal_checkpoint(PASSIVE)').get();
-    }
-  } catch {
-    /* locked, missing or being recreated: the next interval tries again */
-  } finally {
-    try { if (db) db.close(); } catch { /* released regardless */ }
-  }
-}
-setInterval(checkpoint, intervalMs);
-`;
 
 function openConnection(
   sqlite: SqliteBackend,
@@ -740,145 +548,6 @@ function openConnection(
     db.close();
     throw err;
   }
-}
-
-/** Creates the file with mode 0600 before SQLite opens it (SQLite gives -wal/-shm the same mode). */
-function createPrivateFile(path: string): void {
-  try {
-    closeSync(openSync(path, 'a', 0o600));
-    chmodSync(path, 0o600);
-  } catch (err) {
-    throw new PersistConfigError(`cannot create SQLite session store file ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
-  }
-}
-
-/** Another connection holds a lock SQLite did not (or could not) wait out, or opening gave up on one. */
-function isLocked(err: unknown): boolean {
-  const code = sqliteErrorCode(err);
-  return code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED') || code === 'SQLITE_PROTOCOL' || code === SQLITE_BUSY_CODE;
-}
-
-/** The file (or its -wal) is not, or no longer, the database this store made. */
-function isDamaged(err: unknown): boolean {
-  const code = sqliteErrorCode(err);
-  return (
-    code === 'SQLITE_NOTADB' ||
-    code.startsWith('SQLITE_CORRUPT') ||
-    code === 'SQLITE_IOERR_SHORT_READ' ||
-    code === 'SQLITE_READONLY_DBMOVED' ||
-    // An emptied database: reopening recreates the table (another application's is refused: sqlite-schema.ts).
-    (code === 'SQLITE_ERROR' && /no such table: tls_sessions/.test((err as Error).message))
-  );
-}
-
-function fileIdentity(path: string): FileIdentity | undefined {
-  try {
-    const stats = statSync(path, { bigint: true, throwIfNoEntry: false });
-    return stats ? { dev: stats.dev, ino: stats.ino } : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * Whether the file starts like a SQLite database. An empty file counts: in WAL mode nothing
- * reaches the main file before the first checkpoint. Unreadable counts too: the next statement
- * will say what is wrong. Only a hint; probeDatabase decides.
- */
-function hasDatabaseHeader(path: string): boolean {
-  let fd: number | undefined;
-  try {
-    fd = openSync(path, 'r');
-    const header = Buffer.alloc(SQLITE_HEADER.length);
-    const bytesRead = readSync(fd, header, 0, header.length, 0);
-    return bytesRead === 0 || (bytesRead === header.length && header.equals(SQLITE_HEADER));
-  } catch {
-    return true;
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
-}
-
-/**
- * Asks SQLite itself, through a fresh connection (no page cache hiding the file's state). A
- * good database whose main file has a damaged header (its pages are all still in the -wal)
- * is checkpointed, so the header on disk is good again and the next file check passes.
- */
-function probeDatabase(sqlite: SqliteBackend, path: string, busyTimeoutMs: number): 'good' | 'damaged' | 'missing' {
-  if (!fileIdentity(path)) return 'missing';
-  let db: SqliteDatabase | undefined;
-  try {
-    db = sqlite.open(path, { busyTimeoutMs, fileMustExist: true });
-    if (db.pragma('quick_check') !== 'ok') return 'damaged';
-    db.pragma('wal_checkpoint(PASSIVE)');
-    return 'good';
-  } catch (err) {
-    if (isDamaged(err)) return 'damaged';
-    throw err;
-  } finally {
-    try {
-      db?.close();
-    } catch {
-      /* released regardless */
-    }
-  }
-}
-
-/**
- * Deletes the database with its -wal and -shm, the -wal and -shm first: until the main file
- * goes, nobody can open the damaged database, so no process pairs the new file with an old
- * -shm. Unlink, never truncate: other processes map the -shm, and a truncated mapping kills
- * them (SIGBUS); an unlinked one stays valid for them until they reopen.
- */
-function deleteDatabaseFiles(path: string): void {
-  for (const file of [`${path}-wal`, `${path}-shm`, `${path}-journal`, path]) {
-    try {
-      unlinkSync(file);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
-  }
-}
-
-const recoveryLockPath = (path: string): string => `${path}.recovery-lock`;
-
-/** One process at a time recreates the file: two would delete each other's new files. */
-function acquireRecoveryLock(path: string): number {
-  const lockPath = recoveryLockPath(path);
-  try {
-    return openSync(lockPath, 'wx', 0o600);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || recoveryInProgress(path)) throw err;
-    // Left by a process that died while recovering.
-    try {
-      unlinkSync(lockPath);
-    } catch {
-      /* another process removed it first */
-    }
-    return openSync(lockPath, 'wx', 0o600);
-  }
-}
-
-function releaseRecoveryLock(path: string, fd: number): void {
-  closeSync(fd);
-  try {
-    unlinkSync(recoveryLockPath(path));
-  } catch {
-    /* already gone */
-  }
-}
-
-/** Whether a live (not stale) recovery lock exists for the file. */
-function recoveryInProgress(path: string): boolean {
-  try {
-    return Date.now() - statSync(recoveryLockPath(path)).mtimeMs < STALE_RECOVERY_LOCK_MS;
-  } catch {
-    return false;
-  }
-}
-
-function isLockTaken(err: unknown): boolean {
-  return (err as NodeJS.ErrnoException).code === 'EEXIST';
 }
 
 const sleepCell = new Int32Array(new SharedArrayBuffer(4));
