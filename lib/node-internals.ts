@@ -423,6 +423,17 @@ export function nodeSessionFormat(): NodeSessionFormatInfo {
 // for a moment after the caller destroyed the socket, and data read meanwhile must not reach the
 // destroyed stream (Node would throw ERR_OUT_OF_RANGE).
 
+/**
+ * The host a net.Socket was connected to (`socket._host`, net internals): what Node's
+ * tls.connect checks the certificate against when a connected socket is passed without `host`
+ * or `servername`. Undefined when the socket has none (or Node renamed it: then the caller falls
+ * back as Node would, to 'localhost').
+ */
+export function connectedSocketHost(socket: unknown): string | undefined {
+  const host = (socket as { _host?: unknown } | null | undefined)?._host;
+  return typeof host === 'string' && host.length > 0 ? host : undefined;
+}
+
 /** Drops what the socket's handle reads from now on; false when the handle has no reader to replace (nothing done). */
 export function muteSocketReads(socket: Socket): boolean {
   const handle = (socket as unknown as { _handle?: { onread?: unknown } | null })._handle;

@@ -13,6 +13,7 @@
  * text (two closures of one pin factory share a key); the cache runs the caller's function on
  * the stored certificate before it offers a session, which is what keeps a pin a pin.
  */
+import { connectedSocketHost } from '../../node-internals';
 import { createHash, type Hash } from 'node:crypto';
 import * as tls from 'node:tls';
 import { invalidArgType } from '../../errors';
@@ -122,12 +123,8 @@ export function clientPeerOf(options: tls.ConnectionOptions): ClientPeer {
   const host = typeof options.host === 'string' && options.host.length > 0 ? options.host : 'localhost';
   // The name Node binds the session to (its wrap rule: servername, else host, else 'localhost').
   const identity = options.servername || host;
-  const socketHost = (options.socket as { _host?: unknown } | undefined)?._host;
   const checkHost =
-    options.servername ||
-    (typeof options.host === 'string' && options.host) ||
-    (typeof socketHost === 'string' && socketHost) ||
-    'localhost';
+    options.servername || (typeof options.host === 'string' && options.host) || connectedSocketHost(options.socket) || 'localhost';
   const verifies = options.rejectUnauthorized === undefined ? rejectsByDefault() : options.rejectUnauthorized !== false;
   const custom = typeof options.checkServerIdentity === 'function' ? options.checkServerIdentity : undefined;
   const bypass =
