@@ -294,11 +294,7 @@ async function metricsCost(): Promise<void> {
   const results: MetricsCostResult[] = [];
   try {
     for (const key of keys) {
-      const cert = devCertificate(join(dir, 'cert'), key);
-      const keyFile = join(dir, `${key}.key.pem`);
-      const certFile = join(dir, `${key}.cert.pem`);
-      writeFileSync(keyFile, cert.key, { mode: 0o600 });
-      writeFileSync(certFile, cert.cert);
+      const { keyFile, certFile } = certificateFiles(dir, key);
       for (const [index, config] of configs.entries()) {
         process.stderr.write(`[${key}] ${config.id}: slicing...\n`);
         const server = await startServer(
@@ -362,29 +358,40 @@ async function metricsCost(): Promise<void> {
   }
   const loadAfter = loadavg();
   reportMetricsCost(results);
-  const file = options.json ?? join(tmpdir(), `tls-session-bench-metrics-cost-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(
-    file,
-    JSON.stringify(
-      {
-        startedAt: startedAt.toISOString(),
-        node: process.version,
-        cpus: cpus().length,
-        cpuModel: cpus()[0]?.model,
-        loadAverage: { before: loadBefore, after: loadAfter },
-        options: { ...options },
-        warmupCycles: METRICS_COST_WARMUP_CYCLES,
-        gapMs: METRICS_COST_GAP_MS,
-        results,
-      },
-      null,
-      2,
-    ),
-  );
+  writeRunRecord('metrics-cost', startedAt, loadBefore, loadAfter, {
+    warmupCycles: METRICS_COST_WARMUP_CYCLES,
+    gapMs: METRICS_COST_GAP_MS,
+    results,
+  });
+}
+
+/** Writes a run's JSON (where --json says, else a dated file in tmpdir) with the machine and load around it, and says where. */
+function writeRunRecord(kind: string, startedAt: Date, loadBefore: number[], loadAfter: number[], body: Record<string, unknown>): void {
+  const json = {
+    startedAt: startedAt.toISOString(),
+    node: process.version,
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model,
+    loadAverage: { before: loadBefore, after: loadAfter },
+    options: { ...options },
+    ...body,
+  };
+  const file = options.json ?? join(tmpdir(), `tls-session-bench-${kind}-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, JSON.stringify(json, null, 2));
   console.log(
     `\nload average before ${loadBefore.map((l) => l.toFixed(2)).join(' ')}, after ${loadAfter.map((l) => l.toFixed(2)).join(' ')}`,
   );
   console.log(`JSON: ${file}`);
+}
+
+/** The throwaway certificate for `key` as two files in `dir` (the key file 0600), for the server processes. */
+function certificateFiles(dir: string, key: DevKeyType): { keyFile: string; certFile: string } {
+  const cert = devCertificate(join(dir, 'cert'), key);
+  const keyFile = join(dir, `${key}.key.pem`);
+  const certFile = join(dir, `${key}.cert.pem`);
+  writeFileSync(keyFile, cert.key, { mode: 0o600 });
+  writeFileSync(certFile, cert.cert);
+  return { keyFile, certFile };
 }
 
 async function main(): Promise<void> {
@@ -419,11 +426,7 @@ async function main(): Promise<void> {
   let pathRows: PathRow[] | undefined;
   try {
     for (const key of keys) {
-      const cert = devCertificate(join(dir, 'cert'), key);
-      const keyFile = join(dir, `${key}.key.pem`);
-      const certFile = join(dir, `${key}.cert.pem`);
-      writeFileSync(keyFile, cert.key, { mode: 0o600 });
-      writeFileSync(certFile, cert.cert);
+      const { keyFile, certFile } = certificateFiles(dir, key);
       const servers: RunningServer[] = [];
       try {
         // Started a few at a time: each start is mostly loading (CPU), and there are two cores.
@@ -550,24 +553,7 @@ async function main(): Promise<void> {
   report(summaries, keys);
   const modeled = pathRows ? reportPath(pathRows, summaries, keys) : undefined;
   const targets = evaluateTargets(summaries, keys);
-  const json = {
-    startedAt: startedAt.toISOString(),
-    node: process.version,
-    cpus: cpus().length,
-    cpuModel: cpus()[0]?.model,
-    loadAverage: { before: loadBefore, after: loadAfter },
-    options: { ...options },
-    results: summaries,
-    storePath: pathRows,
-    modeled,
-    targets,
-  };
-  const file = options.json ?? join(tmpdir(), `tls-session-bench-handshake-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, JSON.stringify(json, null, 2));
-  console.log(
-    `\nload average before ${loadBefore.map((l) => l.toFixed(2)).join(' ')}, after ${loadAfter.map((l) => l.toFixed(2)).join(' ')}`,
-  );
-  console.log(`JSON: ${file}`);
+  writeRunRecord('handshake', startedAt, loadBefore, loadAfter, { results: summaries, storePath: pathRows, modeled, targets });
 }
 
 const fmt = (n: number, digits = 0): string => n.toFixed(digits);

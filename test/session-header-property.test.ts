@@ -18,6 +18,7 @@ import { readSessionHeader, type SessionHeader } from '../lib/session-header';
 import { makePki, type Pki } from './helpers/pki';
 import { nodeClientSession, startNodeServer } from './helpers/peers';
 import { RecordingStore } from './persist/helpers/recording-store';
+import { integerContents } from './helpers/session-der';
 import { close, listen, tls12Server } from './persist/helpers/tls-peers';
 
 // ---------------------------------------------------------------------------------------------
@@ -54,19 +55,6 @@ function childrenOf(der: Buffer): Buffer[] {
     at = child.start + child.length;
   }
   return out;
-}
-
-/** The minimal two's-complement contents of an INTEGER. */
-function integerContents(value: bigint): Buffer {
-  const bytes: number[] = [];
-  let v = value;
-  for (;;) {
-    const byte = Number(BigInt.asUintN(8, v));
-    bytes.unshift(byte);
-    v >>= 8n;
-    if ((v === 0n && (byte & 0x80) === 0) || (v === -1n && (byte & 0x80) !== 0)) break;
-  }
-  return Buffer.from(bytes);
 }
 
 const contextNumber = (child: Buffer): number => child[0]! & 0x1f;

@@ -21,6 +21,13 @@ export function runCli(args: string[], input?: Buffer | string): CliResult {
   return { status: result.status, stdout: result.stdout, out: result.stdout.toString('utf8'), err: result.stderr.toString('utf8') };
 }
 
+/** `tls-session ...args`, failing the test if any of `secrets` shows in what it printed (stdout or stderr). */
+export function runCliKeeping(secrets: readonly string[], args: string[]): CliResult {
+  const result = runCli(args);
+  for (const text of [result.out, result.err]) for (const secret of secrets) expect(text).not.toContain(secret);
+  return result;
+}
+
 /** The `    Label: value` fields of `openssl sess_id -text`-style output (as test/helpers/peers.ts sessIdText reads them). */
 export function textFields(text: string): Record<string, string> {
   const fields: Record<string, string> = {};

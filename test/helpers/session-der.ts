@@ -44,6 +44,11 @@ function children(der: Buffer): Tlv[] {
 
 /** The minimal two's-complement DER INTEGER for `value`. */
 function derInteger(value: bigint): Buffer {
+  return tlv(0x02, integerContents(value));
+}
+
+/** The minimal two's-complement contents of an INTEGER. */
+export function integerContents(value: bigint): Buffer {
   const bytes: number[] = [];
   let v = value;
   for (;;) {
@@ -52,7 +57,7 @@ function derInteger(value: bigint): Buffer {
     v >>= 8n;
     if ((v === 0n && (byte & 0x80) === 0) || (v === -1n && (byte & 0x80) !== 0)) break;
   }
-  return tlv(0x02, Buffer.from(bytes));
+  return Buffer.from(bytes);
 }
 
 /** `der` with its `time` ([1]) and/or `timeout` ([2]) replaced (added when absent). */

@@ -9,9 +9,8 @@
  * scripts/node-lines.sh rebuilds it per line, so CI runs both on 22, 24 and 26).
  * The store contract per backend: stores.test.ts.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isNativeError } from 'node:util/types';
 import { PersistConfigError } from '../../lib/persist/errors';
@@ -26,30 +25,17 @@ import {
   openRaw,
   SQLITE_BACKENDS,
   unavailableBackends,
+  scratchDatabases,
+  thrownBy,
 } from './helpers/sqlite-backends';
 
-let dir: string;
-beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'tls-session-sqlite-backends-'));
-});
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-let fileCounter = 0;
-const freshPath = (name: string) => join(dir, `${name}-${fileCounter++}.db`);
+const scratch = scratchDatabases('tls-session-sqlite-backends-');
+const freshPath = scratch.fresh;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** What 'auto' must pick on this Node: node:sqlite from 24, better-sqlite3 on 20, on 22 better-sqlite3 if it loads. */
 const expectedAuto: SqliteBackendName =
   nodeMajor >= 24 ? 'node:sqlite' : nodeMajor < 22 || !unavailableBackends.has('better-sqlite3') ? 'better-sqlite3' : 'node:sqlite';
-
-function thrownBy(make: () => unknown): Error & { code?: string } {
-  try {
-    make();
-  } catch (error) {
-    return error as Error & { code?: string };
-  }
-  throw new Error('expected it to throw');
-}
 
 describe('choosing the backend', () => {
   test(`'auto' (the default) picks node:sqlite on Node 24+ and better-sqlite3 on Node 20 (here ${process.version}: ${expectedAuto})`, async () => {
@@ -123,7 +109,7 @@ describe('better-sqlite3 not installed (a child process in which resolving it fa
   let stderr: string;
 
   beforeAll(() => {
-    const path = join(dir, 'no-better-sqlite3.db');
+    const path = join(scratch.dir, 'no-better-sqlite3.db');
     const child = inChild(
       `const lib = ${requireLib};
       let resolvable = 'yes';
@@ -178,7 +164,7 @@ describe('loading (a fresh child process)', () => {
   let stderr: string;
 
   beforeAll(() => {
-    const path = join(dir, 'lazy.db');
+    const path = join(scratch.dir, 'lazy.db');
     const child = inChild(
       `const { sep } = require('node:path');
       const loaded = () => ({

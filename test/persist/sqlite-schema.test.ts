@@ -6,23 +6,15 @@
  * column, another application's database) refused at open with ERR_TLS_SESSION_STORE_SCHEMA and
  * left unchanged, instead of opening and then failing every set().
  */
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { chmodSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { StoreError } from '../../lib/persist/errors';
 import { loadSqliteBackend, SqliteBackendName, SqliteDatabase } from '../../lib/persist/stores/sqlite-backends';
 import { SqliteStore } from '../../lib/persist/stores/sqlite';
 import { openSqliteStoreFile } from '../../lib/persist/stores/sqlite-file-reader';
-import { describeEachBackend, openRaw } from './helpers/sqlite-backends';
+import { describeEachBackend, openRaw, scratchDatabases, thrownBy } from './helpers/sqlite-backends';
 
-let dir: string;
-beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'tls-session-sqlite-schema-'));
-});
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-let fileCounter = 0;
-const freshPath = (name: string) => join(dir, `${name}-${fileCounter++}.db`);
+const scratch = scratchDatabases('tls-session-sqlite-schema-');
+const freshPath = scratch.fresh;
 
 /** The version this tls-session writes (sqlite-schema.ts SQLITE_SCHEMA_VERSION), spelled out: the file format is the contract. */
 const CURRENT_VERSION = 1;
@@ -34,15 +26,6 @@ function fileState(path: string): { bytes: string; mode: number; sideFiles: stri
     mode: statSync(path).mode & 0o777,
     sideFiles: ['-wal', '-shm', '-journal'].filter((suffix) => existsSync(`${path}${suffix}`)),
   };
-}
-
-function thrownBy(make: () => unknown): Error & { code?: string } {
-  try {
-    make();
-  } catch (error) {
-    return error as Error & { code?: string };
-  }
-  throw new Error('expected it to throw');
 }
 
 /**

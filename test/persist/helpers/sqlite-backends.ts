@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 /**
  * The SQLite backends SqliteStore can run on, and which of them load in the running Node: on
  * Node 20 only better-sqlite3; on Node 22+ node:sqlite, and better-sqlite3 too when it is built
@@ -40,4 +43,33 @@ export function describeEachBackend(title: string, body: (backend: SqliteBackend
  */
 export function openRaw(path: string, backend: SqliteBackendName, { busyTimeoutMs = 1000 } = {}): SqliteDatabase {
   return loadSqliteBackend(backend).open(path, { busyTimeoutMs, fileMustExist: true });
+}
+
+/**
+ * A scratch directory for one test file's databases (made before its tests, removed after):
+ * `fresh(name)` is a new path in it each call.
+ */
+export function scratchDatabases(prefix: string): { readonly dir: string; fresh(name: string): string } {
+  let dir = '';
+  let counter = 0;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), prefix));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  return {
+    get dir() {
+      return dir;
+    },
+    fresh: (name) => join(dir, `${name}-${counter++}.db`),
+  };
+}
+
+/** What `make` threw (the test fails if it did not throw). */
+export function thrownBy(make: () => unknown): Error & { code?: string } {
+  try {
+    make();
+  } catch (error) {
+    return error as Error & { code?: string };
+  }
+  throw new Error('expected it to throw');
 }
