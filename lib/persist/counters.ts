@@ -1,7 +1,8 @@
 /**
- * Counters and latency percentiles for attachSessionStore. Latencies go into a fixed ring of
- * the most recent samples: bounded memory, no dependency, and recent behaviour is what an
- * operator asks about.
+ * The stats() counters of the three consumers: attachSessionStore's counters, the ticket counts
+ * TicketKeyRing keeps per server, and the latency percentiles all of them report (also
+ * ClientSessionCache's). Latencies go into a fixed ring of the most recent samples: bounded
+ * memory, no dependency, and recent behaviour is what an operator asks about.
  */
 export interface LatencyPercentiles {
   /** How many samples the percentiles are computed from (at most the reservoir size). */

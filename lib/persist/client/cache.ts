@@ -7,8 +7,8 @@
  * - A resumed connection is not verified again (Node takes the verify result from the session), so
  *   the session offered is the trust decision. Records are authenticated (sealed) by default:
  *   with `secret`, else with a key local to the machine for SqliteStore and MemoryStore
- *   (client-local-key.ts); other stores need `secret` (threat model: docs/PERSISTENCE.md).
- * - Keyed by the peer and the whole trust policy (client-peer.ts): a session is never offered to
+ *   (local-key.ts); other stores need `secret` (threat model: docs/PERSISTENCE.md).
+ * - Keyed by the peer and the whole trust policy (peer.ts): a session is never offered to
  *   another host, port, servername, ALPN list, version range, CA set (or default trust store),
  *   verification setting or client identity; before it is offered, its certificate is run
  *   through the connection's checkServerIdentity, as a full handshake's would be.

@@ -5,7 +5,7 @@
  * would have been accepted: host, port (or socket path), the name Node checks and binds sessions
  * to, ALPN list, TLS versions and protocol options, cipher lists, whether the server must verify
  * (NODE_TLS_REJECT_UNAUTHORIZED included), the CA set (or, without `ca`, a digest of this
- * process's default trust store: client-trust.ts), CRLs, partial-chain trust, the client's own
+ * process's default trust store: trust-store.ts), CRLs, partial-chain trust, the client's own
  * certificate and a custom checkServerIdentity. Certificates, keys and CAs enter only as SHA-256
  * digests: the store never sees the material, and the key reveals nothing but "another peer".
  *

@@ -1,6 +1,6 @@
 /**
  * What ClientSessionCache stores for one client session, inside the (possibly sealed) envelope
- * of seal.ts:
+ * of envelope.ts:
  *   'C' | version 0x01 | use (0x01 reusable, 0x02 single-use) | expiresAt (u48 BE, ms since the
  *   epoch) | peer digest (32 bytes) | session DER
  * The peer digest travels inside the payload so that a record copied under another peer's key is

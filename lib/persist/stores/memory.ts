@@ -20,6 +20,8 @@ export interface MemoryStoreOptions {
 }
 
 export class MemoryStore implements SessionStore {
+  /** Each call does its work before it returns (SessionStore#settlesWithinMs): no caller needs a timer. */
+  readonly settlesWithinMs = 0;
   readonly #cache: LRUCache<string, Buffer>;
   #closed = false;
 

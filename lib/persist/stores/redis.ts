@@ -5,7 +5,7 @@
  *
  * The store's own client (`{ url }`) is ioredis: a dependency already, kept current, with the
  * fail-fast settings below (no offline queue, no retries per request). A client the caller
- * passes may be any family redis-client.ts recognises (ioredis 5/6, iovalkey, node-redis v4+).
+ * passes may be any family redis-clients.ts recognises (ioredis 5/6, iovalkey, node-redis v4+).
  */
 import type { RedisOptions } from 'ioredis';
 import { performance } from 'node:perf_hooks';
