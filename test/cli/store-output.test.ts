@@ -5,11 +5,12 @@
  * (ClientSessionCache after a real TLS 1.2 handshake, sealed with the file's local key).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ClientSessionCache, SqliteStore } from '../../lib/persist';
 import { makePki } from '../helpers/pki';
+import { openRaw } from '../persist/helpers/sqlite-backends';
 import { close, listen, tls12Server } from '../persist/helpers/tls-peers';
 import { runCli } from './cli';
 import { fillStoreByHandshakes } from './fill-store';
@@ -84,4 +85,37 @@ test('ls: a sealed record read without a secret shows "sealed", a client record 
   expect(client[0]).toMatch(/^client:[0-9a-f]{64}:r +client +\d+ +yes +in .+ +TLSv1\.2 +ECDHE-\S+$/);
   const opened = runCli(['store', 'ls', '--sqlite', path, '--secret-file', secretFile]).out;
   for (const row of opened.split('\n').filter((line) => line.startsWith('session:'))) expect(row).toMatch(/ TLSv1\.2 +\S+$/);
+});
+
+test('verify opens client records: one tampered and one moved under another peer are bad; --delete-bad deletes them', () => {
+  const copy = join(dir, 'client-records.db');
+  copyFileSync(path, copy);
+  if (existsSync(`${path}-wal`)) copyFileSync(`${path}-wal`, `${copy}-wal`); // records not yet checkpointed
+  copyFileSync(`${path}.key`, `${copy}.key`);
+  chmodSync(`${copy}.key`, 0o600);
+  const raw = openRaw(copy, 'better-sqlite3');
+  try {
+    const { key, value } = raw.prepare("SELECT key, value FROM tls_sessions WHERE key LIKE 'client:%'").get() as {
+      key: string;
+      value: Buffer;
+    };
+    const tampered = Buffer.from(value);
+    tampered[tampered.length - 20]! ^= 0x01;
+    raw.prepare('UPDATE tls_sessions SET value = ? WHERE key = ?').run(tampered, key);
+    // The same (intact) record under another peer's key: sealed under its own key, so it does not open there.
+    raw
+      .prepare('INSERT INTO tls_sessions (key, value, expires_at) SELECT ?, ?, expires_at FROM tls_sessions WHERE key = ?')
+      .run(`client:${'0'.repeat(64)}:r`, value, key);
+  } finally {
+    raw.close();
+  }
+  const report = runCli(['store', 'verify', '--sqlite', copy, '--secret-file', secretFile, '--json']);
+  expect([report.status, report.err]).toEqual([1, '']);
+  const problems = JSON.parse(report.out).problems as Array<{ key: string; problem: string }>;
+  expect(problems).toHaveLength(2);
+  expect(problems.map((p) => p.key)).toContain(`client:${'0'.repeat(64)}:r`);
+  expect(problems.every((p) => /^client:[0-9a-f]{64}:r$/.test(p.key))).toBe(true);
+  for (const { problem } of problems) expect(problem).toMatch(/failed authentication/);
+  const fixed = runCli(['store', 'verify', '--sqlite', copy, '--secret-file', secretFile, '--delete-bad', '--json']);
+  expect([fixed.status, JSON.parse(fixed.out).deleted]).toEqual([0, 2]);
 });
