@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ClientSessionCache, SqliteStore } from '../../lib/persist';
 import { makePki } from '../helpers/pki';
-import { openRaw } from '../persist/helpers/sqlite-backends';
+import { openRaw, SQLITE_BACKENDS, unavailableBackends } from '../persist/helpers/sqlite-backends';
 import { close, listen, tls12Server } from '../persist/helpers/tls-peers';
 import { runCli } from './cli';
 import { fillStoreByHandshakes } from './fill-store';
@@ -93,7 +93,11 @@ test('verify opens client records: one tampered and one moved under another peer
   if (existsSync(`${path}-wal`)) copyFileSync(`${path}-wal`, `${copy}-wal`); // records not yet checkpointed
   copyFileSync(`${path}.key`, `${copy}.key`);
   chmodSync(`${copy}.key`, 0o600);
-  const raw = openRaw(copy, 'better-sqlite3');
+  // Whichever SQLite library loads in this Node (better-sqlite3 on 20, node:sqlite from 22.5).
+  const raw = openRaw(
+    copy,
+    SQLITE_BACKENDS.find((backend) => !unavailableBackends.has(backend))!,
+  );
   try {
     const { key, value } = raw.prepare("SELECT key, value FROM tls_sessions WHERE key LIKE 'client:%'").get() as {
       key: string;
