@@ -81,8 +81,13 @@ const CIPHERS: ReadonlyMap<number, string> = new Map([
   [0xccab, 'PSK-CHACHA20-POLY1305'],
 ]);
 
-/** Session.fromDER's default cap (session.ts, DEFAULT_MAX_DER_BYTES): longer DER takes the full path. */
-const MAX_DER_BYTES = 64 * 1024;
+/**
+ * Default cap on the DER Session.fromDER decodes (real sessions are < 8 KiB even with a
+ * certificate chain). Defined here, where nothing is imported, so that the reader below, the
+ * session API and the command (which must not load the addon for --help) share the one value;
+ * session.ts exports it. Longer DER takes the full path here.
+ */
+export const DEFAULT_MAX_DER_BYTES = 64 * 1024;
 /** SSL3_MAX_SSL_SESSION_ID_LENGTH and SSL_MAX_SID_CTX_LENGTH: d2i refuses longer. */
 const MAX_ID_BYTES = 32;
 /** Master keys up to SSL_MAX_MASTER_KEY_LENGTH (a TLS 1.3 SHA-384 PSK is as long); d2i's limit is higher. */
@@ -185,7 +190,7 @@ export function readSessionHeader(der: Buffer): SessionHeader | undefined {
     return next(outerStop) === inner && stop === outerStop;
   };
 
-  if (der.length > MAX_DER_BYTES || next(der.length) !== 0x30 || stop !== der.length) return undefined; // nothing may follow
+  if (der.length > DEFAULT_MAX_DER_BYTES || next(der.length) !== 0x30 || stop !== der.length) return undefined; // nothing may follow
   const seqEnd = stop;
   // version: SSL_SESSION_ASN1_VERSION (1)
   if (next(seqEnd) !== 0x02 || integer(1) !== 1) return undefined;

@@ -11,9 +11,10 @@ import { invalidArgType, outOfRange, SessionDecodeError, SessionFreedError, Sess
 import { kRegistered, trackOwner, untrackOwner } from './leak-detection';
 import { buildNodeEnvelope, hasNodeEnvelopeMagic, MAX_NODE_SESSION_HOST_BYTES, parseNodeEnvelope } from './node-session';
 import { nodeSessionFormat } from './node-internals';
+import { DEFAULT_MAX_DER_BYTES } from './session-header';
 
-/** Default cap on the DER passed to Session.fromDER: real sessions are < 8 KiB even with a certificate chain. */
-export const DEFAULT_MAX_DER_BYTES = 64 * 1024;
+/** Default cap on the DER passed to Session.fromDER (session-header.ts holds the value). */
+export { DEFAULT_MAX_DER_BYTES };
 const HARD_MAX_DER_BYTES = 16 * 1024 * 1024;
 
 export interface FromDEROptions {

@@ -5,6 +5,7 @@
  */
 import type { Command } from 'commander';
 import type { Session } from '../session';
+import { DEFAULT_MAX_DER_BYTES } from '../session-header';
 import { CliError, EXIT_FAILURE, EXIT_USAGE, fail, INPUT_LIMITS, readBounded, relativeTime, warn } from './output';
 
 const PEM_LABEL = 'SSL SESSION PARAMETERS';
@@ -87,8 +88,8 @@ export function decodeInput(name: string, bytes: Buffer): Buffer {
   return decoded;
 }
 
-/** A session is a few hundred bytes to a few KiB (a certificate chain inside); 64 KiB bounds what is decoded. */
-const MAX_SESSION_BYTES = 64 * 1024;
+/** What is decoded at most: Session.fromDER's own default cap. */
+const MAX_SESSION_BYTES = DEFAULT_MAX_DER_BYTES;
 
 function decodeForm(bytes: Buffer): Buffer {
   if (bytes.length === 0) throw new CliError('empty input');

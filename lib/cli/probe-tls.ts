@@ -4,6 +4,7 @@
  * Sessions stay the opaque objects Node handed out (plain DER on older Node, Node's host-bound
  * wrapper on 22.23+/24.17+/26.3.1+): they are only given back to tls.connect, never printed.
  */
+import { TICKET_KEY_PART_BYTES } from '../ticket-key-layout';
 import { constants } from 'node:crypto';
 import * as net from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -176,7 +177,9 @@ async function handshake(endpoint: Endpoint, check: Check, options: ProbeOptions
       finished = true;
       clearTimeout(timer);
       const ticket = socket.getTLSTicket();
-      const ticketKeyName = ticket && ticket.length >= 16 ? Buffer.from(ticket.subarray(0, 16)) : undefined;
+      // A ticket starts with the name of the key that sealed it (OpenSSL's ticket format).
+      const ticketKeyName =
+        ticket && ticket.length >= TICKET_KEY_PART_BYTES ? Buffer.from(ticket.subarray(0, TICKET_KEY_PART_BYTES)) : undefined;
       const result: Handshake = { ms: ms!, reused, session, ticket: ticket !== undefined, ticketKeyName };
       const kill = setTimeout(() => socket.destroy(), CLOSE_WAIT_MS);
       socket.once('close', () => {

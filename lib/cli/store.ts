@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import type { Sealer } from '../persist/records/envelope';
 import type { StoredEntry } from '../persist/stores/contract';
+import { DEFAULT_MAX_DER_BYTES } from '../session-header';
 import { EXIT_FAILURE, EXIT_USAGE, fail, INPUT_LIMITS, printJson, readBounded, relativeTime, renderTable } from './output';
 
 export interface StoreOptions {
@@ -61,8 +62,6 @@ const TICKET_KEY_PREFIX = 'ticket-key:';
 const CLIENT_PREFIX = 'client:';
 /** What stats and ls say for a sealed record read without --secret-file. */
 const SEALED_UNOPENED = 'sealed (no --secret-file)';
-/** Largest session DER opened: what any reader accepts (Session.fromDER's default limit). */
-const MAX_SESSION_BYTES = 64 * 1024;
 const REDIS_CONNECT_TIMEOUT_MS = 3000;
 const REDIS_COMMAND_BUDGET_MS = 5000;
 
@@ -331,7 +330,7 @@ async function openRecord(
     const { openClientSessionRecord } = await import('../persist/records/client-session');
     const opened = openClientSessionRecord(sealer, poolKey, entry.value, {
       peerDigest: poolKey.slice(CLIENT_PREFIX.length),
-      maxSessionBytes: MAX_SESSION_BYTES,
+      maxSessionBytes: DEFAULT_MAX_DER_BYTES,
     });
     try {
       return { protocol: opened.session.protocol, cipher: opened.session.cipher };
@@ -343,7 +342,11 @@ async function openRecord(
   const { decodeStoredServerSession, openServerSessionRecord } = await import('../persist/records/server-session');
   const record = openServerSessionRecord(sealer, entry.key, entry.value);
   try {
-    using session = decodeStoredServerSession(record.der, Buffer.from(entry.key.slice(SESSION_PREFIX.length), 'hex'), MAX_SESSION_BYTES);
+    using session = decodeStoredServerSession(
+      record.der,
+      Buffer.from(entry.key.slice(SESSION_PREFIX.length), 'hex'),
+      DEFAULT_MAX_DER_BYTES,
+    );
     return {
       scope: record.scope,
       protocol: session.protocol,

@@ -5,7 +5,7 @@
  * stay on performance.now(). It is the package's clock only: OpenSSL still checks a session's
  * lifetime against the real time when it resumes it, and Redis expires keys on its own clock.
  */
-import { invalidArgType } from '../errors';
+import { functionOption } from './options';
 
 /** Milliseconds since 1970-01-01T00:00:00Z, as Date.now() returns them. */
 export type Clock = () => number;
@@ -15,7 +15,5 @@ export const systemClock: Clock = () => Date.now();
 
 /** The `now` option checked: undefined gives the default; anything but a function is ERR_INVALID_ARG_TYPE naming `name`. */
 export function clockOption(now: unknown, name = 'options.now'): Clock {
-  if (now === undefined) return systemClock;
-  if (typeof now !== 'function') throw invalidArgType(name, 'a function', now);
-  return now as Clock;
+  return functionOption(now as Clock | undefined, name) ?? systemClock;
 }

@@ -73,7 +73,7 @@ test('no deadline timer for a store that declares its calls settle within the bu
   }
 });
 
-test('attempt() never rejects: the fallback answers, the failure is counted and reported; a throwing onError is swallowed', async () => {
+test('fail() counts and reports; a throwing onError is swallowed', async () => {
   let failures = 0;
   const failing: SessionStore = {
     get: async () => {
@@ -89,6 +89,37 @@ test('attempt() never rejects: the fallback answers, the failure is counted and 
       throw new Error('listener bug');
     },
   });
-  await expect(gateway.attempt('get', 50, (s) => s.get('k'), null)).resolves.toBeNull();
+  const outcome = await gateway
+    .call('get', 50, (s) => s.get('k'))
+    .then(
+      () => 'answered',
+      (error: Error) => {
+        gateway.fail(error);
+        return 'failed';
+      },
+    );
+  expect(outcome).toBe('failed');
   expect(failures).toBe(1);
+});
+
+test('a store that declares no finite bound gets the timer; the property is read once, at construction', async () => {
+  let reads = 0;
+  const store: SessionStore = { get: async () => undefined, set: async () => {}, delete: async () => {}, close: async () => {} };
+  Object.defineProperty(store, 'settlesWithinMs', {
+    get: () => {
+      reads += 1;
+      return Number.NaN;
+    },
+  });
+  const spy = jest.spyOn(global, 'setTimeout');
+  try {
+    const gateway = new StoreGateway(store);
+    const before = spy.mock.calls.length;
+    await gateway.call('get', 50, (s) => s.get('k'));
+    await gateway.call('get', 50, (s) => s.get('k'));
+    expect(spy.mock.calls.length).toBe(before + 2);
+    expect(reads).toBe(1);
+  } finally {
+    spy.mockRestore();
+  }
 });

@@ -17,10 +17,6 @@ export interface SessionRecord {
 
 const RECORD_VERSION = 1;
 
-export function encodeSessionRecord(record: SessionRecord): Buffer {
-  return encodeSessionRecordWithScope(Buffer.from(record.scope, 'utf8'), record.der);
-}
-
 /** The same encoding from the scope's UTF-8 bytes (computed once per attachment): one allocation, one copy. */
 export function encodeSessionRecordWithScope(scope: Buffer, der: Buffer): Buffer {
   if (scope.length > 0xffff) throw new RecordFormatError('scope is longer than 65535 bytes');

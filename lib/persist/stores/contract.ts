@@ -70,25 +70,6 @@ export interface StoredEntry {
   unreadable?: string;
 }
 
-/**
- * The store's ready() as a promise that never rejects (undefined when the store has none): a
- * failure goes to `onFailure`. attachSessionStore and ClientSessionCache wait on it before their
- * first store calls, so a store that connects asynchronously is not failed before it could.
- */
-export function whenReady(store: SessionStore, onFailure: (error: Error) => void): Promise<void> | undefined {
-  if (typeof store.ready !== 'function') return undefined;
-  let readiness: Promise<void>;
-  try {
-    readiness = Promise.resolve(store.ready());
-  } catch (error) {
-    readiness = Promise.reject(error);
-  }
-  return readiness.then(
-    () => undefined,
-    (error: Error) => onFailure(error),
-  );
-}
-
 /** Longest key accepted: keeps a hostile caller from filling a store with huge keys. */
 export const MAX_KEY_LENGTH = 512;
 

@@ -19,6 +19,12 @@ export class StoreGateway {
   readonly store: SessionStore;
   readonly #onError: ((error: Error) => void) | undefined;
   readonly #onFailure: ((error: Error) => void) | undefined;
+  /**
+   * The store's declared bound (settlesWithinMs), read once here: a later call never touches the
+   * property (a throwing getter cannot reach a handshake), and anything but a finite number >= 0
+   * counts as no declaration (the caller's timer applies).
+   */
+  readonly #settlesWithinMs: number | undefined;
   /** Pending until the store's ready() settles (true: ready); undefined after that (or for a store without ready()). */
   #ready: Promise<boolean> | undefined;
   #started = false;
@@ -27,6 +33,8 @@ export class StoreGateway {
     this.store = store;
     this.#onError = options.onError;
     this.#onFailure = options.onFailure;
+    const declared = store.settlesWithinMs;
+    this.#settlesWithinMs = typeof declared === 'number' && Number.isFinite(declared) && declared >= 0 ? declared : undefined;
   }
 
   /**
@@ -90,16 +98,6 @@ export class StoreGateway {
     return withDeadline(operation, budgetMs, pending);
   }
 
-  /** call() that never rejects: a failure is counted and reported, and `fallback` is the answer. */
-  async attempt<T, F>(operation: string, budgetMs: number, work: (store: SessionStore) => Promise<T>, fallback: F): Promise<T | F> {
-    try {
-      return await this.call(operation, budgetMs, work);
-    } catch (error) {
-      this.fail(error as Error);
-      return fallback;
-    }
-  }
-
   /** A failed store call: counted by the consumer and reported to onError. */
   fail(error: Error): void {
     this.#onFailure?.(error);
@@ -117,8 +115,7 @@ export class StoreGateway {
 
   /** Whether the store declares that its calls settle within `budgetMs` (then no deadline timer is needed). */
   #boundsItsOwnCalls(budgetMs: number): boolean {
-    const settles = this.store.settlesWithinMs;
-    return typeof settles === 'number' && settles <= budgetMs;
+    return this.#settlesWithinMs !== undefined && this.#settlesWithinMs <= budgetMs;
   }
 }
 
