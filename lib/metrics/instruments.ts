@@ -22,7 +22,6 @@ export const LABELS = {
 } as const;
 
 export type Label = keyof typeof LABELS;
-export type Labels = Partial<Record<Label, string | boolean>>;
 
 export interface InstrumentSpec {
   kind: 'counter' | 'histogram';
@@ -186,10 +185,82 @@ export const INSTRUMENTS = {
 
 export type InstrumentId = keyof typeof INSTRUMENTS;
 
+/** A label value as events carry it (booleans become 'true' / 'false' in Prometheus). */
+export type LabelValue = string | boolean;
+
+/**
+ * One labelled series of an instrument, made once per distinct label set and reused for every
+ * later measurement: the hot path (one handshake) then allocates nothing, and a collector keeps
+ * its per-series state on it (`state`).
+ */
+export interface Series {
+  readonly id: InstrumentId;
+  /** Label values in the order of the instrument's `labels`. */
+  readonly values: readonly LabelValue[];
+  /** Prometheus label names → values. */
+  readonly labels: Readonly<Record<string, string>>;
+  /** For the collector that made the series (its accumulator). */
+  state: unknown;
+}
+
+type SeriesNode = Map<LabelValue, SeriesNode | Series>;
+
+/**
+ * The series of every instrument, found by label values through one Map per label (no string
+ * built, no object allocated once a series exists). Label values come from a handful of known
+ * strings (protocol names, outcomes, reasons), so the number of series stays small.
+ */
+export class SeriesIndex {
+  readonly #roots = new Map<InstrumentId, SeriesNode | Series>();
+  readonly #create: (series: Series) => unknown;
+
+  /** `create`: the collector's state for a new series. */
+  constructor(create: (series: Series) => unknown) {
+    this.#create = create;
+  }
+
+  /** The series of `id` with label values a, b, c, d (in the instrument's label order; unused ones omitted). */
+  get(id: InstrumentId, a?: LabelValue, b?: LabelValue, c?: LabelValue, d?: LabelValue): Series {
+    const arity = INSTRUMENTS[id].labels.length;
+    let node = this.#roots.get(id);
+    if (arity === 0) return (node as Series | undefined) ?? this.#make(id, [], undefined);
+    if (node === undefined) this.#roots.set(id, (node = new Map()));
+    let map = node as SeriesNode;
+    for (let i = 0; i < arity; i++) {
+      const value = (i === 0 ? a : i === 1 ? b : i === 2 ? c : d) as LabelValue;
+      const next = map.get(value);
+      if (i === arity - 1) return (next as Series | undefined) ?? this.#make(id, [a, b, c, d].slice(0, arity) as LabelValue[], map);
+      if (next === undefined) map.set(value, new Map());
+      map = map.get(value) as SeriesNode;
+    }
+    throw new Error('unreachable');
+  }
+
+  /** Every series made so far. */
+  *all(): IterableIterator<Series> {
+    const walk = function* (node: SeriesNode | Series): IterableIterator<Series> {
+      if (!(node instanceof Map)) yield node;
+      else for (const child of node.values()) yield* walk(child);
+    };
+    for (const root of this.#roots.values()) yield* walk(root);
+  }
+
+  #make(id: InstrumentId, values: LabelValue[], parent: SeriesNode | undefined): Series {
+    const names = INSTRUMENTS[id].labels;
+    const labels: Record<string, string> = {};
+    names.forEach((name, i) => (labels[name] = String(values[i])));
+    const series: Series = { id, values, labels, state: undefined };
+    series.state = this.#create(series);
+    if (parent) parent.set(values[values.length - 1]!, series);
+    else this.#roots.set(id, series);
+    return series;
+  }
+}
+
 /** What a collector does with a measurement. */
 export interface Sink {
-  add(id: InstrumentId, labels: Labels, value?: number): void;
-  observe(id: InstrumentId, labels: Labels, value: number): void;
+  add(series: Series, value: number): void;
+  observe(series: Series, value: number): void;
 }
 
 /** require(name) of an optional peer dependency, or MetricsPeerMissingError. */
@@ -205,40 +276,39 @@ export function loadPeer<T>(name: string): T {
 
 const ms = (milliseconds: number): number => milliseconds / 1000;
 
-/** Subscribes `sink` to every channel; returns the function that unsubscribes it. */
-export function feed(sink: Sink): () => void {
+/** Subscribes `sink` to every channel, resolving series in `index`; returns the function that unsubscribes it. */
+export function feed(index: SeriesIndex, sink: Sink): () => void {
   const handlers: { [N in ChannelName]: (event: EventMap[N]) => void } = {
     [CHANNELS.serverHandshake]: (e) => {
-      sink.add('serverHandshakes', { protocol: e.protocol, mechanism: e.mechanism, resumed: e.resumed });
-      if (e.missReason !== undefined) sink.add('serverMisses', { reason: e.missReason });
+      sink.add(index.get('serverHandshakes', e.protocol, e.mechanism, e.resumed), 1);
+      if (e.missReason !== undefined) sink.add(index.get('serverMisses', e.missReason), 1);
     },
     [CHANNELS.serverLookup]: (e) => {
-      sink.add('storeLookups', { outcome: e.outcome });
-      if (e.outcome === 'store-error' || e.outcome === 'store-timeout') sink.add('storeErrors', { operation: 'get' });
-      if (e.outcome !== 'filtered') sink.observe('storeDuration', { operation: 'get' }, ms(e.latencyMs));
+      sink.add(index.get('storeLookups', e.outcome), 1);
+      if (e.outcome === 'store-error' || e.outcome === 'store-timeout') sink.add(index.get('storeErrors', 'get'), 1);
+      if (e.outcome !== 'filtered') sink.observe(index.get('storeDuration', 'get'), ms(e.latencyMs));
     },
     [CHANNELS.serverStore]: (e) => {
-      sink.observe('storeDuration', { operation: e.operation }, ms(e.latencyMs));
-      if (!e.ok) sink.add('storeErrors', { operation: e.operation });
-      else if (e.operation === 'set') sink.add('sessionsStored', {});
-      else sink.add('sessionsEvicted', {});
+      sink.observe(index.get('storeDuration', e.operation), ms(e.latencyMs));
+      if (!e.ok) sink.add(index.get('storeErrors', e.operation), 1);
+      else sink.add(index.get(e.operation === 'set' ? 'sessionsStored' : 'sessionsEvicted'), 1);
     },
     [CHANNELS.ringTicket]: (e) => {
-      sink.add('tickets', { outcome: e.outcome });
-      if (e.outcome !== 'issued' && e.keyAgeSeconds !== undefined) sink.observe('ticketKeyAge', { outcome: e.outcome }, e.keyAgeSeconds);
+      sink.add(index.get('tickets', e.outcome), 1);
+      if (e.outcome !== 'issued' && e.keyAgeSeconds !== undefined) sink.observe(index.get('ticketKeyAge', e.outcome), e.keyAgeSeconds);
     },
-    [CHANNELS.ringRotation]: (e) => sink.add('keyRotations', { local_key: e.localKey }),
-    [CHANNELS.ringKeyAdopted]: (e) => sink.add('keysAdopted', { created: e.created }),
-    [CHANNELS.ringLocalKey]: () => sink.add('localKeys', {}),
+    [CHANNELS.ringRotation]: (e) => sink.add(index.get('keyRotations', e.localKey), 1),
+    [CHANNELS.ringKeyAdopted]: (e) => sink.add(index.get('keysAdopted', e.created), 1),
+    [CHANNELS.ringLocalKey]: () => sink.add(index.get('localKeys'), 1),
     [CHANNELS.ringStore]: (e) => {
-      if (e.state === 'outage') sink.add('keyStoreOutages', {});
+      if (e.state === 'outage') sink.add(index.get('keyStoreOutages'), 1);
     },
     [CHANNELS.clientHandshake]: (e) => {
-      sink.add('clientHandshakes', { protocol: e.protocol, mechanism: e.mechanism, offered: e.offered, resumed: e.resumed });
-      if (e.notOfferedReason !== undefined) sink.add('clientNotOffered', { reason: e.notOfferedReason });
-      if (e.lookupLatencyMs !== undefined) sink.observe('clientLookupDuration', {}, ms(e.lookupLatencyMs));
+      sink.add(index.get('clientHandshakes', e.protocol, e.mechanism, e.offered, e.resumed), 1);
+      if (e.notOfferedReason !== undefined) sink.add(index.get('clientNotOffered', e.notOfferedReason), 1);
+      if (e.lookupLatencyMs !== undefined) sink.observe(index.get('clientLookupDuration'), ms(e.lookupLatencyMs));
     },
-    [CHANNELS.clientStore]: (e) => sink.add('clientSessionsStored', { result: e.ok ? 'ok' : 'error' }),
+    [CHANNELS.clientStore]: (e) => sink.add(index.get('clientSessionsStored', e.ok ? 'ok' : 'error'), 1),
   };
   const unsubscribers = (Object.keys(handlers) as ChannelName[]).map((name) =>
     subscribe(name, (event) => {
@@ -252,19 +322,17 @@ export function feed(sink: Sink): () => void {
   return () => unsubscribers.forEach((unsubscribe) => unsubscribe());
 }
 
-/** Series worth showing at 0 before the first event (so rate() and dashboards see them). */
-export const INITIAL_SERIES: ReadonlyArray<[InstrumentId, Labels]> = [
+/** Series worth showing at 0 before the first event (so rate() and dashboards see them): instrument, then label values. */
+export const INITIAL_SERIES: ReadonlyArray<readonly [InstrumentId, ...LabelValue[]]> = [
   // Every series of a ratio present from the first scrape: rate() then extrapolates numerator and denominator alike.
-  ...(['TLSv1.2', 'TLSv1.3'] as const).flatMap((protocol): Array<[InstrumentId, Labels]> => [
-    ['serverHandshakes', { protocol, mechanism: 'none', resumed: false }],
-    ['serverHandshakes', { protocol, mechanism: 'ticket', resumed: true }],
-    ...(protocol === 'TLSv1.2'
-      ? [['serverHandshakes', { protocol, mechanism: 'session-id', resumed: true }] as [InstrumentId, Labels]]
-      : []),
+  ...(['TLSv1.2', 'TLSv1.3'] as const).flatMap((protocol) => [
+    ['serverHandshakes', protocol, 'none', false] as const,
+    ['serverHandshakes', protocol, 'ticket', true] as const,
+    ...(protocol === 'TLSv1.2' ? [['serverHandshakes', protocol, 'session-id', true] as const] : []),
   ]),
-  ...MISS_REASONS.map((reason): [InstrumentId, Labels] => ['serverMisses', { reason }]),
-  ['sessionsStored', {}],
-  ['sessionsEvicted', {}],
-  ['localKeys', {}],
-  ['keyStoreOutages', {}],
+  ...MISS_REASONS.map((reason) => ['serverMisses', reason] as const),
+  ['sessionsStored'],
+  ['sessionsEvicted'],
+  ['localKeys'],
+  ['keyStoreOutages'],
 ];

@@ -5,7 +5,7 @@
  */
 import type * as OtelApi from '@opentelemetry/api';
 import { invalidArgType } from '../errors';
-import { feed, INSTRUMENTS, LABELS, loadPeer, type InstrumentId, type Labels } from './instruments';
+import { feed, INSTRUMENTS, LABELS, loadPeer, SeriesIndex, type InstrumentId, type Label } from './instruments';
 import type { MetricsCollector } from './prometheus';
 
 /** What is used of an @opentelemetry/api Meter (typed structurally, so these declarations do not need the package). */
@@ -59,18 +59,21 @@ export function collectOpenTelemetryMetrics(options: OpenTelemetryCollectorOptio
           }),
     );
   }
-  const attributes = (labels: Labels): OtelApi.Attributes => {
+  // Each series' attributes object is made once (SeriesIndex) and passed to every add/record of that series.
+  const index = new SeriesIndex((series): OtelApi.Attributes => {
     const out: OtelApi.Attributes = {};
-    for (const [key, value] of Object.entries(labels) as Array<[keyof typeof LABELS, string | boolean]>) {
-      out[LABELS[key]] = key === 'protocol' ? otelProtocol(value as string) : value;
-    }
+    (INSTRUMENTS[series.id].labels as readonly Label[]).forEach((label, i) => {
+      const value = series.values[i]!;
+      out[LABELS[label]] = label === 'protocol' ? otelProtocol(value as string) : value;
+    });
     return out;
-  };
+  });
   let active = true;
-  const unsubscribe = feed({
-    add: (id, labels, value = 1) => (instruments.get(id) as ReturnType<OpenTelemetryMeter['createCounter']>).add(value, attributes(labels)),
-    observe: (id, labels, value) =>
-      (instruments.get(id) as ReturnType<OpenTelemetryMeter['createHistogram']>).record(value, attributes(labels)),
+  const unsubscribe = feed(index, {
+    add: (series, value) =>
+      (instruments.get(series.id) as ReturnType<OpenTelemetryMeter['createCounter']>).add(value, series.state as OtelApi.Attributes),
+    observe: (series, value) =>
+      (instruments.get(series.id) as ReturnType<OpenTelemetryMeter['createHistogram']>).record(value, series.state as OtelApi.Attributes),
   });
   return {
     stop() {

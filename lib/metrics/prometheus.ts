@@ -4,7 +4,7 @@
  */
 import type * as PromClient from 'prom-client';
 import { invalidArgType } from '../errors';
-import { feed, INITIAL_SERIES, INSTRUMENTS, loadPeer, type InstrumentId, type Labels } from './instruments';
+import { feed, INITIAL_SERIES, INSTRUMENTS, loadPeer, SeriesIndex, type InstrumentId, type Series } from './instruments';
 
 /** What is used of a prom-client Registry (typed structurally, so these declarations do not need prom-client). */
 export interface PrometheusRegistry {
@@ -31,7 +31,21 @@ export interface PrometheusMetricsCollector extends MetricsCollector {
   metrics(): Promise<string>;
 }
 
-const labelValue = (value: string | boolean): string => (typeof value === 'boolean' ? String(value) : value);
+/**
+ * Observations a histogram series holds before they go to prom-client. Measurements are counted
+ * into plain numbers on the handshake path and handed to prom-client (whose inc() and observe()
+ * build a label hash string and objects per call) in batches: counters when scraped, histograms
+ * when scraped or when this many observations wait.
+ */
+const PENDING_OBSERVATIONS = 256;
+
+interface PendingCount {
+  count: number;
+}
+interface PendingObservations {
+  values: Float64Array;
+  length: number;
+}
 
 /**
  * Registers tls-session's metrics in `register` and keeps them up to date from the
@@ -45,25 +59,63 @@ export function collectPrometheusMetrics(options: PrometheusCollectorOptions = {
   }
   const prom = loadPeer<typeof PromClient>('prom-client');
   const register = (options.register ?? prom.register) as PromClient.Registry;
-  const metrics = new Map<InstrumentId, PromClient.Counter | PromClient.Histogram>();
-  for (const [id, spec] of Object.entries(INSTRUMENTS) as Array<[InstrumentId, (typeof INSTRUMENTS)[InstrumentId]]>) {
-    const common = { name: prefix + spec.prom, help: spec.help, labelNames: [...spec.labels], registers: [register] };
-    metrics.set(
-      id,
-      spec.kind === 'counter'
-        ? new prom.Counter(common)
-        : new prom.Histogram({ ...common, buckets: [...(spec as { buckets: readonly number[] }).buckets] }),
-    );
-  }
-  const labelsOf = (labels: Labels): Record<string, string> => {
-    const out: Record<string, string> = {};
-    for (const [key, value] of Object.entries(labels)) if (value !== undefined) out[key] = labelValue(value);
-    return out;
+  const seriesOf = new Map<InstrumentId, Series[]>();
+  const index = new SeriesIndex((series) => {
+    seriesOf.get(series.id)!.push(series);
+    return INSTRUMENTS[series.id].kind === 'counter'
+      ? ({ count: 0 } satisfies PendingCount)
+      : ({ values: new Float64Array(PENDING_OBSERVATIONS), length: 0 } satisfies PendingObservations);
+  });
+  const flushCounts = (counter: PromClient.Counter, id: InstrumentId): void => {
+    for (const series of seriesOf.get(id)!) {
+      const pending = series.state as PendingCount;
+      if (pending.count === 0) continue;
+      counter.inc(series.labels, pending.count);
+      pending.count = 0;
+    }
   };
-  for (const [id, labels] of INITIAL_SERIES) (metrics.get(id) as PromClient.Counter).inc(labelsOf(labels), 0);
-  const unsubscribe = feed({
-    add: (id, labels, value = 1) => (metrics.get(id) as PromClient.Counter).inc(labelsOf(labels), value),
-    observe: (id, labels, value) => (metrics.get(id) as PromClient.Histogram).observe(labelsOf(labels), value),
+  const flushObservations = (histogram: PromClient.Histogram, series: Series): void => {
+    const pending = series.state as PendingObservations;
+    for (let i = 0; i < pending.length; i++) histogram.observe(series.labels, pending.values[i]!);
+    pending.length = 0;
+  };
+  const counters = new Map<InstrumentId, PromClient.Counter>();
+  const histograms = new Map<InstrumentId, PromClient.Histogram>();
+  for (const [id, spec] of Object.entries(INSTRUMENTS) as Array<[InstrumentId, (typeof INSTRUMENTS)[InstrumentId]]>) {
+    seriesOf.set(id, []);
+    const common = { name: prefix + spec.prom, help: spec.help, labelNames: [...spec.labels], registers: [register] };
+    if (spec.kind === 'counter') {
+      // prom-client calls collect() (with the metric as `this`) before every read of the metric.
+      counters.set(
+        id,
+        new prom.Counter({
+          ...common,
+          collect(this: PromClient.Counter) {
+            flushCounts(this, id);
+          },
+        }),
+      );
+    } else {
+      const histogram: PromClient.Histogram = new prom.Histogram({
+        ...common,
+        buckets: [...(spec as { buckets: readonly number[] }).buckets],
+        collect() {
+          for (const series of seriesOf.get(id)!) flushObservations(histogram, series);
+        },
+      });
+      histograms.set(id, histogram);
+    }
+  }
+  for (const [id, ...values] of INITIAL_SERIES) counters.get(id)!.inc(index.get(id, ...values).labels, 0);
+  const unsubscribe = feed(index, {
+    add: (series, value) => {
+      (series.state as PendingCount).count += value;
+    },
+    observe: (series, value) => {
+      const pending = series.state as PendingObservations;
+      pending.values[pending.length++] = value;
+      if (pending.length === PENDING_OBSERVATIONS) flushObservations(histograms.get(series.id)!, series);
+    },
   });
   let stopped = false;
   return {
