@@ -10,7 +10,7 @@
  *
  *   node -r ./test/persist/fixtures/register-ts.js bench/handshake.ts [--quick] [--keys rsa2048,p256]
  *     [--configs <substring>,...] [--seconds S] [--trials N] [--connections N] [--generators N]
- *     [--json FILE] [--no-redis]
+ *     [--json FILE] [--no-redis] [--no-nginx]
  *   ... bench/handshake.ts --metrics-cost [--keys p256] [--cycles N] [--slice-ms MS]
  *
  * --metrics-cost measures instead what tls-session's events and the Prometheus collector cost per
@@ -19,18 +19,19 @@
  *
  * docs/BENCHMARKS.md explains how to read the figures.
  */
-import { ChildProcess, execFileSync, fork, spawn } from 'node:child_process';
+import { ChildProcess, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, connect as netConnect } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { devCertificate, DevKeyType } from '../examples/dev-cert';
 import { BenchConfig, CONFIGS, KEY_TYPES, TARGETS } from './handshake/configs';
+import { freePort, startBenchRedis } from './redis-server';
 import type { RunRequest, RunResult } from './handshake/load';
 import type { PathRow } from './handshake/path';
 import type { ServerSpec } from './handshake/server';
+import { findNginx, reportNginxAnchor, startNginx, type CpuSource, type NginxAnchorRecord, type NginxInfo } from './handshake/nginx';
 import { reportMetricsCost, summarize, type MetricsCostResult } from './handshake/metrics-cost';
 import type { ReplayPath, Slice, SlicesRequest, SlicesResult, UnsubscribedPath } from './handshake/toggle';
 
@@ -44,6 +45,7 @@ interface Options {
   generators: number;
   json?: string;
   redis: boolean;
+  nginx: boolean;
   profile?: string;
   path: boolean;
   metricsCost: boolean;
@@ -62,6 +64,7 @@ const program = new Command()
   .option('--generators <n>', 'load-generator processes', Number, 2)
   .option('--json <file>', 'where to write the JSON results (default: a file in the temp directory)')
   .option('--no-redis', 'skip the RedisStore configurations')
+  .option('--no-nginx', 'skip the nginx configurations (the external anchor; skipped anyway when nginx is not installed)')
   .option('--no-path', 'skip the in-process measurement of the store path alone')
   .option('--profile <dir>', 'run the server processes with --cpu-prof, writing .cpuprofile files into <dir>')
   .option(
@@ -89,13 +92,14 @@ const execArgv = ['-r', join(here, '..', 'test', 'persist', 'fixtures', 'registe
 
 // --- which configurations ---
 
-function selectConfigs(redisAvailable: boolean): BenchConfig[] {
+function selectConfigs(redisAvailable: boolean, nginxAvailable: boolean): BenchConfig[] {
   let chosen = CONFIGS.filter((c) => (options.quick ? c.quick : true));
   if (options.configs) {
     const wanted = options.configs.split(',').map((s) => s.trim());
     chosen = CONFIGS.filter((c) => wanted.some((w) => c.id.includes(w)));
   }
   if (!redisAvailable) chosen = chosen.filter((c) => c.store !== 'redis');
+  if (!nginxAvailable) chosen = chosen.filter((c) => c.server !== 'nginx');
   // References travel with what refers to them.
   const ids = new Set(chosen.map((c) => c.id));
   for (;;) {
@@ -108,49 +112,6 @@ function selectConfigs(redisAvailable: boolean): BenchConfig[] {
 }
 
 // --- processes ---
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-function redisBinary(): string | undefined {
-  try {
-    return execFileSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' }).trim() || undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-async function startRedis(): Promise<{ url: string; child: ChildProcess } | undefined> {
-  const binary = redisBinary();
-  if (!binary) return undefined;
-  const port = await freePort();
-  const child = spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const socket = netConnect(port, '127.0.0.1');
-      socket.once('connect', () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once('error', () => resolve(false));
-    });
-    if (ok) return { url: `redis://127.0.0.1:${port}`, child };
-    if (Date.now() > deadline) {
-      child.kill();
-      return undefined;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 /** A child process spoken to by request/response messages of one type at a time. */
 class Peer {
@@ -197,11 +158,13 @@ class Peer {
 
 interface RunningServer {
   config: BenchConfig;
-  peer: Peer;
   port: number;
+  /** CPU the server used so far, µs (Node: the process, primary + workers; nginx: its worker). */
+  cpuMicros(): Promise<number>;
+  stop(): void | Promise<void>;
 }
 
-async function startServer(spec: ServerSpec, secretHex: string): Promise<RunningServer> {
+async function startServer(spec: ServerSpec, secretHex: string): Promise<RunningServer & { peer: Peer }> {
   const child = fork(join(here, 'handshake', 'server.ts'), [], {
     execArgv: options.profile ? [...execArgv, '--cpu-prof', `--cpu-prof-dir=${options.profile}`] : execArgv,
     env: { ...process.env, BENCH_SERVER: JSON.stringify(spec), BENCH_SECRET: secretHex },
@@ -209,7 +172,13 @@ async function startServer(spec: ServerSpec, secretHex: string): Promise<Running
   });
   const peer = new Peer(child);
   const { port } = await peer.next<{ port: number }>('ready');
-  return { config: spec.config, peer, port };
+  return {
+    config: spec.config,
+    peer,
+    port,
+    cpuMicros: async () => (await peer.ask<{ micros: number }>({ type: 'cpu' })).micros,
+    stop: () => peer.stop(),
+  };
 }
 
 // --- statistics ---
@@ -249,7 +218,7 @@ interface Summary {
 
 const spread = (values: number[]) => ({ median: median(values), min: Math.min(...values), max: Math.max(...values) });
 
-function pairedRatio(trials: Trial[], reference: Trial[], pick: (t: Trial) => number) {
+function pairedRatio<T extends { round: number }>(trials: T[], reference: T[], pick: (t: T) => number) {
   const ratios = trials.flatMap((t) => {
     const ref = reference.find((r) => r.round === t.round);
     return ref && pick(ref) > 0 ? [pick(t) / pick(ref)] : [];
@@ -398,8 +367,9 @@ async function main(): Promise<void> {
   if (options.metricsCost) return metricsCost();
   const dir = mkdtempSync(join(tmpdir(), 'tls-session-bench-'));
   const secretHex = randomBytes(32).toString('hex');
-  const redis = options.redis ? await startRedis() : undefined;
-  const configs = selectConfigs(redis !== undefined);
+  const redis = options.redis ? await startBenchRedis(dir) : undefined;
+  const nginx = options.nginx ? findNginx() : { missing: '--no-nginx' };
+  const configs = selectConfigs(redis !== undefined, 'binary' in nginx);
   const keys = options.keys.split(',').map((k) => k.trim()) as DevKeyType[];
   for (const key of keys) if (!KEY_TYPES.includes(key)) throw new Error(`--keys: unknown key type ${key}`);
   const generators = Array.from(
@@ -422,6 +392,9 @@ async function main(): Promise<void> {
       `${options.generators} generators × ${options.connections} connections; load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')}\n`,
   );
   if (!redis && options.redis) log('redis-server not found: RedisStore configurations skipped\n');
+  const nginxSkipped =
+    'missing' in nginx ? nginx.missing : configs.some((c) => c.server === 'nginx') ? undefined : 'no nginx configuration selected';
+  let nginxCpuSource: CpuSource | undefined;
   const summaries: Summary[] = [];
   let pathRows: PathRow[] | undefined;
   try {
@@ -433,17 +406,27 @@ async function main(): Promise<void> {
         let started = 0;
         const startOne = async (index: number): Promise<RunningServer> => {
           const config = configs[index]!;
-          const server = await startServer(
-            {
-              config,
-              keyFile,
-              certFile,
-              sqlitePath: join(dir, `${key}-${index}.db`),
-              redisUrl: redis?.url,
-              redisPrefix: `bench:${key}:${index}:`,
-            },
-            secretHex,
-          );
+          const server: RunningServer =
+            config.server === 'nginx'
+              ? await startNginx({
+                  config,
+                  binary: (nginx as NginxInfo).binary,
+                  keyFile,
+                  certFile,
+                  dir: join(dir, `${key}-nginx-${index}`),
+                  port: await freePort(),
+                }).then((n) => ((nginxCpuSource = n.cpuSource), n))
+              : await startServer(
+                  {
+                    config,
+                    keyFile,
+                    certFile,
+                    sqlitePath: join(dir, `${key}-${index}.db`),
+                    redisUrl: redis?.url,
+                    redisPrefix: `bench:${key}:${index}:`,
+                  },
+                  secretHex,
+                );
           started += 1;
           progress(`[${key}] started server ${started}/${configs.length}: ${config.id}`, `[${key}] starting ${configs.length} servers`);
           return server;
@@ -454,18 +437,19 @@ async function main(): Promise<void> {
         }
         const trials = new Map<string, Trial[]>(configs.map((c) => [c.id, []]));
         const runTrial = async (server: RunningServer, ms: number): Promise<Trial> => {
-          const before = (await server.peer.ask<{ micros: number }>({ type: 'cpu' })).micros;
+          const before = await server.cpuMicros();
           const request: RunRequest = {
             type: 'run',
             port: server.port,
             protocol: server.config.protocol,
+            tickets: server.config.tickets,
             resume: server.config.resume,
             connections: options.connections,
             durationMs: ms,
             caFile: certFile,
           };
           const results = await Promise.all(generators.map((g) => g.ask<RunResult>(request, 'result')));
-          const after = (await server.peer.ask<{ micros: number }>({ type: 'cpu' })).micros;
+          const after = await server.cpuMicros();
           const handshakes = results.reduce((s, r) => s + r.handshakes, 0);
           const wallMs = Math.max(...results.map((r) => r.wallMs));
           return {
@@ -522,7 +506,7 @@ async function main(): Promise<void> {
           summaries.push(summary);
         }
       } finally {
-        for (const server of servers) server.peer.stop();
+        await Promise.all(servers.map((server) => server.stop()));
       }
     }
     if (options.path) {
@@ -545,7 +529,7 @@ async function main(): Promise<void> {
     }
   } finally {
     for (const generator of generators) generator.stop();
-    redis?.child.kill();
+    await redis?.stop();
     rmSync(dir, { recursive: true, force: true });
   }
   if (tty) log('\r'.padEnd(110) + '\r');
@@ -553,7 +537,16 @@ async function main(): Promise<void> {
   report(summaries, keys);
   const modeled = pathRows ? reportPath(pathRows, summaries, keys) : undefined;
   const targets = evaluateTargets(summaries, keys);
-  writeRunRecord('handshake', startedAt, loadBefore, loadAfter, { results: summaries, storePath: pathRows, modeled, targets });
+  let nginxAnchor: NginxAnchorRecord;
+  if (nginxSkipped || !nginxCpuSource) {
+    nginxAnchor = { status: 'skipped', reason: nginxSkipped ?? 'no nginx server started' };
+    console.log(`\nnginx anchor skipped: ${nginxAnchor.reason}`);
+  } else {
+    nginxAnchor = reportNginxAnchor(summaries, keys, nginx as NginxInfo, nginxCpuSource, (a, b) =>
+      pairedRatio(a, b, (t) => t.serverCpuMicrosPerHandshake),
+    );
+  }
+  writeRunRecord('handshake', startedAt, loadBefore, loadAfter, { results: summaries, storePath: pathRows, modeled, targets, nginxAnchor });
 }
 
 const fmt = (n: number, digits = 0): string => n.toFixed(digits);

@@ -13,14 +13,32 @@ export interface BenchConfig {
   group: Group;
   /** TLS 1.2 session IDs (tickets off on both sides) or TLS 1.3 (tickets). */
   protocol: 'TLSv1.2' | 'TLSv1.3';
+  /**
+   * Tickets on, on both sides. TLS 1.2: resumption by ticket instead of session ID. nginx:
+   * ssl_session_tickets on (TLS 1.3 too; a Node server always has TLS 1.3 tickets).
+   */
+  tickets?: boolean;
+  /** Who serves: a Node server process (absent) or nginx, the external anchor (bench/handshake/nginx.ts). */
+  server?: 'nginx';
   /** Clients offer the last session they received. */
   resume: boolean;
   /** What the server has on its session events. */
-  /** map-async: the Map answered one promise later (what any asynchronous store API costs by itself). */
-  listener: 'none' | 'map' | 'map-async' | 'store' | 'ring';
+  /**
+   * map-async: the Map answered one promise later (what any asynchronous store API costs by itself).
+   * nginx: no Node server at all, nginx's own shared session cache (server: 'nginx').
+   * readme: attachSessionStore and a TicketKeyRing on one store, both sealed: the README's server.
+   */
+  listener: 'none' | 'map' | 'map-async' | 'store' | 'ring' | 'readme' | 'nginx';
   store?: StoreKind;
   sealed?: boolean;
   lookup?: 'all' | 'issued';
+  /**
+   * The store without its getNow (SessionStore#getNow): attachSessionStore answers resumeSession
+   * one promise later, as it did before the same-turn answer (that change's before/after in one run).
+   */
+  asyncGet?: boolean;
+  /** TicketKeyRing's renewTickets (default 'always'). */
+  renewTickets?: 'always' | 'retired';
   /**
    * tls-session's metrics: 'prometheus' (collectPrometheusMetrics on a prom-client Registry, so
    * every handshake publishes and counts), 'stopped' (the collector started and stopped again:
@@ -68,6 +86,22 @@ const cl = (id: string, rest: Partial<BenchConfig>): BenchConfig => ({
   ...rest,
 });
 
+/** nginx rows: each compared (CPU and throughput) with nginx's full handshake of its protocol. */
+const ngx = (id: string, rest: Partial<BenchConfig> & Pick<BenchConfig, 'protocol'>): BenchConfig => {
+  const full = `nginx ${rest.protocol === 'TLSv1.2' ? 'tls12' : 'tls13'} full`;
+  return {
+    id: `nginx ${id}`,
+    group: rest.protocol === 'TLSv1.2' ? 'tls12' : 'tls13',
+    resume: false,
+    listener: 'nginx',
+    server: 'nginx',
+    workers: 0,
+    throughputReference: full,
+    cpuReference: rest.resume ? full : undefined,
+    ...rest,
+  };
+};
+
 const resumedStore = (store: StoreKind, sealed: boolean): BenchConfig =>
   t12(`resumed ${store}${sealed ? '+seal' : ''}`, {
     resume: true,
@@ -95,13 +129,50 @@ export const CONFIGS: BenchConfig[] = [
   resumedStore('memory', true),
   resumedStore('sqlite', false),
   resumedStore('sqlite', true),
+  // Before/after of the same-turn answer (SessionStore#getNow): the same store, its getNow hidden.
+  t12('resumed sqlite+seal (async get)', {
+    resume: true,
+    listener: 'store',
+    store: 'sqlite',
+    sealed: true,
+    asyncGet: true,
+    cpuReference: 'tls12 resumed sqlite+seal',
+    quick: true,
+  }),
   resumedStore('redis', false),
   resumedStore('redis', true),
+  // Node's own tickets, no tls-session (OpenSSL's default ticket keys): what nginx's tickets are compared with.
+  t12('resumed tickets (Node default)', { resume: true, tickets: true, cpuReference: 'tls12 full' }),
   t13('full', { quick: true }),
   t13('full +sqlite+seal', { listener: 'store', store: 'sqlite', sealed: true, cpuReference: 'tls13 full', quick: true }),
   t13('full +redis+seal', { listener: 'store', store: 'redis', sealed: true, cpuReference: 'tls13 full' }),
   t13('full +redis+seal lookup=issued', { listener: 'store', store: 'redis', sealed: true, lookup: 'issued', cpuReference: 'tls13 full' }),
   t13('resumed TicketKeyRing', { resume: true, listener: 'ring', store: 'memory', sealed: true, cpuReference: 'tls13 full' }),
+  t13('resumed tickets (Node default)', { resume: true, cpuReference: 'tls13 full', quick: true }),
+  // Issue 24: the README's servers (attachSessionStore + TicketKeyRing on one store) vs Node's own tickets.
+  t13('resumed TicketKeyRing renew=retired', {
+    resume: true,
+    listener: 'ring',
+    store: 'memory',
+    sealed: true,
+    renewTickets: 'retired',
+    cpuReference: 'tls13 resumed tickets (Node default)',
+  }),
+  t13('resumed README sqlite', {
+    resume: true,
+    listener: 'readme',
+    store: 'sqlite',
+    sealed: true,
+    cpuReference: 'tls13 resumed tickets (Node default)',
+    quick: true,
+  }),
+  t13('resumed README redis', {
+    resume: true,
+    listener: 'readme',
+    store: 'redis',
+    sealed: true,
+    cpuReference: 'tls13 resumed tickets (Node default)',
+  }),
   // Issue 23: the Prometheus collector on vs off, on the resumed paths it observes most per CPU.
   t12('resumed memory+seal +prometheus', {
     resume: true,
@@ -131,6 +202,12 @@ export const CONFIGS: BenchConfig[] = [
     cpuReference: 'tls13 resumed TicketKeyRing',
     quick: true,
   }),
+  // Issue 24: nginx, 1 worker, shared session cache, as the external anchor (run only when nginx is installed).
+  ngx('tls12 full', { protocol: 'TLSv1.2' }),
+  ngx('tls12 resumed session IDs', { protocol: 'TLSv1.2', resume: true }),
+  ngx('tls12 resumed tickets', { protocol: 'TLSv1.2', resume: true, tickets: true }),
+  ngx('tls13 full', { protocol: 'TLSv1.3', tickets: true }),
+  ngx('tls13 resumed tickets', { protocol: 'TLSv1.3', resume: true, tickets: true }),
   cl('full', { resume: false }),
   cl('resumed Map/worker', { listener: 'map', cpuReference: 'cluster2 full' }),
   cl('resumed sqlite+seal shared', { listener: 'store', store: 'sqlite', sealed: true, cpuReference: 'cluster2 resumed Map/worker' }),
@@ -169,6 +246,31 @@ export const TARGETS: Target[] = [
     reference: 'tls13 full',
     metric: 'throughput',
     bound: 0.95,
+  })),
+  // Issue 24, target 1: the README's servers resume TLS 1.3 as cheaply as Node with its own tickets.
+  ...['sqlite', 'redis'].flatMap((store): Target[] => [
+    {
+      name: `TLS 1.3 resumed, README server (${store}) vs Node's default tickets: handshakes/s`,
+      config: `tls13 resumed README ${store}`,
+      reference: 'tls13 resumed tickets (Node default)',
+      metric: 'throughput',
+      bound: 0.97,
+    },
+    {
+      name: `TLS 1.3 resumed, README server (${store}) vs Node's default tickets: server CPU`,
+      config: `tls13 resumed README ${store}`,
+      reference: 'tls13 resumed tickets (Node default)',
+      metric: 'cpu',
+      bound: 1.03,
+    },
+  ]),
+  // Issue 24, target 2: TLS 1.2 session IDs through RedisStore.
+  ...['redis', 'redis+seal'].map((s): Target => ({
+    name: `TLS 1.2 resumed through RedisStore (${s}) vs bare Map: server CPU`,
+    config: `tls12 resumed ${s}`,
+    reference: 'tls12 resumed Map',
+    metric: 'cpu',
+    bound: 1.1,
   })),
   ...['tls12 resumed memory+seal', 'tls13 resumed TicketKeyRing'].map((config): Target => ({
     name: `${config} with the Prometheus collector on vs off: server CPU`,

@@ -13,6 +13,8 @@ export interface RunRequest {
   type: 'run';
   port: number;
   protocol: 'TLSv1.2' | 'TLSv1.3';
+  /** TLS 1.2: offer tickets (resume by ticket) instead of refusing them (resume by session ID). */
+  tickets?: boolean;
   resume: boolean;
   connections: number;
   durationMs: number;
@@ -43,8 +45,9 @@ function once(request: RunRequest, ca: Buffer, session: Buffer | undefined): Pro
       session,
       noDelay: true,
     };
-    if (request.protocol === 'TLSv1.2') Object.assign(options, { maxVersion: 'TLSv1.2', secureOptions: constants.SSL_OP_NO_TICKET });
-    else options.minVersion = 'TLSv1.3';
+    if (request.protocol === 'TLSv1.2') {
+      Object.assign(options, { maxVersion: 'TLSv1.2', secureOptions: request.tickets ? 0 : constants.SSL_OP_NO_TICKET });
+    } else options.minVersion = 'TLSv1.3';
     const socket = tls.connect(options);
     // Close as soon as the handshake (and, for a full TLS 1.3 handshake with resumption, the first
     // ticket) is in: waiting for the server's close would measure TCP's delayed ACKs, not TLS. A

@@ -43,6 +43,20 @@ const ownCpu = (): number => {
 };
 
 function makeStore(): SessionStore {
+  const store = openStore();
+  if (!spec.config.asyncGet) return store;
+  // The same store, its getNow hidden: attachSessionStore's asynchronous path.
+  return {
+    get: (key) => store.get(key),
+    set: (key, value, ttl) => store.set(key, value, ttl),
+    delete: (key) => store.delete(key),
+    ready: () => store.ready?.() ?? Promise.resolve(),
+    close: () => store.close(),
+    settlesWithinMs: store.settlesWithinMs,
+  };
+}
+
+function openStore(): SessionStore {
   switch (spec.config.store) {
     case 'sqlite':
       return new SqliteStore({ path: spec.sqlitePath });
@@ -60,8 +74,9 @@ async function serve(): Promise<number> {
     cert: readFileSync(spec.certFile),
     noDelay: true,
   };
-  if (config.protocol === 'TLSv1.2') Object.assign(options, { maxVersion: 'TLSv1.2', secureOptions: constants.SSL_OP_NO_TICKET });
-  else options.minVersion = 'TLSv1.3';
+  if (config.protocol === 'TLSv1.2') {
+    Object.assign(options, { maxVersion: 'TLSv1.2', secureOptions: config.tickets ? 0 : constants.SSL_OP_NO_TICKET });
+  } else options.minVersion = 'TLSv1.3';
   // TLS 1.3: Node writes the NewSessionTicket messages after 'secureConnection' has been emitted;
   // a socket ended synchronously in it closes before they are out, and the client never gets a
   // ticket (so never resumes). Ending one turn later lets them out. TLS 1.2 sends nothing after
@@ -100,8 +115,16 @@ async function serve(): Promise<number> {
       if (message?.type === 'stats') send({ type: 'stats', stats: handle.stats() });
     });
   } else if (config.listener === 'ring') {
-    const ring = new TicketKeyRing({ store: makeStore(), secret });
+    const ring = new TicketKeyRing({ store: makeStore(), secret, renewTickets: config.renewTickets });
     await ring.attach(server);
+  } else if (config.listener === 'readme') {
+    // README.md's server: one store for TLS 1.2 session IDs and the fleet's ticket keys, sealed.
+    const store = makeStore();
+    const handle = attachSessionStore(server, { store, secret, onError: () => undefined });
+    await new TicketKeyRing({ store, secret, renewTickets: config.renewTickets }).attach(server);
+    process.on('message', (message: { type?: string }) => {
+      if (message?.type === 'stats') send({ type: 'stats', stats: handle.stats() });
+    });
   }
   if (spec.toggle) {
     const toggle = prepareToggle(server, [onSecure]);

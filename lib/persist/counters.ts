@@ -113,9 +113,9 @@ export interface TicketCounts {
   issued: number;
   /** Of those, sealed with a key local to this process (the store was unreachable). */
   issuedWithLocalKey: number;
-  /** Tickets opened and accepted as they are. */
+  /** Tickets opened and accepted as they are, no new ticket (renewTickets 'retired', a key still sealing). */
   decrypted: TicketKeyAgeCounts;
-  /** Tickets opened with a retired key: accepted, and the client gets a new ticket under the current key. */
+  /** Tickets opened and renewed: accepted, and the client gets a new ticket under the current key (every one by default). */
   renewed: TicketKeyAgeCounts;
   /** Tickets refused (full handshake): a key this ring never had, or one past its retention. */
   rejected: { unknownKey: number; pastRetention: number };

@@ -13,7 +13,7 @@ export type { ClientSessionCacheOptions, ClientSessionCacheStats, ConnectorOptio
 export type { AttachSessionStoreOptions, SessionStoreHandle } from './server/attach';
 export { TicketKeyRing, TICKET_KEY_FALLBACK_WARNING } from './server/ticket-key-ring';
 export { TICKET_KEY_BYTES } from '../ticket-key-layout';
-export type { TicketKeyRingOptions, TicketKeyRingStats, TicketKeyMode } from './server/ticket-key-ring';
+export type { TicketKeyRingOptions, TicketKeyRingStats, TicketKeyMode, TicketRenewal } from './server/ticket-key-ring';
 export { Sealer, DEFAULT_KEY_ID } from './records/envelope';
 export type { Secret, SecretKey, SealPurpose } from './records/envelope';
 export { deriveScope, sessionIdContextFor } from './server/session-id-context';

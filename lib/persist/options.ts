@@ -31,6 +31,13 @@ export function stringOption(value: unknown, name: string, fallback: string, { n
   return value;
 }
 
+/** A boolean option; `fallback` when undefined. */
+export function booleanOption(value: unknown, name: string, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw invalidArgType(name, 'of type boolean', value);
+  return value;
+}
+
 /** An optional callback option. */
 export function functionOption<F extends (...args: never[]) => unknown>(value: F | undefined, name: string): F | undefined {
   if (value !== undefined && typeof value !== 'function') throw invalidArgType(name, 'a function', value);

@@ -245,17 +245,18 @@ describe('tickets (TicketKeyRing)', () => {
     };
   }
 
-  test('TLS 1.3: not offered, then resumed by ticket with the key age observed; TLS 1.2 tickets are "ticket" too', async () => {
+  test('TLS 1.3: not offered, then resumed by ticket with the key age observed (renewed: the default sends a new ticket); TLS 1.2 tickets are "ticket" too', async () => {
     const a = await ringServer(new MemoryStore());
     try {
       const first = await handshake(pki, a.port);
       expect(await lastHandshake(1)).toEqual({ protocol: 'TLSv1.3', resumed: false, mechanism: 'none', missReason: 'not-offered' });
       expect((await handshake(pki, a.port, first.session)).reused).toBe(true);
       expect(await lastHandshake(2)).toEqual({ protocol: 'TLSv1.3', resumed: true, mechanism: 'ticket' });
-      const accepted = events.of(CHANNELS.ringTicket).filter((e) => e.outcome === 'accepted');
-      expect(accepted).toHaveLength(1);
-      expect(accepted[0]!.keyAgeSeconds).toBeGreaterThanOrEqual(0);
-      expect(accepted[0]!.keyAgeSeconds).toBeLessThan(3600);
+      const renewed = events.of(CHANNELS.ringTicket).filter((e) => e.outcome === 'renewed');
+      expect(renewed).toHaveLength(1);
+      expect(renewed[0]!.keyAgeSeconds).toBeGreaterThanOrEqual(0);
+      expect(renewed[0]!.keyAgeSeconds).toBeLessThan(3600);
+      expect(events.of(CHANNELS.ringTicket).filter((e) => e.outcome === 'accepted')).toHaveLength(0);
       const tls12 = await handshake(pki, a.port, undefined, { maxVersion: 'TLSv1.2' });
       expect((await handshake(pki, a.port, tls12.session, { maxVersion: 'TLSv1.2' })).reused).toBe(true);
       expect(await lastHandshake(4)).toEqual({ protocol: 'TLSv1.2', resumed: true, mechanism: 'ticket' });
@@ -268,8 +269,26 @@ describe('tickets (TicketKeyRing)', () => {
     expect(await metrics.value('tls_session_server_handshakes_total', { protocol: 'TLSv1.2', mechanism: 'ticket', resumed: 'true' })).toBe(
       1,
     );
-    expect(await metrics.value('tls_session_ticket_key_age_seconds_count', { outcome: 'accepted' })).toBe(2);
+    expect(await metrics.value('tls_session_ticket_key_age_seconds_count', { outcome: 'renewed' })).toBe(2);
     expect(await metrics.value('tls_session_ticket_operations_total', { outcome: 'issued' })).toBeGreaterThanOrEqual(2);
+  });
+
+  test("renewTickets 'retired': a current key's ticket is 'accepted' (no new ticket); 'renewed' is left to retired keys", async () => {
+    const a = await ringServer(new MemoryStore(), () => tls13Server(pki), { renewTickets: 'retired' });
+    try {
+      const first = await handshake(pki, a.port);
+      const resumed = await handshake(pki, a.port, first.session);
+      expect(resumed.reused).toBe(true);
+      expect(resumed.session).toBeUndefined();
+      const opened = events.of(CHANNELS.ringTicket).filter((e) => e.outcome === 'accepted' || e.outcome === 'renewed');
+      expect(opened).toEqual([{ outcome: 'accepted', keyAgeSeconds: expect.any(Number), localKey: false }]);
+      // Two tickets after the full handshake, none after the resumption.
+      expect(events.of(CHANNELS.ringTicket).filter((e) => e.outcome === 'issued')).toHaveLength(2);
+    } finally {
+      await a.stop();
+    }
+    expect(await metrics.value('tls_session_ticket_key_age_seconds_count', { outcome: 'accepted' })).toBe(1);
+    expect(await metrics.value('tls_session_ticket_operations_total', { outcome: 'renewed' })).toBe(0);
   });
 
   test('unknown-ticket-key: a ticket from a server of another fleet (another store)', async () => {

@@ -1,7 +1,8 @@
 /**
  * TicketKeyRing on real node:tls servers sharing a MemoryStore (two fleet members, one ring each
  * as in two processes): tickets resume across members and across a rotation (older keys open and
- * renew), not past the retention. The setTicketKeys fallback, forced by deleting the internal on
+ * renew), not past the retention. Every ticket opened is renewed by default (TLS 1.3 tickets are
+ * single-use); `renewTickets: 'retired'` renews only those of retired keys, as Node does. The setTicketKeys fallback, forced by deleting the internal on
  * a real server's own context, behaves as documented. SNI contexts and contexts set later are
  * covered. Store outages and Redis are in ticket-key-ring.redis.test.ts.
  */
@@ -95,8 +96,10 @@ test('a TLS 1.3 ticket from server A resumes on server B', async () => {
     expect(b.fetched).toBeGreaterThanOrEqual(1);
     expect(a.mode).toBe('callback');
     expect(f.rings[0]!.stats(f.servers[0]!).tickets.issued).toBeGreaterThanOrEqual(1);
+    // Opened and renewed (renewTickets 'always'): by the current key, or the previous one if the epoch just ended.
     const opened = f.rings[1]!.stats(f.servers[1]!).tickets;
-    expect(opened.decrypted.current + opened.renewed.previous).toBe(1);
+    expect(opened.renewed.current + opened.renewed.previous).toBe(1);
+    expect(opened.decrypted).toEqual({ ahead: 0, current: 0, previous: 0, older: 0 });
     expect(b.store).toMatchObject({ ready: true, outages: 0 });
     expect(b.store.msSinceKeySync).toBeGreaterThanOrEqual(0);
   } finally {
@@ -115,6 +118,66 @@ test('a TLS 1.2 ticket from server A resumes on server B', async () => {
   } finally {
     await f.stop();
   }
+});
+
+const NONE = { ahead: 0, current: 0, previous: 0, older: 0 };
+
+describe.each([
+  ['always (the default)', undefined, 'renews'],
+  ['retired', 'retired', 'accepts'],
+] as const)('renewTickets %s', (_name, renewTickets, does) => {
+  async function ringServer(make: () => tls.Server) {
+    const server = make();
+    const ring = new TicketKeyRing({ store: new MemoryStore(), ...(renewTickets && { renewTickets }) });
+    await ring.attach(server);
+    const port = await listen(server);
+    return { server, ring, port, stop: async () => (ring.close(), await close(server)) };
+  }
+
+  test(`TLS 1.3: ${does} a current-key ticket; ${does === 'renews' ? 'each resumption brings the next ticket' : 'a resumption brings none (Node’s behaviour)'}`, async () => {
+    const s = await ringServer(() => tls13Server(pki));
+    try {
+      const first = await handshake(pki, s.port);
+      expect(s.ring.stats(s.server).tickets.issued).toBe(2); // Node's server: two tickets after a full handshake
+      let ticket = first.session!;
+      for (let i = 1; i <= 3; i++) {
+        const next = await handshake(pki, s.port, ticket);
+        expect(next.reused).toBe(true);
+        if (does === 'renews') {
+          expect(next.session).toBeDefined();
+          expect(next.session!.equals(ticket)).toBe(false);
+          ticket = next.session!;
+        } else {
+          expect(next.session).toBeUndefined(); // the client keeps (reuses, here) its only ticket
+        }
+      }
+      const { tickets } = s.ring.stats(s.server);
+      expect(tickets.issued).toBe(does === 'renews' ? 2 + 3 : 2);
+      expect(tickets.renewed).toEqual(does === 'renews' ? { ...NONE, current: 3 } : NONE);
+      expect(tickets.decrypted).toEqual(does === 'renews' ? NONE : { ...NONE, current: 3 });
+    } finally {
+      await s.stop();
+    }
+  });
+
+  test(`TLS 1.2: ${does} a current-key ticket (the callback does not know the protocol: renewing re-issues a TLS 1.2 ticket too)`, async () => {
+    const s = await ringServer(() =>
+      tls.createServer({ key: pki.serverKey, cert: pki.serverCert, maxVersion: 'TLSv1.2' }, (c) => c.end('hi')),
+    );
+    try {
+      const first = await handshake(pki, s.port);
+      expect(first.protocol).toBe('TLSv1.2');
+      const issued = s.ring.stats(s.server).tickets.issued;
+      expect((await handshake(pki, s.port, first.session)).reused).toBe(true);
+      const { tickets } = s.ring.stats(s.server);
+      // Renewed: one more NewSessionTicket in the abbreviated handshake (a Node client emits no 'session' for it).
+      expect(tickets.issued - issued).toBe(does === 'renews' ? 1 : 0);
+      expect(tickets.renewed.current + tickets.decrypted.current).toBe(1);
+      expect(tickets.renewed.current).toBe(does === 'renews' ? 1 : 0);
+    } finally {
+      await s.stop();
+    }
+  });
 });
 
 test('the stored ticket key is sealed when a secret is given, and the ring never shows it', async () => {
@@ -158,9 +221,9 @@ test('a ticket issued just before a rotation resumes on another member just afte
     const onB = f.rings[1]!.stats(f.servers[1]!).tickets;
     expect(onB.renewed.previous).toBe(1);
     expect(onB.rejected).toEqual({ unknownKey: 0, pastRetention: 0 });
-    // The renewed ticket is sealed with the current key: it resumes on A as it is.
+    // The renewed ticket is sealed with the current key: it resumes on A (renewed again, the default).
     expect((await handshake(pki, f.ports[0]!, after.session)).reused).toBe(true);
-    expect(f.rings[0]!.stats(f.servers[0]!).tickets.decrypted.current).toBeGreaterThanOrEqual(1);
+    expect(f.rings[0]!.stats(f.servers[0]!).tickets.renewed.current).toBeGreaterThanOrEqual(1);
 
     // The old key stopped sealing at the end of `epoch`; it opens tickets for retentionSeconds more.
     clockPastEpoch(clock, epoch, rotationSeconds, retentionSeconds * 1000 - 1000);
@@ -310,6 +373,8 @@ test('bad options and arguments are typed errors', async () => {
     [{ store, onError: 'log' }, 'ERR_INVALID_ARG_TYPE'],
     [{ store, now: new Date() }, 'ERR_INVALID_ARG_TYPE'],
     [{ store, secret: Buffer.alloc(3) }, 'ERR_OUT_OF_RANGE'],
+    [{ store, renewTickets: 'never' }, 'ERR_INVALID_ARG_VALUE'],
+    [{ store, renewTickets: false }, 'ERR_INVALID_ARG_VALUE'],
   ] as const) {
     expect(() => new TicketKeyRing(options as unknown as TicketKeyRingOptions)).toThrow(expect.objectContaining({ code }));
   }

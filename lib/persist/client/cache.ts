@@ -14,7 +14,9 @@
  *   through the connection's checkServerIdentity, as a full handshake's would be.
  * - Options are read once, at the call (the lookup awaits the store).
  * - TLS 1.3 tickets are single-use (RFC 8446 §C.4): a small pool per peer, each connection takes
- *   one with the store's atomic take(). TLS 1.2 sessions are kept under one key and reused.
+ *   one with the store's atomic take(). TLS 1.2 sessions are kept under one key and reused. For
+ *   servers that send no new ticket after a resumption, `reuseTickets` (off by default) offers
+ *   the last ticket taken for the peer again when its pool is empty (a privacy cost: see there).
  * - The lookup has a budget (default 50 ms): a slow or dead store costs at most that, then the
  *   connection goes ahead with a full handshake. Store failures never reject a connection.
  * - Sessions arrive after the handshake (TLS 1.3 sends tickets then); writes are tracked so that
@@ -50,7 +52,7 @@ import { SqliteStore } from '../stores/sqlite';
 import { LatencyReservoir, type LatencyPercentiles } from '../counters';
 import { assertSessionStore, type SessionStore } from '../stores/contract';
 import { StoreGateway } from '../stores/gateway';
-import { choiceOption, excludeEachOther, functionOption, integerOption, optionsObject, stringOption } from '../options';
+import { booleanOption, choiceOption, excludeEachOther, functionOption, integerOption, optionsObject, stringOption } from '../options';
 
 export interface ClientSessionCacheOptions {
   /** Where sessions live: SqliteStore for one machine, RedisStore for a fleet, MemoryStore for one process. */
@@ -83,6 +85,19 @@ export interface ClientSessionCacheOptions {
   maxAgeSeconds?: number;
   /** TLS 1.3 tickets kept per peer (default 4); each connection takes one. */
   poolSize?: number;
+  /**
+   * Offer a peer's last TLS 1.3 ticket again when its pool is empty (default false: a full
+   * handshake). For servers that send no new ticket after a resumption (Node's own, unless the
+   * ticket-key callback renews: TicketKeyRing does by default), where a client that connects once
+   * per process otherwise resumes two times in three. The cost is privacy: a ticket is sent in
+   * the clear in the ClientHello, so a network observer links every connection that offers the
+   * same one (RFC 8446 C.4 asks clients not to reuse tickets for this reason). A server may
+   * refuse a ticket it saw before (anti-replay, stateful tickets): that costs a full handshake,
+   * and the ticket is dropped. No early data (0-RTT) is sent, reused or not. The ticket is kept
+   * under the peer's key, sealed as the pool's are, and expires as they do (its lifetime, the
+   * certificate's, maxAgeSeconds); only a ticket the server accepted (a resumption) is kept.
+   */
+  reuseTickets?: boolean;
   /** Prefix of every store key (default 'client:'); keep it apart from a server's 'session:'. */
   keyPrefix?: string;
   /** Largest session DER stored or offered (default 32 KiB: a client session holds the server's certificate). */
@@ -119,6 +134,8 @@ export interface ClientSessionCacheStats {
   errors: number;
   /** Connections that could not use the cache (a secureContext or pskCallback was given). */
   bypassed: number;
+  /** Of the offered, TLS 1.3 tickets offered again because the peer's pool was empty (reuseTickets). */
+  reusedTickets: number;
   /** Milliseconds, per connection's lookup (everything before tls.connect) and per stored session. */
   latencyMs: { lookup: LatencyPercentiles; store: LatencyPercentiles };
 }
@@ -155,6 +172,11 @@ interface Offer {
   use: ClientSessionUse;
   /** Where a reusable session lives (deleted when the server no longer resumes it). */
   key: string;
+  /** The record as stored (sealed), and when it expires: a resumed ticket is kept for reuse (reuseTickets). */
+  stored: Buffer;
+  expiresAtMs: number;
+  /** Offered from the reuse slot (`<key>:u`) because the pool was empty: deleted when the server refuses it. */
+  reused: boolean;
 }
 
 /** A record only this connection's checkServerIdentity refused: kept for the connections it suits. */
@@ -170,7 +192,11 @@ const DEFAULTS = {
   keyPrefix: 'client:',
   maxSessionBytes: 32 * 1024,
   ticketWaitMs: 250,
+  reuseTickets: false,
 };
+
+/** The slot of a peer's last TLS 1.3 ticket taken and resumed, kept for reuseTickets. */
+const REUSE_SLOT = 'u';
 
 /** The connector's defaults, as undici's own connector has them (buildConnector). */
 const CONNECTOR_DEFAULTS = { timeout: 10_000, keepAlive: true, keepAliveInitialDelay: 60_000 };
@@ -216,6 +242,7 @@ export class ClientSessionCache {
     rejected: 0,
     errors: 0,
     bypassed: 0,
+    reusedTickets: 0,
   };
   #closed = false;
   /** Set once close() has waited for everything: sessions arriving later are not written. */
@@ -233,6 +260,7 @@ export class ClientSessionCache {
       maxSessionBytes: integerOption(options.maxSessionBytes, 'options.maxSessionBytes', DEFAULTS.maxSessionBytes, 256, 1024 * 1024),
       ticketWaitMs: integerOption(options.ticketWaitMs, 'options.ticketWaitMs', DEFAULTS.ticketWaitMs, 0, 10_000),
       keyPrefix: stringOption(options.keyPrefix, 'options.keyPrefix', DEFAULTS.keyPrefix),
+      reuseTickets: booleanOption(options.reuseTickets, 'options.reuseTickets', DEFAULTS.reuseTickets),
     };
     functionOption(options.onError, 'options.onError');
     this.#now = clockOption(options.now);
@@ -488,10 +516,15 @@ export class ClientSessionCache {
         });
       }
       if (offer) {
-        if (socket.isSessionReused()) this.#counts.resumed += 1;
-        else {
+        if (socket.isSessionReused()) {
+          this.#counts.resumed += 1;
+          // The server accepted this ticket: it is the one to offer again once the pool is empty.
+          if (this.#config.reuseTickets && offer.use === 'single-use' && !offer.reused && (!peer.verifies || socket.authorized)) {
+            this.#keepForReuse(peer, offer);
+          }
+        } else {
           this.#counts.notResumed += 1;
-          if (offer.use === 'reusable') this.#deleteQuietly(offer.key);
+          if (offer.use === 'reusable' || offer.reused) this.#deleteQuietly(offer.key);
         }
       }
       // A verifying connection reaches secureConnect only once verified; keep nothing otherwise.
@@ -574,8 +607,10 @@ export class ClientSessionCache {
     const lookup = { abandoned: false, deadline: started + this.#config.budgetMs };
     try {
       const offer = await this.#gateway.run('client session lookup', this.#config.budgetMs, (store) => this.#find(store, peer, lookup));
-      if (offer) this.#counts.offered += 1;
-      else {
+      if (offer) {
+        this.#counts.offered += 1;
+        if (offer.reused) this.#counts.reusedTickets += 1;
+      } else {
         this.#counts.misses += 1;
         outcome.notOfferedReason = 'not-cached';
       }
@@ -592,7 +627,10 @@ export class ClientSessionCache {
     }
   }
 
-  /** A reusable session first, else a ticket taken from the pool (starting at a random slot, so processes spread out). */
+  /**
+   * A reusable session first, else a ticket taken from the pool (starting at a random slot, so
+   * processes spread out), else with reuseTickets the peer's last ticket again (read, not taken).
+   */
   async #find(store: SessionStore, peer: ClientPeer, lookup: { abandoned: boolean; deadline: number }): Promise<Offer | undefined> {
     const inTime = (): boolean => {
       if (lookup.abandoned) return false;
@@ -618,7 +656,31 @@ export class ClientSessionCache {
       if (offer && 'nodeSession' in offer) return offer;
       if (offer) this.#putBack(key, record, offer.expiresAtMs);
     }
+    if (!this.#config.reuseTickets || !inTime()) return undefined;
+    // The pool is empty: the last ticket this peer's server accepted, under the same key and seal.
+    const reuseKey = `${poolKey}:${REUSE_SLOT}`;
+    const last = await store.get(reuseKey);
+    if (last === undefined) return undefined;
+    const offer = this.#accept(peer, reuseKey, last);
+    if (offer && 'nodeSession' in offer) return offer.use === 'single-use' ? { ...offer, reused: true } : undefined;
+    if (offer === undefined) this.#deleteQuietly(reuseKey); // kept when only this connection's check refused it
     return undefined;
+  }
+
+  /**
+   * Keeps a ticket the server just accepted in the peer's reuse slot (replacing the one before),
+   * until the record expires. Off the connection's path, tracked; nothing after close().
+   */
+  #keepForReuse(peer: ClientPeer, offer: Offer): void {
+    if (this.#drained) return;
+    const ttlSeconds = Math.floor((offer.expiresAtMs - this.#now()) / 1000);
+    if (ttlSeconds < 1) return;
+    const key = `${this.#poolKey(peer)}:${REUSE_SLOT}`;
+    this.#track(
+      this.#gateway
+        .call('client session write', this.#config.writeBudgetMs, (store) => store.set(key, offer.stored, ttlSeconds))
+        .catch((error: Error) => this.#gateway.fail(error)),
+    );
   }
 
   /**
@@ -656,7 +718,7 @@ export class ClientSessionCache {
       }
       const der = Buffer.from(record.der);
       const nodeSession = nodeSessionFormat().format === 'wrapped' ? buildNodeEnvelope(peer.identity, der) : der;
-      return { nodeSession, use: record.use, key };
+      return { nodeSession, use: record.use, key, stored, expiresAtMs: record.expiresAtMs, reused: false };
     } catch (error) {
       const refused = error instanceof RecordRejectedError ? error : new RecordRejectedError('rejected', (error as Error).message, error);
       if (refused.reason === 'expired') this.#counts.expired += 1;
@@ -757,10 +819,13 @@ export class ClientSessionCache {
     return { record, use, ttlSeconds };
   }
 
+  /** Deletes a record off the connection's path; tracked, so flush() and close() wait for it. */
   #deleteQuietly(key: string): void {
-    this.#gateway
-      .call('client session delete', this.#config.writeBudgetMs, (store) => store.delete(key))
-      .catch((error: Error) => this.#gateway.fail(error));
+    this.#track(
+      this.#gateway
+        .call('client session delete', this.#config.writeBudgetMs, (store) => store.delete(key))
+        .catch((error: Error) => this.#gateway.fail(error)),
+    );
   }
 }
 

@@ -510,24 +510,43 @@ class SessionStoreAttachment implements SessionStoreHandle {
       return;
     }
     const started = performance.now();
+    if (this.#storeReady === undefined && this.#gateway.answersNow()) {
+      // An in-process store (SessionStore#getNow): answered in this turn, so Node goes on with
+      // the handshake inside its own read callback rather than one promise later.
+      let record: Buffer | undefined;
+      try {
+        record = this.#gateway.getNow(key);
+      } catch (error) {
+        answer(this.#lookupFailed(error as Error, connection, started));
+        return;
+      }
+      answer(this.#fetched(key, sessionId, record, connection, started));
+      return;
+    }
     const get = (): Promise<Buffer | undefined> => this.#gateway.call('get', this.#config.budgetMs, (store) => store.get(key));
     const work = this.#storeReady ? this.#storeReady.then(get) : get();
     work.then(
-      (record) => {
-        const latencyMs = performance.now() - started;
-        this.#stats.getLatency.record(latencyMs);
-        answer(this.#found(key, sessionId, record, connection, latencyMs));
-      },
-      (error: Error) => {
-        const latencyMs = performance.now() - started;
-        this.#stats.getLatency.record(latencyMs);
-        this.#stats.misses += 1;
-        this.#gateway.fail(error);
-        this.#observeLookup(connection, error instanceof StoreTimeoutError ? 'store-timeout' : 'store-error', latencyMs);
-        answer(null);
-      },
+      (record) => answer(this.#fetched(key, sessionId, record, connection, started)),
+      (error: Error) => answer(this.#lookupFailed(error, connection, started)),
     );
   };
+
+  /** A lookup that got an answer from the store (a record or none): timed, then judged by #found. */
+  #fetched(key: string, sessionId: Buffer, record: Buffer | undefined, connection: object | undefined, started: number): Buffer | null {
+    const latencyMs = performance.now() - started;
+    this.#stats.getLatency.record(latencyMs);
+    return this.#found(key, sessionId, record, connection, latencyMs);
+  }
+
+  /** A lookup the store failed (an error or its time budget): a miss, counted and reported. */
+  #lookupFailed(error: Error, connection: object | undefined, started: number): null {
+    const latencyMs = performance.now() - started;
+    this.#stats.getLatency.record(latencyMs);
+    this.#stats.misses += 1;
+    this.#gateway.fail(error);
+    this.#observeLookup(connection, error instanceof StoreTimeoutError ? 'store-timeout' : 'store-error', latencyMs);
+    return null;
+  }
 
   /** What a fetched record (or its absence) answers Node: the DER, or null (counted and reported). */
   #found(key: string, sessionId: Buffer, record: Buffer | undefined, connection: object | undefined, latencyMs: number): Buffer | null {

@@ -9,10 +9,13 @@
  * Node keeps one ticket key per context (setTicketKeys replaces it), which would make every ticket
  * fail at each rotation. The ring therefore installs Node's internal ticket-key callback on the
  * server's contexts (`context.enableTicketKeyCallback()` + `context.onticketkeycallback`): the
- * current key seals new tickets; older keys still open tickets, and get them renewed under the
- * current key, for `retentionSeconds` after they stopped sealing. A cluster worker's listen()
- * replaces the context's setTicketKeys key with the primary's cached one, but does not touch the
- * callback. A Node without that internal gets setTicketKeys (one key) and a warning.
+ * current key seals new tickets; older keys still open tickets for `retentionSeconds` after they
+ * stopped sealing. Every ticket opened is renewed by default (answer 2: a new ticket under the
+ * current key): TLS 1.3 tickets are single-use, and Node's servers send a TLS 1.3 client no new
+ * ticket after a resumption otherwise (`renewTickets: 'retired'` renews only tickets of keys that
+ * stopped sealing, as before). A cluster worker's listen() replaces the context's setTicketKeys
+ * key with the primary's cached one, but does not touch the callback. A Node without that
+ * internal gets setTicketKeys (one key) and a warning.
  *
  * The store may be away. At start the ring waits for store.ready() (the store's start-up budget)
  * and then, if it still cannot reach the store, seals with a key local to this process. During an
@@ -49,8 +52,26 @@ import { addTicketCounts, emptyTicketCounts, TicketCounts, TicketKeyAgeCounts } 
 import { assertSessionStore, type SessionStore } from '../stores/contract';
 import { StoreGateway } from '../stores/gateway';
 import { TlsContext } from '../../tls/context';
-import { functionOption, integerOption, optionsObject, stringOption } from '../options';
+import { choiceOption, functionOption, integerOption, optionsObject, stringOption } from '../options';
 import { channels, errorCode, observeServer, type ServerObserver, type TicketMissReason } from '../../metrics/events';
+
+/**
+ * Which tickets the ring's ticket-key callback renews (answers 2: accept it, and send the client a
+ * new ticket under the current key) when it opens them:
+ * - 'always' (the default): every ticket it opens. TLS 1.3 tickets are single-use (RFC 8446 C.4)
+ *   and Node's servers send no new TLS 1.3 ticket after a resumption unless the callback renews,
+ *   so without it a client that connects once per process runs out of tickets (full, resumed,
+ *   resumed, full, ...). The callback does not know the protocol: a resumed TLS 1.2 connection
+ *   also gets a new ticket (one more NewSessionTicket message in its abbreviated handshake).
+ * - 'retired': only tickets sealed with a key that stopped sealing (renewed under the current
+ *   key, so they outlive the old key's retention); a current key's ticket is accepted as it is,
+ *   and a resumed connection gets no new ticket. Node's own behaviour, and the ring's before
+ *   'always': for servers whose clients keep or reuse their tickets themselves, or to issue
+ *   fewer tickets (one seal per resumption less).
+ */
+export type TicketRenewal = 'always' | 'retired';
+
+const TICKET_RENEWALS: readonly TicketRenewal[] = ['always', 'retired'];
 
 /** process.emitWarning code when a server falls back to setTicketKeys (one key per server). */
 export const TICKET_KEY_FALLBACK_WARNING = 'TLS_SESSION_TICKET_KEY_FALLBACK';
@@ -69,6 +90,13 @@ export interface TicketKeyRingOptions {
   secret?: Secret;
   /** Prefix of the store keys (default 'ticket-key:'). */
   keyPrefix?: string;
+  /**
+   * Which opened tickets get a new ticket under the current key (TicketRenewal): 'always' (the
+   * default; TLS 1.3 tickets are single-use, so a resumed client needs a new one) or 'retired'
+   * (only tickets of keys that stopped sealing, Node's own behaviour). Servers in callback mode
+   * only: setTicketKeys servers and engine contexts renew as Node and OpenSSL do.
+   */
+  renewTickets?: TicketRenewal;
   /** Longest a store call may take (default 2000 ms: not on the handshake path). */
   budgetMs?: number;
   /** Told about store failures; the ring keeps serving with the keys it has and retries. Must not throw. */
@@ -138,6 +166,11 @@ const ZERO_PART = Buffer.alloc(PART_BYTES);
 /** Node's answer for "no such key": 0 = full handshake (always five 16-byte buffers: Node checks them). */
 const NO_KEY = Object.freeze([0, ZERO_PART, ZERO_PART, ZERO_PART, ZERO_PART]);
 
+/** Node's answer to a ticket this key opens: 1 (accept) or 2 (accept and renew), the key's HMAC secret and AES key. */
+function openAnswer(code: 1 | 2, material: Buffer): readonly unknown[] {
+  return Object.freeze([code, hmacOf(material), aesOf(material), ZERO_PART, ZERO_PART]);
+}
+
 interface RingKey {
   readonly epoch: number;
   /** name | HMAC secret | AES key, as Node's setTicketKeys takes them. */
@@ -148,6 +181,16 @@ interface RingKey {
   retiredAt: number | undefined;
   /** When it last sealed a ticket here (ms). */
   lastIssuedAt: number | undefined;
+  /**
+   * The callback's answers for a ticket it opens, made once with the key (views of `material`,
+   * wiped with it): accept as it is (1), accept and renew (2).
+   */
+  readonly accept: readonly unknown[];
+  readonly renew: readonly unknown[];
+}
+
+function ringKey(epoch: number, material: Buffer, shared: boolean, retiredAt: number | undefined): RingKey {
+  return { epoch, material, shared, retiredAt, lastIssuedAt: undefined, accept: openAnswer(1, material), renew: openAnswer(2, material) };
 }
 
 type NativeContext = NativeSecureContext;
@@ -178,6 +221,8 @@ function singleKeyAnswer(context: NativeContext, name: Buffer, encrypt: boolean)
 export class TicketKeyRing {
   readonly rotationSeconds: number;
   readonly retentionSeconds: number;
+  /** Which opened tickets are renewed: 'always' (every one, the default) or 'retired' (those of keys that stopped sealing). */
+  readonly renewTickets: TicketRenewal;
   /** Every store call goes through it: after ready(), within budgetMs, one failure path. */
   readonly #gateway: StoreGateway;
   readonly #sealer: Sealer | undefined;
@@ -213,6 +258,7 @@ export class TicketKeyRing {
     this.retentionSeconds = integerOption(options.retentionSeconds, 'options.retentionSeconds', 7200, 0);
     this.#budgetMs = integerOption(options.budgetMs, 'options.budgetMs', 2000, 1);
     this.#keyPrefix = stringOption(options.keyPrefix, 'options.keyPrefix', 'ticket-key:');
+    this.renewTickets = choiceOption(options.renewTickets, 'options.renewTickets', TICKET_RENEWALS, 'always');
     functionOption(options.onError, 'options.onError');
     this.#now = clockOption(options.now);
     this.#gateway = new StoreGateway(store, { onError: options.onError, onFailure: (error) => this.#countStoreFailure(error) });
@@ -442,7 +488,7 @@ export class TicketKeyRing {
   }
 
   #makeLocalKey(epoch: number): RingKey {
-    const key: RingKey = { epoch, material: randomBytes(TICKET_KEY_BYTES), shared: false, retiredAt: undefined, lastIssuedAt: undefined };
+    const key = ringKey(epoch, randomBytes(TICKET_KEY_BYTES), false, undefined);
     this.#byName.set(nameOf(key.material).toString('hex'), key);
     this.#stats.localKeys += 1;
     if (channels.ringLocalKey.hasSubscribers) channels.ringLocalKey.publish({ epoch });
@@ -458,7 +504,7 @@ export class TicketKeyRing {
     const replaced = this.#shared.get(epoch);
     if (replaced) replaced.retiredAt ??= now;
     const retiredAt = epoch < this.#epochAt(now) ? this.#epochEndMs(epoch) : undefined;
-    const key: RingKey = { epoch, material, shared: true, retiredAt, lastIssuedAt: undefined };
+    const key = ringKey(epoch, material, true, retiredAt);
     this.#shared.set(epoch, key);
     this.#byName.set(nameOf(material).toString('hex'), key);
     if (channels.ringKeyAdopted.hasSubscribers) channels.ringKeyAdopted.publish({ epoch, created });
@@ -574,7 +620,11 @@ export class TicketKeyRing {
     target[symbol] = wrapper;
   }
 
-  /** Node's ticket-key callback, synchronous: seal with the current key; open with any key still retained. */
+  /**
+   * Node's ticket-key callback, synchronous: seal with the current key; open with any key still
+   * retained, renewing as `renewTickets` says. Opening allocates nothing beyond the key lookup:
+   * the answers are made once per key.
+   */
   #answer(tickets: TicketCounts, name: Buffer, encrypt: boolean, observer?: ServerObserver): readonly unknown[] {
     const now = this.#now();
     const active = this.#activeKey(now);
@@ -598,17 +648,16 @@ export class TicketKeyRing {
     }
     const age = active.epoch - key.epoch;
     const bucket: keyof TicketKeyAgeCounts = age < 0 ? 'ahead' : age === 0 ? 'current' : age === 1 ? 'previous' : 'older';
-    const answer = [1, hmacOf(key.material), aesOf(key.material), ZERO_PART, ZERO_PART];
-    if (key.retiredAt === undefined) {
+    if (key.retiredAt === undefined && this.renewTickets === 'retired') {
       tickets.decrypted[bucket] += 1;
       if (channels.ringTicket.hasSubscribers) this.#publishTicket('accepted', active, now, key);
-      return answer;
+      return key.accept;
     }
-    // 2: accept, and give the client a new ticket under the current key.
+    // 2: accept, and give the client a new ticket under the current key (a TLS 1.3 ticket is
+    // single-use: without it a resumed client has none left for its next connection).
     tickets.renewed[bucket] += 1;
     if (channels.ringTicket.hasSubscribers) this.#publishTicket('renewed', active, now, key);
-    answer[0] = 2;
-    return answer;
+    return key.renew;
   }
 
   #ticketMiss(reason: TicketMissReason, active: RingKey, now: number, observer: ServerObserver | undefined, key?: RingKey): void {
@@ -775,7 +824,7 @@ export class TicketKeyRing {
   [inspect.custom](): string {
     return (
       `TicketKeyRing { rotationSeconds: ${this.rotationSeconds}, retentionSeconds: ${this.retentionSeconds}, ` +
-      `epoch: ${this.#active?.epoch}, servers: ${this.#attachments.size}, keys: [hidden] }`
+      `renewTickets: '${this.renewTickets}', epoch: ${this.#active?.epoch}, servers: ${this.#attachments.size}, keys: [hidden] }`
     );
   }
 
@@ -784,6 +833,7 @@ export class TicketKeyRing {
       type: 'TicketKeyRing',
       rotationSeconds: this.rotationSeconds,
       retentionSeconds: this.retentionSeconds,
+      renewTickets: this.renewTickets,
       epoch: this.#active?.epoch,
       keys: '[hidden]',
     };

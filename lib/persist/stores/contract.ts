@@ -7,6 +7,13 @@ import { invalidArgType, outOfRange } from '../../errors';
 export interface SessionStore {
   /** The stored bytes, or undefined when absent or expired. */
   get(key: string): Promise<Buffer | undefined>;
+  /**
+   * get(), answered before returning: a declared capability of stores whose work is in-process
+   * (MemoryStore, SqliteStore). Optional: with it, attachSessionStore answers Node's
+   * resumeSession in the same turn (Node goes on with the handshake inside its own read
+   * callback instead of one promise later). Throws what get() would reject with.
+   */
+  getNow?(key: string): Buffer | undefined;
   /** Stores `value` for `ttlSeconds` (a positive integer), replacing any previous value. */
   set(key: string, value: Buffer, ttlSeconds: number): Promise<void>;
   /** Removes the key; absent keys are not an error. */

@@ -25,6 +25,8 @@ export class StoreGateway {
    * counts as no declaration (the caller's timer applies).
    */
   readonly #settlesWithinMs: number | undefined;
+  /** The store's getNow, read once here like settlesWithinMs (undefined: the store has none). */
+  readonly #getNow: ((key: string) => Buffer | undefined) | undefined;
   /** Pending until the store's ready() settles (true: ready); undefined after that (or for a store without ready()). */
   #ready: Promise<boolean> | undefined;
   #started = false;
@@ -35,6 +37,21 @@ export class StoreGateway {
     this.#onFailure = options.onFailure;
     const declared = store.settlesWithinMs;
     this.#settlesWithinMs = typeof declared === 'number' && Number.isFinite(declared) && declared >= 0 ? declared : undefined;
+    const getNow = store.getNow;
+    this.#getNow = typeof getNow === 'function' && definedTogether(store, 'get', 'getNow') ? (key) => getNow.call(store, key) : undefined;
+  }
+
+  /**
+   * Whether a get can be answered in the caller's turn now: the store has getNow (a declared
+   * capability, SessionStore#getNow) and nothing is left to wait for (its ready() has settled).
+   */
+  answersNow(): boolean {
+    return this.#getNow !== undefined && this.#started && this.#ready === undefined;
+  }
+
+  /** The store's getNow(key); only when answersNow(). Throws what the store throws (not counted here, as call()). */
+  getNow(key: string): Buffer | undefined {
+    return this.#getNow!(key);
   }
 
   /**
@@ -117,6 +134,25 @@ export class StoreGateway {
   #boundsItsOwnCalls(budgetMs: number): boolean {
     return this.#settlesWithinMs !== undefined && this.#settlesWithinMs <= budgetMs;
   }
+}
+
+/**
+ * Whether `a` and `b` come from the same object of `store`'s prototype chain: a subclass that
+ * overrides get() (to count, to filter) but inherits getNow() would otherwise be bypassed by it.
+ */
+function definedTogether(store: object, a: string, b: string): boolean {
+  try {
+    return ownerOf(store, a) === ownerOf(store, b);
+  } catch {
+    return false; // a Proxy's trap threw: no fast path
+  }
+}
+
+function ownerOf(store: object, name: string): object | null {
+  for (let object: object | null = store; object !== null; object = Object.getPrototypeOf(object) as object | null) {
+    if (Object.prototype.hasOwnProperty.call(object, name)) return object;
+  }
+  return null;
 }
 
 /** Runs a promise against a time budget without leaving the loser's rejection unhandled. */

@@ -59,6 +59,11 @@ export class MemoryStore implements SessionStore {
   }
 
   async get(key: string): Promise<Buffer | undefined> {
+    return this.getNow(key);
+  }
+
+  /** get(), answered before returning (SessionStore#getNow). */
+  getNow(key: string): Buffer | undefined {
     this.#checkOpen();
     validateKey(key);
     return this.#cache.get(key);

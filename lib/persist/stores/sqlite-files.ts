@@ -16,6 +16,9 @@ export const SQLITE_BUSY_CODE = 'ERR_TLS_SESSION_STORE_BUSY';
 export const ENTRIES_SQL = 'SELECT key, value, expires_at FROM tls_sessions ORDER BY key';
 export const DELETE_SQL = 'DELETE FROM tls_sessions WHERE key = ?';
 export const SWEEP_SQL = 'DELETE FROM tls_sessions WHERE expires_at <= ?';
+/** SWEEP_SQL for at most `?` rows (the oldest first, through the expiry index): one batch of a store's sweep. */
+export const SWEEP_BATCH_SQL =
+  'DELETE FROM tls_sessions WHERE key IN (SELECT key FROM tls_sessions WHERE expires_at <= ? ORDER BY expires_at LIMIT ?)';
 
 /** Another connection holds a lock SQLite did not (or could not) wait out, or opening gave up on one. */
 export function isLocked(err: unknown): boolean {
