@@ -205,6 +205,11 @@ export interface Series {
 
 type SeriesNode = Map<LabelValue, SeriesNode | Series>;
 
+/** The i-th of the label values (a plain function, so a lookup allocates no closure). */
+function nth(i: number, a?: LabelValue, b?: LabelValue, c?: LabelValue, d?: LabelValue): LabelValue {
+  return (i === 0 ? a : i === 1 ? b : i === 2 ? c : d) as LabelValue;
+}
+
 /**
  * The series of every instrument, found by label values through one Map per label (no string
  * built, no object allocated once a series exists). Label values come from a handful of known
@@ -222,27 +227,17 @@ export class SeriesIndex {
   /** The series of `id` with label values a, b, c, d (in the instrument's label order; unused ones omitted). */
   get(id: InstrumentId, a?: LabelValue, b?: LabelValue, c?: LabelValue, d?: LabelValue): Series {
     const arity = INSTRUMENTS[id].labels.length;
-    let node = this.#roots.get(id);
-    if (arity === 0) return (node as Series | undefined) ?? this.#make(id, [], undefined);
-    if (node === undefined) this.#roots.set(id, (node = new Map()));
-    let map = node as SeriesNode;
-    for (let i = 0; i < arity; i++) {
-      const value = (i === 0 ? a : i === 1 ? b : i === 2 ? c : d) as LabelValue;
-      const next = map.get(value);
-      if (i === arity - 1) return (next as Series | undefined) ?? this.#make(id, [a, b, c, d].slice(0, arity) as LabelValue[], map);
-      if (next === undefined) map.set(value, new Map());
-      map = map.get(value) as SeriesNode;
+    const root = this.#roots.get(id);
+    if (arity === 0) return (root as Series | undefined) ?? this.#make(id, [], undefined);
+    let map = root as SeriesNode | undefined;
+    if (map === undefined) this.#roots.set(id, (map = new Map()));
+    for (let i = 0; i < arity - 1; i++) {
+      const value = nth(i, a, b, c, d);
+      let next = map.get(value) as SeriesNode | undefined;
+      if (next === undefined) map.set(value, (next = new Map()));
+      map = next;
     }
-    throw new Error('unreachable');
-  }
-
-  /** Every series made so far. */
-  *all(): IterableIterator<Series> {
-    const walk = function* (node: SeriesNode | Series): IterableIterator<Series> {
-      if (!(node instanceof Map)) yield node;
-      else for (const child of node.values()) yield* walk(child);
-    };
-    for (const root of this.#roots.values()) yield* walk(root);
+    return (map.get(nth(arity - 1, a, b, c, d)) as Series | undefined) ?? this.#make(id, [a, b, c, d].slice(0, arity) as LabelValue[], map);
   }
 
   #make(id: InstrumentId, values: LabelValue[], parent: SeriesNode | undefined): Series {

@@ -195,8 +195,8 @@ const DEFAULTS = {
   reuseTickets: false,
 };
 
-/** The slot of a peer's last TLS 1.3 ticket taken and resumed, kept for reuseTickets. */
-const REUSE_SLOT = 'u';
+/** The store key of a peer's last TLS 1.3 ticket taken and resumed, kept for reuseTickets (beside its pool's slots). */
+const reuseSlotOf = (poolKey: string): string => `${poolKey}:u`;
 
 /** The connector's defaults, as undici's own connector has them (buildConnector). */
 const CONNECTOR_DEFAULTS = { timeout: 10_000, keepAlive: true, keepAliveInitialDelay: 60_000 };
@@ -362,7 +362,7 @@ export class ClientSessionCache {
     ] as const) {
       if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw outOfRange(`tlsOptions.${name}`, 'a number >= 0', value);
     }
-    if (typeof keepAlive !== 'boolean') throw invalidArgType('tlsOptions.keepAlive', 'of type boolean', keepAlive);
+    booleanOption(keepAlive, 'tlsOptions.keepAlive', CONNECTOR_DEFAULTS.keepAlive);
     const timeoutMs = timeout > 0 ? timeout : undefined;
     const prepare = (socket: net.Socket): void => {
       socket.setNoDelay(true);
@@ -658,7 +658,7 @@ export class ClientSessionCache {
     }
     if (!this.#config.reuseTickets || !inTime()) return undefined;
     // The pool is empty: the last ticket this peer's server accepted, under the same key and seal.
-    const reuseKey = `${poolKey}:${REUSE_SLOT}`;
+    const reuseKey = reuseSlotOf(poolKey);
     const last = await store.get(reuseKey);
     if (last === undefined) return undefined;
     const offer = this.#accept(peer, reuseKey, last);
@@ -673,14 +673,10 @@ export class ClientSessionCache {
    */
   #keepForReuse(peer: ClientPeer, offer: Offer): void {
     if (this.#drained) return;
-    const ttlSeconds = Math.floor((offer.expiresAtMs - this.#now()) / 1000);
+    const ttlSeconds = this.#secondsLeft(offer.expiresAtMs);
     if (ttlSeconds < 1) return;
-    const key = `${this.#poolKey(peer)}:${REUSE_SLOT}`;
-    this.#track(
-      this.#gateway
-        .call('client session write', this.#config.writeBudgetMs, (store) => store.set(key, offer.stored, ttlSeconds))
-        .catch((error: Error) => this.#gateway.fail(error)),
-    );
+    const key = reuseSlotOf(this.#poolKey(peer));
+    this.#behind('client session write', (store) => store.set(key, offer.stored, ttlSeconds));
   }
 
   /**
@@ -689,15 +685,12 @@ export class ClientSessionCache {
    * connection's path, tracked.
    */
   #putBack(key: string, record: Buffer, expiresAtMs: number): void {
-    const ttlSeconds = Math.floor((expiresAtMs - this.#now()) / 1000);
+    const ttlSeconds = this.#secondsLeft(expiresAtMs);
     if (ttlSeconds < 1) return;
-    const write = async (store: SessionStore): Promise<void> => {
+    this.#behind('client session write', async (store) => {
       if (typeof store.setIfAbsent === 'function') await store.setIfAbsent(key, record, ttlSeconds);
       else await store.set(key, record, ttlSeconds);
-    };
-    this.#track(
-      this.#gateway.call('client session write', this.#config.writeBudgetMs, write).catch((error: Error) => this.#gateway.fail(error)),
-    );
+    });
   }
 
   /** Opens and checks one record; undefined (counted, reported) when it must not be offered. */
@@ -821,11 +814,22 @@ export class ClientSessionCache {
 
   /** Deletes a record off the connection's path; tracked, so flush() and close() wait for it. */
   #deleteQuietly(key: string): void {
+    this.#behind('client session delete', (store) => store.delete(key));
+  }
+
+  /** One store write off the connection's path: within writeBudgetMs, tracked (flush() and close() wait), a failure counted and reported. */
+  #behind(operation: string, work: (store: SessionStore) => Promise<unknown>): void {
     this.#track(
-      this.#gateway
-        .call('client session delete', this.#config.writeBudgetMs, (store) => store.delete(key))
-        .catch((error: Error) => this.#gateway.fail(error)),
+      this.#gateway.call(operation, this.#config.writeBudgetMs, work).then(
+        () => undefined,
+        (error: Error) => this.#gateway.fail(error),
+      ),
     );
+  }
+
+  /** Whole seconds until `expiresAtMs` on the cache's clock (a TTL for the store; < 1: nothing left to keep). */
+  #secondsLeft(expiresAtMs: number): number {
+    return Math.floor((expiresAtMs - this.#now()) / 1000);
   }
 }
 
