@@ -31,12 +31,17 @@ export interface BenchConfig {
   listener: 'none' | 'map' | 'map-async' | 'store' | 'ring' | 'readme' | 'nginx';
   store?: StoreKind;
   sealed?: boolean;
-  lookup?: 'all' | 'issued';
+  lookup?: 'written' | 'all' | 'issued';
   /**
    * The store without its getNow (SessionStore#getNow): attachSessionStore answers resumeSession
    * one promise later, as it did before the same-turn answer (that change's before/after in one run).
    */
   asyncGet?: boolean;
+  /**
+   * RedisStore over a client whose mgetBuffer is hidden: one GET per lookup instead of a turn's
+   * lookups batched into one MGET (that change's before/after in one run).
+   */
+  unbatchedGets?: boolean;
   /** TicketKeyRing's renewTickets (default 'always'). */
   renewTickets?: 'always' | 'retired';
   /**
@@ -141,6 +146,13 @@ export const CONFIGS: BenchConfig[] = [
   }),
   resumedStore('redis', false),
   resumedStore('redis', true),
+  t12('resumed redis (one GET each)', {
+    resume: true,
+    listener: 'store',
+    store: 'redis',
+    unbatchedGets: true,
+    cpuReference: 'tls12 resumed redis',
+  }),
   // Node's own tickets, no tls-session (OpenSSL's default ticket keys): what nginx's tickets are compared with.
   t12('resumed tickets (Node default)', { resume: true, tickets: true, cpuReference: 'tls12 full' }),
   t13('full', { quick: true }),
@@ -172,6 +184,15 @@ export const CONFIGS: BenchConfig[] = [
     store: 'redis',
     sealed: true,
     cpuReference: 'tls13 resumed tickets (Node default)',
+  }),
+  // Before the fleet-wide filter of written keys: every TLS 1.3 ClientHello's legacy ID looked up in Redis.
+  t13('resumed README redis lookup=all', {
+    resume: true,
+    listener: 'readme',
+    store: 'redis',
+    sealed: true,
+    lookup: 'all',
+    cpuReference: 'tls13 resumed README redis',
   }),
   // Issue 23: the Prometheus collector on vs off, on the resumed paths it observes most per CPU.
   t12('resumed memory+seal +prometheus', {

@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import * as tls from 'node:tls';
 import { Registry } from 'prom-client';
 import { collectPrometheusMetrics } from '../../lib/metrics';
+import { Redis } from 'ioredis';
 import { attachSessionStore, MemoryStore, RedisStore, SessionStore, SqliteStore, TicketKeyRing } from '../../lib/persist';
 import type { BenchConfig } from './configs';
 import { prepareToggle, type SlicesRequest } from './toggle';
@@ -61,6 +62,15 @@ function openStore(): SessionStore {
     case 'sqlite':
       return new SqliteStore({ path: spec.sqlitePath });
     case 'redis':
+      if (spec.config.unbatchedGets) {
+        // The same client with its mgetBuffer hidden: RedisStore then sends one GET per lookup,
+        // as before it batched a turn's gets into one MGET (that change's before/after in one run).
+        const client = new Redis(spec.redisUrl!, { enableOfflineQueue: false, maxRetriesPerRequest: 0 });
+        const hidden = new Proxy(client, {
+          get: (target, name, receiver) => (name === 'mgetBuffer' ? undefined : Reflect.get(target, name, receiver)),
+        });
+        return new RedisStore({ client: hidden, keyPrefix: spec.redisPrefix });
+      }
       return new RedisStore({ url: spec.redisUrl!, keyPrefix: spec.redisPrefix });
     default:
       return new MemoryStore({ maxEntries: 200_000, maxBytes: 256 * 1024 * 1024 });
@@ -120,7 +130,7 @@ async function serve(): Promise<number> {
   } else if (config.listener === 'readme') {
     // README.md's server: one store for TLS 1.2 session IDs and the fleet's ticket keys, sealed.
     const store = makeStore();
-    const handle = attachSessionStore(server, { store, secret, onError: () => undefined });
+    const handle = attachSessionStore(server, { store, secret, lookup: config.lookup, onError: () => undefined });
     await new TicketKeyRing({ store, secret, renewTickets: config.renewTickets }).attach(server);
     process.on('message', (message: { type?: string }) => {
       if (message?.type === 'stats') send({ type: 'stats', stats: handle.stats() });

@@ -1,5 +1,6 @@
 /** Persistence: session stores, attachSessionStore for TLS 1.2 session IDs, TicketKeyRing for tickets, ClientSessionCache for clients. */
 export type { SessionStore } from './stores/contract';
+export type { WrittenKeys } from './stores/written-keys';
 export { MemoryStore } from './stores/memory';
 export type { MemoryStoreOptions } from './stores/memory';
 export { SqliteStore } from './stores/sqlite';

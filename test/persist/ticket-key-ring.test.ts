@@ -107,6 +107,37 @@ test('a TLS 1.3 ticket from server A resumes on server B', async () => {
   }
 });
 
+test('every ticket the ring seals carries its own IV, under the current key name', async () => {
+  const server = tls13Server(pki);
+  const ring = new TicketKeyRing({ store: new MemoryStore() });
+  await ring.attach(server);
+  const port = await listen(server);
+  try {
+    const tickets: Buffer[] = [];
+    for (let i = 0; i < 4; i++) {
+      await new Promise<void>((resolve, reject) => {
+        const socket = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca: pki.ca });
+        socket.on('session', () => {
+          const ticket = socket.getTLSTicket();
+          if (ticket) tickets.push(Buffer.from(ticket));
+        });
+        socket.on('data', () => undefined);
+        socket.once('error', reject);
+        socket.once('close', () => resolve());
+      });
+    }
+    // Node's server sends two tickets after each full handshake.
+    expect(tickets.length).toBeGreaterThanOrEqual(8);
+    const names = new Set(tickets.map((t) => t.subarray(0, 16).toString('hex')));
+    const ivs = new Set(tickets.map((t) => t.subarray(16, 32).toString('hex')));
+    expect(names.size).toBe(1);
+    expect(ivs.size).toBe(tickets.length);
+  } finally {
+    ring.close();
+    await close(server);
+  }
+});
+
 test('a TLS 1.2 ticket from server A resumes on server B', async () => {
   const f = await fleet(new MemoryStore(), () =>
     tls.createServer({ key: pki.serverKey, cert: pki.serverCert, maxVersion: 'TLSv1.2' }, (s) => s.end('hi')),

@@ -28,6 +28,7 @@ import { StatsCollector, SessionStoreStats } from '../counters';
 import { assertSessionStore, type SessionStore } from '../stores/contract';
 import { choiceOption, functionOption, integerOption, optionsObject, stringOption } from '../options';
 import { StoreGateway } from '../stores/gateway';
+import type { WrittenKeys } from '../stores/written-keys';
 
 export interface AttachSessionStoreOptions {
   store: SessionStore;
@@ -44,15 +45,19 @@ export interface AttachSessionStoreOptions {
   /** Told about every store failure and refused record; must not throw (if it does, that is ignored). */
   onError?: (error: Error) => void;
   /**
-   * Which ClientHello session IDs are looked up in the store (default 'all'). Every TLS 1.3
+   * Which ClientHello session IDs are looked up in the store (default 'written'). Every TLS 1.3
    * ClientHello carries 32 random bytes as legacy session ID and Node asks resumeSession about
-   * them: lookups that always miss. 'issued' looks up only IDs of sessions this server stored
-   * (an in-process filter, bounded by `issuedIdLimit`), so TLS 1.3 handshakes never reach the
-   * store; but then sessions another process issued (a fleet member, the server before a
-   * restart) are not resumed here. Use it with a remote store on a server that serves TLS 1.3
-   * and whose TLS 1.2 clients come back to the same process.
+   * them: lookups that always miss.
+   * - 'written': only IDs some member of the fleet stored, as far as the store can tell
+   *   (SessionStore#trackWrittenKeys: RedisStore's written-key filter, which every member
+   *   publishes to and a new member loads); a store without it, or whose filter is still loading
+   *   or reconnecting, is asked about every ID.
+   * - 'all': every ID.
+   * - 'issued': only IDs of sessions this server stored (an in-process filter, bounded by
+   *   `issuedIdLimit`), whatever the store: sessions another process issued (a fleet member,
+   *   the server before a restart) are then not resumed here.
    */
-  lookup?: 'all' | 'issued';
+  lookup?: 'written' | 'all' | 'issued';
   /** Most session IDs the 'issued' filter remembers (default 100 000; the oldest go first). */
   issuedIdLimit?: number;
   /**
@@ -106,7 +111,7 @@ export function attachSessionStore(server: tls.Server, options: AttachSessionSto
   // them fails here with a typed error instead of silently never resuming at handshake time.
   const missing = missingServerInternals(server, { derivingScope: givenScope === undefined });
   if (missing.length > 0) throw new NodeInternalsError(missing);
-  const lookup = choiceOption(options.lookup, 'options.lookup', ['all', 'issued'] as const, 'all');
+  const lookup = choiceOption(options.lookup, 'options.lookup', ['written', 'all', 'issued'] as const, 'written');
   const issuedIdLimit = integerOption(options.issuedIdLimit, 'options.issuedIdLimit', 100_000, 1);
   const recordCacheSize = integerOption(options.recordCacheSize, 'options.recordCacheSize', 10_000, 0);
   functionOption(options.onError, 'options.onError');
@@ -122,6 +127,7 @@ export function attachSessionStore(server: tls.Server, options: AttachSessionSto
     keyPrefix,
     onError: options.onError,
     issuedIdLimit: lookup === 'issued' ? issuedIdLimit : undefined,
+    consultWritten: lookup === 'written',
     recordCacheSize,
     now,
   });
@@ -137,6 +143,8 @@ interface AttachmentConfig {
   onError: ((error: Error) => void) | undefined;
   /** Set for lookup 'issued': how many issued IDs to remember. */
   issuedIdLimit: number | undefined;
+  /** lookup 'written': ask the store's filter of written keys first (when it has one). */
+  consultWritten: boolean;
   recordCacheSize: number;
   now: Clock;
 }
@@ -169,6 +177,13 @@ class SessionStoreAttachment implements SessionStoreHandle {
   readonly #gateway: StoreGateway;
   /** lookup 'issued': store keys of the sessions this attachment stored, oldest first (Map keeps insertion order). */
   readonly #issued: Map<string, number> | undefined;
+  /**
+   * The store's fleet-wide filter of written keys (undefined: the store has none). Tracked
+   * whatever the lookup (so that this member's writes are announced to the others' filters);
+   * consulted under lookup 'written' only.
+   */
+  readonly #written: WrittenKeys | undefined;
+  readonly #consultWritten: boolean;
   /** Writes not yet handed to the store: written behind Node's callback, all at once per event-loop turn. */
   #pendingWrites: Array<{ key: string; record: Buffer; ttlSeconds: number }> = [];
   /** Records accepted here, by store key, oldest first (recordCacheSize, RECORD_CACHE_MAX_BYTES). */
@@ -200,6 +215,8 @@ class SessionStoreAttachment implements SessionStoreHandle {
       },
     });
     this.#issued = config.issuedIdLimit !== undefined ? new Map() : undefined;
+    this.#written = this.#gateway.trackWrittenKeys(config.keyPrefix);
+    this.#consultWritten = config.consultWritten && this.#written !== undefined;
     // A Map in insertion order, the oldest dropped first (a session resumes repeatedly soon after
     // it is issued): cheaper per entry than lru-cache's size accounting.
     this.#known = config.recordCacheSize > 0 ? new Map() : undefined;
@@ -286,6 +303,7 @@ class SessionStoreAttachment implements SessionStoreHandle {
     this.#server.removeListener('newSession', this.#onNewSession);
     this.#server.removeListener('resumeSession', this.#onResumeSession);
     this.#observer.release();
+    this.#written?.release();
     this.#restoreSessionIdContext();
   }
 
@@ -501,8 +519,9 @@ class SessionStoreAttachment implements SessionStoreHandle {
     const key = this.#storeKey(sessionId);
     // Taken now: only here is the connection's TLSWrap the current async resource.
     const connection = this.#observer.connection();
-    if (this.#issued && !this.#issued.has(key)) {
-      // Not a session this server issued (every TLS 1.3 ClientHello's random legacy ID): no store call.
+    if (this.#issued ? !this.#issued.has(key) : this.#consultWritten && !this.#written!.mayHold(key)) {
+      // Not a session this server (lookup 'issued') or any member ('written') issued: every TLS
+      // 1.3 ClientHello's random legacy ID. No store call.
       this.#stats.misses += 1;
       this.#stats.filtered += 1;
       this.#observeLookup(connection, 'filtered', 0);

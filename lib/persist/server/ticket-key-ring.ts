@@ -25,7 +25,7 @@
  * the keys (restarted empty, failed over) gets back the key the members already use. Nothing here throws at a caller or into a
  * handshake: failures are counted (stats()) and reported (onError).
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomFillSync } from 'node:crypto';
 import type * as tls from 'node:tls';
 import { inspect } from 'node:util';
 import { invalidArgType } from '../../errors';
@@ -171,6 +171,17 @@ function openAnswer(code: 1 | 2, material: Buffer): readonly unknown[] {
   return Object.freeze([code, hmacOf(material), aesOf(material), ZERO_PART, ZERO_PART]);
 }
 
+/**
+ * The IV every sealing answer carries, refilled with random bytes before each one is returned:
+ * Node copies the name and IV out of the answer before the callback returns to OpenSSL, so one
+ * buffer serves every ticket (this thread's; a worker has its own module).
+ */
+const SEAL_IV = Buffer.alloc(PART_BYTES);
+
+function sealAnswer(material: Buffer): readonly unknown[] {
+  return Object.freeze([1, hmacOf(material), aesOf(material), nameOf(material), SEAL_IV]);
+}
+
 interface RingKey {
   readonly epoch: number;
   /** name | HMAC secret | AES key, as Node's setTicketKeys takes them. */
@@ -187,10 +198,21 @@ interface RingKey {
    */
   readonly accept: readonly unknown[];
   readonly renew: readonly unknown[];
+  /** The answer that seals a new ticket with it (its IV is SEAL_IV, refilled per ticket). */
+  readonly seal: readonly unknown[];
 }
 
 function ringKey(epoch: number, material: Buffer, shared: boolean, retiredAt: number | undefined): RingKey {
-  return { epoch, material, shared, retiredAt, lastIssuedAt: undefined, accept: openAnswer(1, material), renew: openAnswer(2, material) };
+  return {
+    epoch,
+    material,
+    shared,
+    retiredAt,
+    lastIssuedAt: undefined,
+    accept: openAnswer(1, material),
+    renew: openAnswer(2, material),
+    seal: sealAnswer(material),
+  };
 }
 
 type NativeContext = NativeSecureContext;
@@ -633,7 +655,8 @@ export class TicketKeyRing {
       if (!active.shared) tickets.issuedWithLocalKey += 1;
       active.lastIssuedAt = now;
       if (channels.ringTicket.hasSubscribers) this.#publishTicket('issued', active, now);
-      return [1, hmacOf(active.material), aesOf(active.material), nameOf(active.material), randomBytes(PART_BYTES)];
+      randomFillSync(SEAL_IV);
+      return active.seal;
     }
     const key = this.#byName.get(name.toString('hex'));
     if (!key) {

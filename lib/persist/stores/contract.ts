@@ -3,6 +3,7 @@
  * values are opaque bytes (already sealed when a secret is configured).
  */
 import { invalidArgType, outOfRange } from '../../errors';
+import type { WrittenKeys } from './written-keys';
 
 export interface SessionStore {
   /** The stored bytes, or undefined when absent or expired. */
@@ -38,6 +39,15 @@ export interface SessionStore {
    * has had a chance to connect.
    */
   ready?(): Promise<void>;
+  /**
+   * A fleet-wide, in-memory answer to "may the store hold this key?" for keys under `prefix`
+   * (RedisStore: each member publishes the keys it writes and loads the live ones when it
+   * starts; written-keys.ts). Optional: attachSessionStore's default `lookup: 'written'` uses it
+   * to skip lookups of session IDs no member issued (every TLS 1.3 ClientHello's random legacy
+   * ID); without it every ID is looked up. The handle's mayHold must never answer false for a
+   * key the store may hold under the prefix.
+   */
+  trackWrittenKeys?(prefix: string): WrittenKeys;
   /** Releases the backend; further calls reject with StoreClosedError. */
   close(): Promise<void>;
   /**

@@ -7,6 +7,7 @@
  */
 import { StoreError, StoreTimeoutError } from '../errors';
 import type { SessionStore } from './contract';
+import type { WrittenKeys } from './written-keys';
 
 export interface StoreGatewayOptions {
   /** The user's error listener; its throw is swallowed (it runs inside Node's TLS callbacks). */
@@ -47,6 +48,45 @@ export class StoreGateway {
    */
   answersNow(): boolean {
     return this.#getNow !== undefined && this.#started && this.#ready === undefined;
+  }
+
+  /**
+   * The store's filter of written keys under `prefix` (SessionStore#trackWrittenKeys), or
+   * undefined when it has none or it throws (then every key is looked up; the throw is reported).
+   */
+  trackWrittenKeys(prefix: string): WrittenKeys | undefined {
+    if (typeof this.store.trackWrittenKeys !== 'function') return undefined;
+    let keys: WrittenKeys;
+    try {
+      keys = this.store.trackWrittenKeys(prefix);
+      if (keys === null || typeof keys !== 'object' || typeof keys.mayHold !== 'function') return undefined;
+    } catch (error) {
+      this.report(error as Error);
+      return undefined;
+    }
+    // A store's filter runs inside Node's resumeSession: whatever it throws is a "maybe" (a lookup), reported.
+    const report = (error: unknown): void => this.report(error as Error);
+    return {
+      mayHold(key: string): boolean {
+        try {
+          return keys.mayHold(key) !== false;
+        } catch (error) {
+          report(error);
+          return true;
+        }
+      },
+      get complete(): boolean {
+        return keys.complete === true;
+      },
+      unsupported: keys.unsupported,
+      release(): void {
+        try {
+          keys.release();
+        } catch (error) {
+          report(error);
+        }
+      },
+    };
   }
 
   /** The store's getNow(key); only when answersNow(). Throws what the store throws (not counted here, as call()). */

@@ -54,6 +54,22 @@ export interface RedisScanNode {
    * undefined and, when Redis refused it (WRONGTYPE: a key of another type), the reply's message.
    */
   read(keys: string[]): Promise<Array<{ value: Buffer | undefined; ttlMs: number; error?: string }>>;
+  /** PTTL of each key, in order (ms; -1 no expiry, -2 gone or unreadable). */
+  ttls(keys: string[]): Promise<number[]>;
+}
+
+/** What a subscription tells its owner. */
+export interface SubscriptionEvents {
+  /** Subscribed (first, and again after every reconnect): what was published meanwhile is lost. */
+  onSubscribed(): void;
+  /** The subscription's connection closed (or subscribing failed): messages may be missed until onSubscribed. */
+  onLost(): void;
+  onMessage(payload: Buffer): void;
+}
+
+export interface RedisSubscription {
+  /** Unsubscribes and closes the subscription's connection. */
+  stop(): void;
 }
 
 /** The store's view of a client, the same for every family. */
@@ -64,11 +80,21 @@ export interface RedisClientAdapter {
   /** 'ready' when commands can run. */
   status(): string;
   get(key: string): Promise<Buffer | null>;
+  /** MGET: the values of several keys in one command (single node only: a Cluster's keys may live on several). */
+  getMany?(keys: string[]): Promise<Array<Buffer | null>>;
   /** SET … EX ttl (NX when onlyIfAbsent); true when written. */
   set(key: string, value: Buffer, ttlSeconds: number, onlyIfAbsent: boolean): Promise<boolean>;
   getdel(key: string): Promise<Buffer | null>;
   del(key: string): Promise<void>;
   masters(): Promise<RedisScanNode[]>;
+  /**
+   * A second connection, subscribed to `channel`, resubscribing after each reconnect: what the
+   * written-key filter needs. Only ioredis-style single-node clients (a client with
+   * duplicate()): undefined for the others, whose lookups then all go to Redis.
+   */
+  subscribe?(channel: string, events: SubscriptionEvents): RedisSubscription;
+  /** PUBLISH: every family (so that every member announces its writes, filter or not). */
+  publish?(channel: string, payload: Buffer): Promise<void>;
   /** Calls `listener` once the client is ready; returns the function that stops waiting. */
   whenReady(listener: () => void): () => void;
   onError(listener: () => void): void;
@@ -108,6 +134,50 @@ type IoredisNode = {
   pipeline(): { getBuffer(key: string): unknown; pttl(key: string): unknown; exec(): Promise<Array<[Error | null, unknown]> | null> };
 };
 
+/** The subscriber connection ioredis's duplicate() makes (only what subscribe() uses). */
+type IoredisSubscriber = {
+  subscribe(channel: string): Promise<unknown>;
+  on(event: string, listener: (...args: never[]) => void): unknown;
+  removeAllListeners(): unknown;
+  disconnect(): void;
+};
+
+/** subscribe() for an ioredis-style client: its duplicate() is the subscriber connection. */
+function ioredisSubscription(duplicate: () => IoredisSubscriber, channel: string, events: SubscriptionEvents): RedisSubscription {
+  const subscriber = duplicate();
+  const channelBytes = Buffer.from(channel, 'utf8');
+  let stopped = false;
+  subscriber.on('ready', () => {
+    // Every 'ready' (the first connect and each reconnect) subscribes again: idempotent, and
+    // only its answer tells that messages flow from here on.
+    subscriber.subscribe(channel).then(
+      () => {
+        if (!stopped) events.onSubscribed();
+      },
+      () => {
+        if (!stopped) events.onLost();
+      },
+    );
+  });
+  subscriber.on('close', () => {
+    if (!stopped) events.onLost();
+  });
+  // Counted nowhere and never printed: a lost subscription only means lookups go to Redis.
+  subscriber.on('error', () => undefined);
+  subscriber.on('messageBuffer', (from: Buffer, message: Buffer) => {
+    if (!stopped && channelBytes.equals(from)) events.onMessage(message);
+  });
+  return {
+    stop() {
+      if (stopped) return;
+      stopped = true;
+      subscriber.removeAllListeners();
+      subscriber.on('error', () => undefined);
+      subscriber.disconnect();
+    },
+  };
+}
+
 function ioredisAdapter(client: Record<string, unknown>): RedisClientAdapter {
   const family = 'ioredis-style';
   requireMethods(client, family, [
@@ -133,10 +203,13 @@ function ioredisAdapter(client: Record<string, unknown>): RedisClientAdapter {
   const c = client as unknown as {
     status: string;
     getBuffer(key: string): Promise<Buffer | null>;
+    mgetBuffer(...keys: string[]): Promise<Array<Buffer | null>>;
     getdelBuffer(key: string): Promise<Buffer | null>;
     set(...args: unknown[]): Promise<string | null>;
     del(key: string): Promise<number>;
     nodes(role: string): IoredisNode[];
+    duplicate(): IoredisSubscriber;
+    publish(channel: string, payload: Buffer): Promise<number>;
     on(event: string, listener: () => void): unknown;
     once(event: string, listener: () => void): unknown;
     removeListener(event: string, listener: () => void): unknown;
@@ -158,12 +231,23 @@ function ioredisAdapter(client: Record<string, unknown>): RedisClientAdapter {
         return { value: readable ? value : undefined, ttlMs: Number(ttl), ...(valueError ? { error: valueError.message } : {}) };
       });
     },
+    async ttls(keys) {
+      const pipeline = target.pipeline();
+      for (const key of keys) pipeline.pttl(key);
+      const replies = (await pipeline.exec()) ?? [];
+      return keys.map((_key, index) => {
+        const [error, ttl] = replies[index] ?? [];
+        return error ? -2 : Number(ttl);
+      });
+    },
   });
+  const canSubscribe = !isCluster && isFunction(client.duplicate);
   return {
     family: 'ioredis',
     isCluster,
     status: () => c.status,
     get: (key) => c.getBuffer(key),
+    ...(!isCluster && isFunction(client.mgetBuffer) ? { getMany: (keys: string[]) => c.mgetBuffer(...keys) } : {}),
     set: async (key, value, ttl, onlyIfAbsent) =>
       (await (onlyIfAbsent ? c.set(key, value, 'EX', ttl, 'NX') : c.set(key, value, 'EX', ttl))) === 'OK',
     getdel: (key) => c.getdelBuffer(key),
@@ -171,6 +255,16 @@ function ioredisAdapter(client: Record<string, unknown>): RedisClientAdapter {
       await c.del(key);
     },
     masters: async () => (isCluster ? c.nodes('master') : [c as unknown as IoredisNode]).map(node),
+    ...(canSubscribe
+      ? { subscribe: (channel: string, events: SubscriptionEvents) => ioredisSubscription(() => c.duplicate(), channel, events) }
+      : {}),
+    ...(isFunction(client.publish)
+      ? {
+          publish: async (channel: string, payload: Buffer) => {
+            await c.publish(channel, payload);
+          },
+        }
+      : {}),
     whenReady(listener) {
       c.once('ready', listener);
       return () => c.removeListener('ready', listener);
@@ -235,12 +329,21 @@ function nodeRedisAdapter(client: Record<string, unknown>): RedisClientAdapter {
           return { value: value ?? undefined, ttlMs: ttl, ...(error !== undefined ? { error } : {}) };
         }),
       ),
+    ttls: (keys) => Promise.all(keys.map((key) => target.sendCommand(['PTTL', key]).then(Number, () => -2))),
   });
   return {
     family: 'node-redis',
     isCluster,
     status: () => (ready(c) ? 'ready' : c.isOpen ? 'connecting' : 'closed (node-redis: call connect())'),
     get: async (key) => asBuffer(await send(key, ['GET', key], BUFFER_REPLIES)),
+    ...(isCluster
+      ? {}
+      : {
+          getMany: async (keys: string[]) => {
+            const reply = await c.sendCommand(['MGET', ...keys], BUFFER_REPLIES);
+            return Array.isArray(reply) ? reply.map(asBuffer) : keys.map(() => null);
+          },
+        }),
     set: async (key, value, ttl, onlyIfAbsent) => {
       const args = ['SET', key, value, 'EX', String(ttl)];
       if (onlyIfAbsent) args.push('NX');
@@ -248,6 +351,9 @@ function nodeRedisAdapter(client: Record<string, unknown>): RedisClientAdapter {
       return reply !== null && reply !== undefined && String(reply) === 'OK';
     },
     getdel: async (key) => asBuffer(await send(key, ['GETDEL', key], BUFFER_REPLIES)),
+    publish: async (channel, payload) => {
+      await send(channel, ['PUBLISH', channel, payload]);
+    },
     del: async (key) => {
       await send(key, ['DEL', key]);
     },

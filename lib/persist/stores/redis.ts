@@ -10,12 +10,14 @@
 import type { RedisOptions } from 'ioredis';
 import { performance } from 'node:perf_hooks';
 import { inspect } from 'node:util';
-import { invalidArgValue } from '../../errors';
+import { invalidArgType, invalidArgValue, outOfRange } from '../../errors';
 import { integerOption, optionsObject, stringOption } from '../options';
 import { withDeadline } from './gateway';
 import { StoreClosedError, StoreError, StoreTimeoutError } from '../errors';
 import { adaptRedisClient, ownIoredisAdapter, RedisClientAdapter, RedisClientLike } from './redis-clients';
 import { SessionStore, StoredEntry, validateKey, validateKeyToDelete, validateTtl, validateValue } from './contract';
+import { RedisWrittenKeys } from './redis-written-keys';
+import { DEFAULT_FILTER_SLOTS, untrackedKeys, type WrittenKeys } from './written-keys';
 
 export type { RedisClientLike, IoredisStyleClient, NodeRedisStyleClient } from './redis-clients';
 
@@ -29,6 +31,14 @@ interface RedisStoreCommon {
    * that, ready() answers at once. Bounds how long a fleet member's start waits for Redis.
    */
   startupBudgetMs?: number;
+  /**
+   * The fleet-wide filter of written keys (trackWrittenKeys: attachSessionStore's default
+   * `lookup: 'written'`): `{ slots }` sizes it (a power of two, default 2^21 = 8 MiB, 1% false
+   * positives at ~200,000 live sessions) and `verifyEveryMs` how often it looks for keys written
+   * without a message (default 30 s; found ones put the filter aside for 10 minutes); false
+   * turns it off (every lookup goes to Redis; this member's writes are still announced).
+   */
+  writtenKeyFilter?: { slots?: number; verifyEveryMs?: number } | false;
 }
 
 export interface RedisStoreUrlOptions extends RedisStoreCommon {
@@ -64,6 +74,15 @@ export class RedisStore implements SessionStore {
   #readyWait: { promise: Promise<void>; cancel: (error: Error) => void } | undefined;
   #closed = false;
   #connectionErrors = 0;
+  /** Slots of each written-key filter; 0: turned off. */
+  readonly #filterSlots: number;
+  readonly #verifyEveryMs: number;
+  /** Whether gets are batched into MGETs (a single-node client with getMany, until the server refuses MGET). */
+  #batching: boolean;
+  /** Gets waiting for this turn's MGET (#batchedGet). */
+  #gets: Array<{ key: string; resolve: (value: Buffer | null) => void; reject: (error: unknown) => void }> | undefined;
+  /** One tracker per prefix anybody asked to track (trackWrittenKeys). */
+  readonly #trackers = new Map<string, RedisWrittenKeys>();
 
   constructor(options: RedisStoreOptions) {
     optionsObject(options);
@@ -71,6 +90,7 @@ export class RedisStore implements SessionStore {
     this.budgetMs = integerOption(options.budgetMs, 'options.budgetMs', 50, 1);
     this.startupBudgetMs = integerOption(options.startupBudgetMs, 'options.startupBudgetMs', 3000, 1);
     this.#startupDeadline = performance.now() + this.startupBudgetMs;
+    [this.#filterSlots, this.#verifyEveryMs] = filterOption(options.writtenKeyFilter);
     if ('client' in options && options.client !== undefined) {
       this.#client = adaptRedisClient(options.client);
       this.#ownsClient = false;
@@ -96,6 +116,7 @@ export class RedisStore implements SessionStore {
         'neither',
       );
     }
+    this.#batching = this.#client.getMany !== undefined;
     // Without a listener ioredis prints every connection error and node-redis throws it; we count them instead.
     this.#client.onError(this.#onConnectionError);
   }
@@ -146,24 +167,118 @@ export class RedisStore implements SessionStore {
     return new StoreTimeoutError(`Redis connect (start-up budget; status ${this.#client.status()})`, this.startupBudgetMs);
   }
 
+  /**
+   * SessionStore#trackWrittenKeys: every member publishes the keys it writes under `prefix`
+   * and learns the others' (redis-written-keys.ts). Clients that cannot open a subscriber
+   * connection (node-redis, a Cluster) and a store with writtenKeyFilter false still publish,
+   * but answer "maybe" to every key (`unsupported` says why), as a closed store does.
+   */
+  trackWrittenKeys(prefix: string): WrittenKeys {
+    if (typeof prefix !== 'string') throw invalidArgType('prefix', 'of type string', prefix);
+    if (this.#closed) return untrackedKeys('the store is closed');
+    if (!this.#client.publish) return untrackedKeys(`a ${this.#client.family} client without publish()`);
+    let tracker = this.#trackers.get(prefix);
+    if (!tracker) {
+      // Every member announces its writes; only a client that can subscribe keeps a filter.
+      const unsupported =
+        this.#filterSlots === 0
+          ? 'writtenKeyFilter is false'
+          : !this.#client.subscribe
+            ? `a ${this.#client.family}${this.#client.isCluster ? ' cluster' : ''} client: no subscriber connection`
+            : undefined;
+      const host = {
+        keyPrefix: this.keyPrefix,
+        client: this.#client,
+        slots: unsupported === undefined ? this.#filterSlots : 0,
+        verifyEveryMs: this.#verifyEveryMs,
+        unsupported,
+      };
+      tracker = new RedisWrittenKeys(host, prefix);
+      this.#trackers.set(prefix, tracker);
+    }
+    return tracker.acquire();
+  }
+
+  /** The written-key filters' counts, by prefix (for tests and diagnostics). */
+  writtenKeyStats(): Record<string, RedisWrittenKeys['stats'] & { complete: boolean }> {
+    const out: Record<string, RedisWrittenKeys['stats'] & { complete: boolean }> = {};
+    for (const [prefix, tracker] of this.#trackers) {
+      if (tracker.tracking) out[prefix] = { ...tracker.stats, complete: tracker.complete };
+    }
+    return out;
+  }
+
+  #noteWrite(key: string, ttlSeconds: number): void {
+    for (const tracker of this.#trackers.values()) tracker.noteWrite(key, ttlSeconds);
+  }
+
   async get(key: string): Promise<Buffer | undefined> {
     validateKey(key);
-    const value = await this.#command('GET', () => this.#client.get(this.keyPrefix + key));
+    const value = await this.#command('GET', () =>
+      this.#batching ? this.#batchedGet(this.keyPrefix + key) : this.#client.get(this.keyPrefix + key),
+    );
     return value ?? undefined;
   }
+
+  /**
+   * The gets asked for in one pass of the event loop's poll phase (each ClientHello arrives in
+   * an I/O callback of its own) go to Redis as one MGET in the check phase after it: one write
+   * and one reply for all of them instead of one per handshake (on loopback a write costs the
+   * sender the receiver's TCP work too).
+   */
+  #batchedGet(key: string): Promise<Buffer | null> {
+    return new Promise((resolve, reject) => {
+      if (this.#gets === undefined) {
+        this.#gets = [];
+        setImmediate(this.#flushGets);
+      }
+      this.#gets.push({ key, resolve, reject });
+    });
+  }
+
+  readonly #flushGets = (): void => {
+    const gets = this.#gets!;
+    this.#gets = undefined;
+    if (gets.length === 1) {
+      const [only] = gets;
+      this.#client.get(only!.key).then(only!.resolve, only!.reject);
+      return;
+    }
+    let pending: Promise<Array<Buffer | null>>;
+    try {
+      pending = this.#client.getMany!(gets.map((get) => get.key));
+    } catch (error) {
+      pending = Promise.reject(error);
+    }
+    pending.then(
+      (values) => {
+        for (const [index, get] of gets.entries()) get.resolve(values[index] ?? null);
+      },
+      (error: unknown) => {
+        // A server that refuses MGET (an ACL without it, a proxy without it) gets one GET per
+        // key from now on; any other failure is each get's own.
+        if (/NOPERM|unknown command/i.test(String((error as Error)?.message))) this.#batching = false;
+        for (const get of gets) this.#client.get(get.key).then(get.resolve, get.reject);
+      },
+    );
+  };
 
   async set(key: string, value: Buffer, ttlSeconds: number): Promise<void> {
     validateKey(key);
     validateValue(value);
     validateTtl(ttlSeconds);
-    await this.#command('SET', () => this.#client.set(this.keyPrefix + key, value, ttlSeconds, false));
+    const written = this.#command('SET', () => this.#client.set(this.keyPrefix + key, value, ttlSeconds, false));
+    this.#noteWrite(key, ttlSeconds);
+    await written;
   }
 
   async setIfAbsent(key: string, value: Buffer, ttlSeconds: number): Promise<boolean> {
     validateKey(key);
     validateValue(value);
     validateTtl(ttlSeconds);
-    return this.#command('SET NX', () => this.#client.set(this.keyPrefix + key, value, ttlSeconds, true));
+    const written = this.#command('SET NX', () => this.#client.set(this.keyPrefix + key, value, ttlSeconds, true));
+    this.#noteWrite(key, ttlSeconds);
+    return written;
   }
 
   /** GETDEL (Redis 6.2+): atomic, so a value goes to one caller only. */
@@ -214,6 +329,8 @@ export class RedisStore implements SessionStore {
     if (this.#closed) return;
     this.#closed = true;
     this.#readyWait?.cancel(new StoreClosedError());
+    for (const tracker of this.#trackers.values()) tracker.stop();
+    this.#trackers.clear();
     if (this.#ownsClient) this.#client.disconnect();
     else this.#client.offError(this.#onConnectionError);
   }
@@ -249,3 +366,20 @@ export class RedisStore implements SessionStore {
     };
   }
 }
+
+/** writtenKeyFilter: its slots (a power of two, 2^10 to 2^28; 0 when turned off) and how often it checks Redis. */
+function filterOption(value: unknown): [slots: number, verifyEveryMs: number] {
+  if (value === false) return [0, 0];
+  if (value === undefined) return [DEFAULT_FILTER_SLOTS, DEFAULT_VERIFY_EVERY_MS];
+  if (value === null || typeof value !== 'object') {
+    throw invalidArgType('options.writtenKeyFilter', 'false or an object ({ slots, verifyEveryMs })', value);
+  }
+  const given = value as { slots?: unknown; verifyEveryMs?: unknown };
+  const slots = integerOption(given.slots, 'options.writtenKeyFilter.slots', DEFAULT_FILTER_SLOTS, 1 << 10, 1 << 28);
+  if ((slots & (slots - 1)) !== 0) throw outOfRange('options.writtenKeyFilter.slots', 'a power of two from 1024 to 268435456', slots);
+  const verifyEveryMs = integerOption(given.verifyEveryMs, 'options.writtenKeyFilter.verifyEveryMs', DEFAULT_VERIFY_EVERY_MS, 100);
+  return [slots, verifyEveryMs];
+}
+
+/** How often a member checks Redis for keys written without a message (default 30 s). */
+const DEFAULT_VERIFY_EVERY_MS = 30_000;

@@ -22,6 +22,13 @@ export async function tls12FleetResumes(pki: Pki, storeA: RedisStore, storeB: Re
     for (let i = 0; i < sessions; i++) {
       const first = await handshake(pki, portA);
       expect(first).toMatchObject({ protocol: 'TLSv1.2', reused: false });
+      // Stored by A, and (where B keeps a written-key filter) announced to B: the write and its
+      // message follow A's handshake, and a client faster than them gets a full handshake.
+      await waitFor(() => handleA.stats().stored === i + 1, 'A to store the session');
+      await waitFor(() => {
+        const filter = storeB.writtenKeyStats()['session:'];
+        return !filter?.complete || filter.received >= i + 1;
+      }, "B's filter to learn the session's ID");
       if ((await handshake(pki, portB, first.session)).reused) resumed++;
     }
     expect(resumed).toBe(sessions);

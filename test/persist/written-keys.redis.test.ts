@@ -1,0 +1,222 @@
+/**
+ * RedisStore's fleet-wide filter of written keys, on a real redis-server (free loopback port),
+ * with attachSessionStore's default lookup ('written'): members are servers with stores of their
+ * own (their own connections); Redis counts the GETs itself (INFO commandstats).
+ */
+import { constants, randomBytes } from 'node:crypto';
+import * as tls from 'node:tls';
+import { Redis } from 'ioredis';
+import { createClient } from 'redis';
+import { attachSessionStore, RedisStore, type SessionStoreHandle } from '../../lib/persist';
+import { makePki, Pki } from '../helpers/pki';
+import { RedisServer, startRedis } from './helpers/redis-server';
+import { close, listen, tls13Server } from './helpers/tls-peers';
+
+let pki: Pki;
+let redis: RedisServer;
+let admin: Redis;
+const secret = randomBytes(32);
+const TLS12 = { maxVersion: 'TLSv1.2', secureOptions: constants.SSL_OP_NO_TICKET } as const;
+
+beforeAll(async () => {
+  pki = makePki();
+  redis = await startRedis();
+  admin = new Redis(redis.url);
+});
+
+afterAll(async () => {
+  admin.disconnect();
+  await redis.stop();
+});
+
+async function redisGets(): Promise<number> {
+  const info = await admin.info('commandstats');
+  const match = /cmdstat_get:calls=(\d+)/.exec(info);
+  return match ? Number(match[1]) : 0;
+}
+
+function connect(
+  port: number,
+  options: tls.ConnectionOptions = {},
+): Promise<{ reused: boolean; protocol: string | null; session?: Buffer }> {
+  return new Promise((resolve, reject) => {
+    let session: Buffer | undefined;
+    let reused = false;
+    let protocol: string | null = null;
+    const socket = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca: pki.ca, ...options });
+    socket.once('secureConnect', () => {
+      reused = socket.isSessionReused();
+      protocol = socket.getProtocol();
+    });
+    socket.on('session', (s: Buffer) => (session = s));
+    socket.on('data', () => undefined);
+    socket.once('error', reject);
+    socket.once('close', () => resolve({ reused, protocol, session }));
+  });
+}
+
+/** Waits for something the network does (a message, a reconnect): polled, bounded by Jest's timeout. */
+async function until(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 5));
+}
+
+interface Member {
+  store: RedisStore;
+  server: tls.Server;
+  handle: SessionStoreHandle;
+  port: number;
+}
+
+async function member(): Promise<Member> {
+  const store = new RedisStore({ url: redis.url });
+  await store.ready();
+  const server = tls13Server(pki);
+  const handle = attachSessionStore(server, { store, secret });
+  const port = await listen(server);
+  await until(() => store.writtenKeyStats()['session:']?.complete === true);
+  return { store, server, handle, port };
+}
+
+async function stop(...members: Member[]): Promise<void> {
+  for (const { handle, server, store } of members) {
+    handle.detach();
+    await close(server);
+    await store.close();
+  }
+}
+
+const stats = (m: Member) => m.store.writtenKeyStats()['session:']!;
+
+test('a fleet looks up only the session IDs a member issued: TLS 1.3 sends no GET, TLS 1.2 resumes on another member and on a late one', async () => {
+  await admin.flushall();
+  const a = await member();
+  const b = await member();
+  let c: Member | undefined;
+  try {
+    await admin.config('RESETSTAT');
+    for (const m of [a, b]) for (let i = 0; i < 4; i++) expect((await connect(m.port)).protocol).toBe('TLSv1.3');
+    expect(await redisGets()).toBe(0);
+    expect(a.handle.stats().filtered + b.handle.stats().filtered).toBe(8);
+
+    // A TLS 1.2 session issued by A: B learns its ID from A's message and resumes it.
+    const first = await connect(a.port, TLS12);
+    expect(first.reused).toBe(false);
+    await until(() => a.handle.stats().stored === 1);
+    await until(() => stats(b).received >= 1);
+    const onB = await connect(b.port, { ...TLS12, session: first.session });
+    expect(onB.reused).toBe(true);
+    expect(await redisGets()).toBe(1);
+
+    // A member started after it loads the live IDs (SCAN) and resumes it too.
+    c = await member();
+    expect(stats(c).loaded).toBe(1);
+    const onC = await connect(c.port, { ...TLS12, session: first.session });
+    expect(onC.reused).toBe(true);
+    expect(await redisGets()).toBe(2);
+    for (let i = 0; i < 3; i++) await connect(c.port);
+    expect(await redisGets()).toBe(2);
+    expect(stats(a).published).toBe(1);
+  } finally {
+    await stop(a, b, ...(c ? [c] : []));
+  }
+});
+
+test('a lost subscription sends every lookup to Redis until the reload, which learns what was missed', async () => {
+  await admin.flushall();
+  const store = new RedisStore({ url: redis.url });
+  const keys = store.trackWrittenKeys('session:');
+  try {
+    await until(() => keys.complete);
+    // Written without a message (as if published while this member was disconnected).
+    await admin.set('tls-session:session:aa', 'x', 'EX', 300);
+    expect(keys.mayHold('session:aa')).toBe(false);
+    await store.set('session:bb', Buffer.from('y'), 300);
+    expect(keys.mayHold('session:bb')).toBe(true);
+
+    await admin.client('KILL', 'TYPE', 'pubsub');
+    await until(() => !keys.complete);
+    expect(keys.mayHold('session:never-written')).toBe(true);
+    await until(() => keys.complete);
+    expect(store.writtenKeyStats()['session:']!.loads).toBe(2);
+    expect(keys.mayHold('session:aa')).toBe(true);
+    expect(keys.mayHold('session:never-written')).toBe(false);
+    // Keys outside the tracked prefix are never ruled out.
+    expect(keys.mayHold('ticket:zz')).toBe(true);
+  } finally {
+    keys.release();
+    await store.close();
+  }
+});
+
+test('a writer that does not announce (an older release) is found by the check, and the filter is put aside', async () => {
+  await admin.flushall();
+  const store = new RedisStore({ url: redis.url, writtenKeyFilter: { verifyEveryMs: 100 } });
+  const keys = store.trackWrittenKeys('session:');
+  try {
+    await until(() => keys.complete);
+    await store.set('session:announced', Buffer.from('a'), 300);
+    expect(keys.mayHold('session:elsewhere')).toBe(false);
+    // Checks that find only announced keys change nothing.
+    await until(() => store.writtenKeyStats()['session:']!.loads === 1);
+    await admin.set('tls-session:session:unannounced', 'x', 'EX', 300);
+    await until(() => store.writtenKeyStats()['session:']!.unannounced === 1);
+    expect(keys.complete).toBe(false);
+    expect(keys.mayHold('session:elsewhere')).toBe(true);
+    expect(keys.mayHold('session:unannounced')).toBe(true);
+  } finally {
+    keys.release();
+    await store.close();
+  }
+});
+
+test('a malformed message on the channel is dropped and counted; the filter keeps working', async () => {
+  await admin.flushall();
+  const writer = new RedisStore({ url: redis.url });
+  const reader = new RedisStore({ url: redis.url });
+  const writerKeys = writer.trackWrittenKeys('session:');
+  const readerKeys = reader.trackWrittenKeys('session:');
+  try {
+    await until(() => writerKeys.complete && readerKeys.complete);
+    await admin.publish('tls-session:session:written-keys', Buffer.from([0x01, 0x00, 0x40, 0x61]));
+    await admin.publish('tls-session:session:written-keys', 'not ours');
+    await until(() => reader.writtenKeyStats()['session:']!.malformed === 2);
+    await writer.set('session:cc', Buffer.from('z'), 300);
+    await until(() => readerKeys.mayHold('session:cc'));
+    expect(readerKeys.mayHold('session:dd')).toBe(false);
+  } finally {
+    writerKeys.release();
+    readerKeys.release();
+    await writer.close();
+    await reader.close();
+  }
+});
+
+test('stores that cannot subscribe, or whose filter is off, answer "maybe" and say why', async () => {
+  const off = new RedisStore({ url: redis.url, writtenKeyFilter: false });
+  const client = createClient({ url: redis.url });
+  client.on('error', () => undefined);
+  await client.connect();
+  const nodeRedis = new RedisStore({ client });
+  try {
+    for (const [store, why] of [
+      [off, /writtenKeyFilter is false/],
+      [nodeRedis, /node-redis client: no subscriber connection/],
+    ] as const) {
+      const keys = store.trackWrittenKeys('session:');
+      expect(keys.unsupported).toMatch(why);
+      expect(keys.complete).toBe(false);
+      expect(keys.mayHold('session:anything')).toBe(true);
+      keys.release();
+    }
+    expect(() => new RedisStore({ url: redis.url, writtenKeyFilter: { slots: 1000 } })).toThrow(
+      expect.objectContaining({ code: 'ERR_OUT_OF_RANGE', message: expect.stringContaining('options.writtenKeyFilter.slots') }),
+    );
+    expect(() => new RedisStore({ url: redis.url, writtenKeyFilter: 'yes' as never })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE', message: expect.stringContaining('options.writtenKeyFilter') }),
+    );
+  } finally {
+    await off.close();
+    await nodeRedis.close();
+    await client.quit();
+  }
+});
