@@ -25,6 +25,7 @@
         "binding/addon_data.cc",
         "binding/openssl_errors.cc",
         "binding/openssl_library.cc",
+        "binding/record_cipher.cc",
         "binding/session_functions.cc",
         "binding/session_ledger.cc",
         "binding/session_table.cc",

@@ -12,10 +12,13 @@
  *     [--configs <substring>,...] [--seconds S] [--trials N] [--connections N] [--generators N]
  *     [--json FILE] [--no-redis] [--no-nginx]
  *   ... bench/handshake.ts --metrics-cost [--keys p256] [--cycles N] [--slice-ms MS]
+ *   ... bench/handshake.ts --store-cost [--keys p256] [--configs …] [--cycles N] [--slice-ms MS] [--no-redis]
  *
  * --metrics-cost measures instead what tls-session's events and the Prometheus collector cost per
  * resumed handshake: one server process per configuration, its metrics state switched in short
- * interleaved slices under steady load (bench/handshake/toggle.ts, metrics-cost.ts).
+ * interleaved slices under steady load (bench/handshake/toggle.ts, metrics-cost.ts). --store-cost
+ * measures the same way attachSessionStore against the bare Map listener (store-toggle.ts,
+ * store-cost.ts).
  *
  * docs/BENCHMARKS.md explains how to read the figures.
  */
@@ -33,7 +36,16 @@ import type { PathRow } from './handshake/path';
 import type { ServerSpec } from './handshake/server';
 import { findNginx, reportNginxAnchor, startNginx, type CpuSource, type NginxAnchorRecord, type NginxInfo } from './handshake/nginx';
 import { reportMetricsCost, summarize, type MetricsCostResult } from './handshake/metrics-cost';
-import type { ReplayPath, Slice, SlicesRequest, SlicesResult, UnsubscribedPath } from './handshake/toggle';
+import type { ReplayPath, ToggleState, UnsubscribedPath } from './handshake/toggle';
+import {
+  summarizeStates,
+  verdictOf,
+  type Slice as GenericSlice,
+  type SlicesRequest,
+  type SlicesResult as GenericSlicesResult,
+} from './handshake/slices';
+import type { StoreToggleState } from './handshake/store-toggle';
+import { reportStoreCost, STORE_COST_TARGETS, type StoreCostResult } from './handshake/store-cost';
 
 interface Options {
   quick: boolean;
@@ -49,6 +61,7 @@ interface Options {
   profile?: string;
   path: boolean;
   metricsCost: boolean;
+  storeCost: boolean;
   sliceMs: number;
   cycles: number;
 }
@@ -73,15 +86,22 @@ const program = new Command()
       'in one server process switched in interleaved slices (TLS 1.2 attachSessionStore, TLS 1.3 TicketKeyRing)',
     false,
   )
-  .option('--slice-ms <ms>', '--metrics-cost: length of one measured slice', Number, 100)
-  .option('--cycles <n>', '--metrics-cost: measured cycles (each runs every state once, shuffled)', Number, 100)
+  .option(
+    '--store-cost',
+    'instead of the matrix: server CPU per handshake through attachSessionStore vs the bare Map listener (issue 24 targets 2 and 3), ' +
+      'in one server process switched in interleaved slices, with an A/A control',
+    false,
+  )
+  .option('--slice-ms <ms>', '--metrics-cost, --store-cost: length of one measured slice', Number, 100)
+  .option('--cycles <n>', '--metrics-cost, --store-cost: measured cycles (each runs every state once, shuffled)', Number, 100)
   .parse();
 const options = program.opts<Options>();
 if (options.quick) options.seconds = Math.min(options.seconds, 1);
 const trialCount = options.trials ?? (options.quick ? 3 : 5);
 if (!Number.isInteger(trialCount) || trialCount < 1) throw new RangeError('--trials must be an integer >= 1');
 
-if (options.metricsCost) {
+if (options.metricsCost || options.storeCost) {
+  if (options.metricsCost && options.storeCost) throw new Error('--metrics-cost and --store-cost: one at a time');
   if (!Number.isInteger(options.cycles) || options.cycles < 3) throw new RangeError('--cycles must be an integer >= 3');
   if (!(options.sliceMs >= 20)) throw new RangeError('--slice-ms must be >= 20');
 }
@@ -237,20 +257,82 @@ const METRICS_COST_WARMUP_CYCLES = 3;
 /** Gap after each switch, outside the measured slice (in-flight handshakes, the switch's garbage). */
 const METRICS_COST_GAP_MS = 15;
 
+/** The key types --keys names, checked. */
+function keyTypes(): DevKeyType[] {
+  const keys = options.keys.split(',').map((k) => k.trim()) as DevKeyType[];
+  for (const key of keys) if (!KEY_TYPES.includes(key)) throw new Error(`--keys: unknown key type ${key}`);
+  return keys;
+}
+
+interface SlicedRun<S extends string> {
+  slices: Array<GenericSlice<S>>;
+  generatorCpuShareMax: number;
+  clientResumedShare: number;
+  errors: number;
+  /** The server, still running: for questions after the slices (then stopped by the caller's return). */
+  server: RunningServer & { peer: Peer };
+}
+
+/**
+ * One sliced measurement (--metrics-cost, --store-cost): starts the server with `spec`, loads it
+ * with the generators, asks it for the slices, stops the load; `after` may ask the server more
+ * before it is stopped.
+ */
+async function slicedRun<S extends string, R>(
+  generators: Peer[],
+  spec: ServerSpec,
+  secretHex: string,
+  request: SlicesRequest,
+  estimatedSeconds: number,
+  after: (run: SlicedRun<S>) => Promise<R>,
+): Promise<R> {
+  const server = await startServer(spec, secretHex);
+  try {
+    const load: RunRequest = {
+      type: 'run',
+      port: server.port,
+      protocol: spec.config.protocol,
+      resume: spec.config.resume,
+      connections: options.connections,
+      // Stopped when the slices are done; this is only a ceiling.
+      durationMs: Math.round(estimatedSeconds * 3000) + 60_000,
+      caFile: spec.certFile,
+    };
+    const running = Promise.all(generators.map((g) => g.ask<RunResult>(load, 'result')));
+    await new Promise((resolve) => setTimeout(resolve, 500)); // connections up and resuming
+    const { slices } = await server.peer.ask<GenericSlicesResult<S>>(request);
+    for (const g of generators) g.child.send({ type: 'stop' });
+    const results = await running;
+    const handshakes = results.reduce((a, r) => a + r.handshakes, 0);
+    return await after({
+      slices,
+      generatorCpuShareMax: Math.max(...results.map((r) => r.cpuMicros / 1000 / r.wallMs)),
+      clientResumedShare: handshakes ? results.reduce((a, r) => a + r.resumed, 0) / handshakes : 0,
+      errors: results.reduce((a, r) => a + r.errors, 0),
+      server,
+    });
+  } finally {
+    server.peer.stop();
+  }
+}
+
+function startGenerators(): Peer[] {
+  return Array.from(
+    { length: options.generators },
+    () => new Peer(fork(join(here, 'handshake', 'load.ts'), [], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })),
+  );
+}
+
 async function metricsCost(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'tls-session-bench-'));
   const secretHex = randomBytes(32).toString('hex');
-  const keys = options.keys.split(',').map((k) => k.trim()) as DevKeyType[];
-  for (const key of keys) if (!KEY_TYPES.includes(key)) throw new Error(`--keys: unknown key type ${key}`);
+  const keys = keyTypes();
   const wanted = options.configs?.split(',').map((w) => w.trim());
   const configs = METRICS_COST_CONFIGS.filter((id) => !wanted || wanted.some((w) => id.includes(w))).map((id) =>
     CONFIGS.find((c) => c.id === id)!,
   );
   if (configs.length === 0) throw new Error(`--configs: --metrics-cost measures ${METRICS_COST_CONFIGS.join(' and ')}`);
-  const generators = Array.from(
-    { length: options.generators },
-    () => new Peer(fork(join(here, 'handshake', 'load.ts'), [], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })),
-  );
+  const generators = startGenerators();
   const loadBefore = loadavg();
   const startedAt = new Date();
   const slicesPerCycle = 4;
@@ -266,59 +348,36 @@ async function metricsCost(): Promise<void> {
       const { keyFile, certFile } = certificateFiles(dir, key);
       for (const [index, config] of configs.entries()) {
         process.stderr.write(`[${key}] ${config.id}: slicing...\n`);
-        const server = await startServer(
-          {
-            config: { ...config, metrics: undefined },
-            keyFile,
-            certFile,
-            sqlitePath: join(dir, `${key}-mc-${index}.db`),
-            redisPrefix: `bench:${key}:mc:${index}:`,
-            toggle: true,
-          },
-          secretHex,
-        );
-        try {
-          const request: RunRequest = {
-            type: 'run',
-            port: server.port,
-            protocol: config.protocol,
-            resume: config.resume,
-            connections: options.connections,
-            // Stopped when the slices are done; this is only a ceiling.
-            durationMs: Math.round(seconds * 3000) + 60_000,
-            caFile: certFile,
-          };
-          const load = Promise.all(generators.map((g) => g.ask<RunResult>(request, 'result')));
-          await new Promise((resolve) => setTimeout(resolve, 500)); // connections up and resuming
-          const slicesRequest: SlicesRequest = {
-            type: 'slices',
+        const spec: ServerSpec = {
+          config: { ...config, metrics: undefined },
+          keyFile,
+          certFile,
+          sqlitePath: join(dir, `${key}-mc-${index}.db`),
+          redisPrefix: `bench:${key}:mc:${index}:`,
+          toggle: true,
+        };
+        const request: SlicesRequest = {
+          type: 'slices',
+          sliceMs: options.sliceMs,
+          gapMs: METRICS_COST_GAP_MS,
+          cycles: options.cycles,
+          warmupCycles: METRICS_COST_WARMUP_CYCLES,
+          seed: 0x5eed + index,
+        };
+        await slicedRun<ToggleState, void>(generators, spec, secretHex, request, seconds, async (run) => {
+          const unsubscribed = await run.server.peer.ask<UnsubscribedPath>({ type: 'unsubscribed' });
+          const replay = await run.server.peer.ask<ReplayPath>({ type: 'replay' });
+          const result = summarize(run.slices, unsubscribed, replay, {
+            key,
+            id: config.id,
             sliceMs: options.sliceMs,
-            gapMs: METRICS_COST_GAP_MS,
             cycles: options.cycles,
-            warmupCycles: METRICS_COST_WARMUP_CYCLES,
-            seed: 0x5eed + index,
-          };
-          const { slices } = await server.peer.ask<SlicesResult>(slicesRequest);
-          for (const g of generators) g.child.send({ type: 'stop' });
-          const loadResults = await load;
-          const unsubscribed = await server.peer.ask<UnsubscribedPath>({ type: 'unsubscribed' });
-          const replay = await server.peer.ask<ReplayPath>({ type: 'replay' });
-          const handshakes = loadResults.reduce((a, r) => a + r.handshakes, 0);
-          results.push(
-            summarize(slices, unsubscribed, replay, {
-              key,
-              id: config.id,
-              sliceMs: options.sliceMs,
-              cycles: options.cycles,
-              generatorCpuShareMax: Math.max(...loadResults.map((r) => r.cpuMicros / 1000 / r.wallMs)),
-              clientResumedShare: handshakes ? loadResults.reduce((a, r) => a + r.resumed, 0) / handshakes : 0,
-              errors: loadResults.reduce((a, r) => a + r.errors, 0),
-            }),
-          );
-          (results[results.length - 1] as MetricsCostResult & { slices?: Slice[] }).slices = slices;
-        } finally {
-          server.peer.stop();
-        }
+            generatorCpuShareMax: run.generatorCpuShareMax,
+            clientResumedShare: run.clientResumedShare,
+            errors: run.errors,
+          });
+          results.push(Object.assign(result, { slices: run.slices }));
+        });
       }
     }
   } finally {
@@ -332,6 +391,87 @@ async function metricsCost(): Promise<void> {
     gapMs: METRICS_COST_GAP_MS,
     results,
   });
+}
+
+// --- --store-cost ---
+
+/**
+ * Gap after each switch: a resumed configuration's connections need one full handshake each to
+ * get a session of the new state (16 connections at ~1,000/s), a full one only settles.
+ */
+const storeCostGapMs = (config: BenchConfig): number => (config.resume ? 60 : 15);
+
+async function storeCost(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'tls-session-bench-'));
+  const secretHex = randomBytes(32).toString('hex');
+  const keys = keyTypes();
+  const wanted = options.configs?.split(',').map((w) => w.trim());
+  let targets = STORE_COST_TARGETS.filter((t) => !wanted || wanted.some((w) => t.config.includes(w)));
+  const redis = targets.some((t) => t.config.includes('redis')) && options.redis ? await startBenchRedis(dir) : undefined;
+  if (!redis) targets = targets.filter((t) => !t.config.includes('redis'));
+  if (targets.length === 0) throw new Error(`--configs: --store-cost measures ${STORE_COST_TARGETS.map((t) => t.config).join(', ')}`);
+  const generators = startGenerators();
+  const loadBefore = loadavg();
+  const startedAt = new Date();
+  process.stderr.write(
+    `bench:handshake --store-cost: ${targets.length} configurations × ${keys.length} key types, ${options.cycles} cycles × ` +
+      `3 slices of ${options.sliceMs} ms, ${options.generators} generators × ${options.connections} connections; ` +
+      `load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')}${redis ? `; Redis ${redis.version}` : ''}\n`,
+  );
+  const results: StoreCostResult[] = [];
+  try {
+    for (const key of keys) {
+      const { keyFile, certFile } = certificateFiles(dir, key);
+      for (const [index, target] of targets.entries()) {
+        const config = CONFIGS.find((c) => c.id === target.config)!;
+        process.stderr.write(`[${key}] ${config.id}: slicing...\n`);
+        const gapMs = storeCostGapMs(config);
+        const spec: ServerSpec = {
+          config,
+          keyFile,
+          certFile,
+          sqlitePath: join(dir, `${key}-sc-${index}.db`),
+          redisUrl: redis?.url,
+          redisPrefix: `bench:${key}:sc:${index}:`,
+          storeToggle: true,
+        };
+        const request: SlicesRequest = {
+          type: 'slices',
+          sliceMs: options.sliceMs,
+          gapMs,
+          cycles: options.cycles,
+          warmupCycles: 3,
+          seed: 0x5c0 + index,
+        };
+        const seconds = ((3 + options.cycles) * 3 * (options.sliceMs + gapMs)) / 1000;
+        await slicedRun<StoreToggleState, void>(generators, spec, secretHex, request, seconds, async (run) => {
+          const { states, dropped } = summarizeStates(run.slices, 'map');
+          results.push({
+            key,
+            id: config.id,
+            target,
+            sliceMs: options.sliceMs,
+            gapMs,
+            cycles: options.cycles,
+            droppedSlices: dropped,
+            states,
+            verdict: verdictOf(states.find((s) => s.state === 'store')?.vsReference, target.bound),
+            generatorCpuShareMax: run.generatorCpuShareMax,
+            clientResumedShare: run.clientResumedShare,
+            errors: run.errors,
+            slices: run.slices,
+          });
+        });
+      }
+    }
+  } finally {
+    for (const generator of generators) generator.stop();
+    await redis?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const loadAfter = loadavg();
+  reportStoreCost(results);
+  writeRunRecord('store-cost', startedAt, loadBefore, loadAfter, { results });
 }
 
 /** Writes a run's JSON (where --json says, else a dated file in tmpdir) with the machine and load around it, and says where. */
@@ -365,6 +505,7 @@ function certificateFiles(dir: string, key: DevKeyType): { keyFile: string; cert
 
 async function main(): Promise<void> {
   if (options.metricsCost) return metricsCost();
+  if (options.storeCost) return storeCost();
   const dir = mkdtempSync(join(tmpdir(), 'tls-session-bench-'));
   const secretHex = randomBytes(32).toString('hex');
   const redis = options.redis ? await startBenchRedis(dir) : undefined;

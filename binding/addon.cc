@@ -4,6 +4,7 @@
 #include "addon_data.h"
 #include "openssl_errors.h"
 #include "openssl_library.h"
+#include "record_cipher.h"
 #include "session_functions.h"
 #include "tls_engine.h"
 #ifdef TLS_SESSION_BENCH
@@ -82,6 +83,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setErrorClasses", Napi::Function::New(env, SetErrorClasses, "setErrorClasses"));
   InitSessionFunctions(env, exports);
   InitTlsEngine(env, exports);
+  InitRecordCipher(env, exports);
 #ifdef TLS_SESSION_BENCH
   InitBenchFunctions(env, exports);  // the benchmark build only (npm run bench)
 #endif

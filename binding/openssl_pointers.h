@@ -27,6 +27,7 @@ using SessionPointer = OwnedPointer<SSL_SESSION, &OpenSSLApi::SSL_SESSION_free>;
 using X509Pointer = OwnedPointer<X509, &OpenSSLApi::X509_free>;
 using EVPKeyPointer = OwnedPointer<EVP_PKEY, &OpenSSLApi::EVP_PKEY_free>;
 using BIOPointer = OwnedPointer<BIO, &OpenSSLApi::BIO_free>;
+using CipherCtxPointer = OwnedPointer<EVP_CIPHER_CTX, &OpenSSLApi::EVP_CIPHER_CTX_free>;
 // SSL and SSL_CTX are released through TlsEngine::Free (which may defer the free until OpenSSL
 // is off the stack); these deleters only run for objects that never reached the engine.
 using SSLPointer = OwnedPointer<SSL, &OpenSSLApi::SSL_free>;

@@ -139,8 +139,16 @@
   X(OPENSSL_cleanse)                     \
   X(RAND_bytes)                          \
   X(EVP_aes_128_cbc)                     \
+  X(EVP_aes_256_gcm)                     \
+  X(EVP_CIPHER_CTX_new)                  \
+  X(EVP_CIPHER_CTX_free)                 \
+  X(EVP_CIPHER_CTX_ctrl)                 \
   X(EVP_EncryptInit_ex)                  \
+  X(EVP_EncryptUpdate)                   \
+  X(EVP_EncryptFinal_ex)                 \
   X(EVP_DecryptInit_ex)                  \
+  X(EVP_DecryptUpdate)                   \
+  X(EVP_DecryptFinal_ex)                 \
   X(EVP_MAC_CTX_set_params)              \
   X(OSSL_PARAM_construct_octet_string)   \
   X(OSSL_PARAM_construct_utf8_string)    \

@@ -83,6 +83,17 @@ export interface NativeBinding extends NativeTlsBinding {
     /** The estimated native size of this environment's live owned sessions (what the table reports to V8). */
     nativeBytes: number;
   };
+  /** AES-256-GCM with its key schedule made once (binding/record_cipher.h): the stores' sealed records. */
+  NativeRecordCipher: new (key: Uint8Array) => NativeRecordCipher;
+}
+
+export interface NativeRecordCipher {
+  /** Writes ciphertext | tag (16) into `out` at `offset`; returns the bytes written. */
+  seal(iv: Uint8Array, aad: Uint8Array, plaintext: Uint8Array, out: Uint8Array, offset: number): number;
+  /** Writes the plaintext into `out` (as long as the ciphertext); false, and `out` wiped, when the tag does not verify. */
+  open(iv: Uint8Array, aad: Uint8Array, ciphertext: Uint8Array, tag: Uint8Array, out: Uint8Array): boolean;
+  /** Frees the key schedules now (cleansed); later calls throw. */
+  wipe(): void;
 }
 
 // ---- TLS engine (binding/tls_context.h, binding/tls_connection.h) ----

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the TLS engine's dangling-pointer tests under valgrind memcheck (npm run test:memcheck).
+# Runs the TLS engine's dangling-pointer tests and the record cipher's under valgrind memcheck (npm run test:memcheck).
 # Fails on any invalid read, write or free, use of uninitialised memory in a jump, or bad
 # free/delete pairing; leaks are not errors here (V8 and Node keep their heaps at exit; the
 # ledger assertions in the tests account for every SSL_SESSION reference instead).
@@ -30,7 +30,7 @@ valgrind \
   --suppressions=test/valgrind.supp \
   --log-file="$log" \
   node --expose-gc node_modules/jest/bin/jest.js --runInBand --testTimeout=600000 \
-    test/tls/dangling.test.ts "$@" || status=$?
+    test/tls/dangling.test.ts test/record-cipher.test.ts "$@" || status=$?
 
 # Errors anywhere in our addon or in the OpenSSL it drives, whatever the exit code says.
 errors=$(grep -cE '^==[0-9]+== (Invalid (read|write|free)|Mismatched free|Conditional jump|Use of uninitialised|Source and destination overlap)' "$log" || true)

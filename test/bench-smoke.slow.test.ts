@@ -47,6 +47,27 @@ test('npm run bench:handshake, smallest run: a table and JSON with ratios agains
   }
 }, 300_000);
 
+test('npm run bench:handshake --store-cost, smallest run: the Map / A/A / store slices, a verdict per target, and its JSON', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tls-session-bench-smoke-'));
+  try {
+    const json = join(dir, 'out.json');
+    const args = ['--store-cost', '--keys', 'p256', '--configs', 'tls12 full +memory', '--cycles', '3', '--slice-ms', '40', '--json', json];
+    const { stdout } = await run('npm', ['run', '--silent', 'bench:handshake', '--', ...args], { cwd: ROOT, timeout: 240_000 });
+    expect(stdout).toMatch(
+      /target 3: a full handshake storing its session \(memory\+seal\) vs the Map listener.*(MET|MISSED|INCONCLUSIVE)/,
+    );
+    expect(stdout).toMatch(/A\/A control/);
+    const record = JSON.parse(readFileSync(json, 'utf8')) as {
+      results: Array<{ id: string; states: Array<{ state: string; handshakes: number }> }>;
+    };
+    expect(record.results.map((r) => r.id)).toEqual(['tls12 full +memory+seal']);
+    expect(record.results[0]!.states.map((s) => s.state).sort()).toEqual(['map', 'map2', 'store']);
+    for (const state of record.results[0]!.states) expect(state.handshakes).toBeGreaterThan(0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}, 300_000);
+
 test('bench:client (dist/bench/client-cache.js), one trial: full vs resumed per protocol, and its JSON line', async () => {
   const { stdout } = await run(process.execPath, [join(ROOT, 'dist', 'bench', 'client-cache.js'), '--trials', '1'], {
     cwd: ROOT,

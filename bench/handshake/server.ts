@@ -14,6 +14,7 @@ import { Redis } from 'ioredis';
 import { attachSessionStore, MemoryStore, RedisStore, SessionStore, SqliteStore, TicketKeyRing } from '../../lib/persist';
 import type { BenchConfig } from './configs';
 import { prepareToggle, type SlicesRequest } from './toggle';
+import { attachMapListeners, prepareStoreToggle } from './store-toggle';
 
 export interface ServerSpec {
   config: BenchConfig;
@@ -26,6 +27,8 @@ export interface ServerSpec {
   redisPrefix: string;
   /** --metrics-cost: switch the metrics state in slices on request (bench/handshake/toggle.ts); config.metrics is ignored. */
   toggle?: boolean;
+  /** --store-cost: switch between the Map listeners and attachSessionStore in slices (bench/handshake/store-toggle.ts). */
+  storeToggle?: boolean;
 }
 
 interface CpuMessage {
@@ -99,20 +102,28 @@ async function serve(): Promise<number> {
   };
   const server = tls.createServer(options, onSecure);
   server.on('tlsClientError', () => undefined);
-  if (config.listener === 'map' || config.listener === 'map-async') {
-    const later = config.listener === 'map-async';
+  if (spec.storeToggle) {
+    // --store-cost: the toggle attaches the Map or the store, slice by slice. The store's
+    // written-key filter is held for the whole run (detach releases the attachment's own hold):
+    // a server attaches once, so its filter is not reloaded at every switch.
+    const store = makeStore();
+    store.trackWrittenKeys?.('session:');
+    const run = prepareStoreToggle(server, () => {
+      const handle = attachSessionStore(server, {
+        store,
+        secret: config.sealed ? secret : undefined,
+        lookup: config.lookup,
+        onError: () => undefined,
+      });
+      return () => handle.detach();
+    });
+    process.on('message', (message: { type?: string }) => {
+      if (message?.type === 'slices')
+        run(message as SlicesRequest).then(send, (error: Error) => send({ type: 'error', message: error.message }));
+    });
+  } else if (config.listener === 'map' || config.listener === 'map-async') {
     // The reference: what a hand-written in-process cache costs.
-    const sessions = new Map<string, Buffer>();
-    server.on('newSession', (id: Buffer, data: Buffer, done: () => void) => {
-      if (sessions.size >= 200_000) sessions.clear();
-      sessions.set(id.toString('hex'), data);
-      done();
-    });
-    server.on('resumeSession', (id: Buffer, done: (err: Error | null, data: Buffer | null) => void) => {
-      const data = sessions.get(id.toString('hex')) ?? null;
-      if (later) void Promise.resolve(data).then((found) => done(null, found));
-      else done(null, data);
-    });
+    attachMapListeners(server, { later: config.listener === 'map-async' });
   } else if (config.listener === 'store') {
     const store = makeStore();
     const handle = attachSessionStore(server, {

@@ -10,10 +10,7 @@
  *   prometheus  collectPrometheusMetrics on a prom-client Registry (what a user turns on): one
  *               collector made at start, its channel subscriptions switched on and off
  *
- * Each cycle runs every state once, in a shuffled order (seeded): no state always follows the
- * same one. A slice switches state first, waits `gapMs` (in-flight handshakes and the switch's own
- * garbage settle), then measures process.cpuUsage() and the handshakes completed over `sliceMs`.
- * Switching happens outside the measured window.
+ * The slices themselves (order, gap, what a slice measures) are slices.ts's.
  */
 import * as diagnostics from 'node:diagnostics_channel';
 // The module object itself (not a copy), whose subscribe is patched for one call below.
@@ -22,6 +19,14 @@ const dc = require('node:diagnostics_channel') as typeof diagnostics;
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import type * as tls from 'node:tls';
+import {
+  countHandshakes,
+  cpuNow,
+  runSlices,
+  type Slice as GenericSlice,
+  type SlicesRequest,
+  type SlicesResult as GenericSlicesResult,
+} from './slices';
 import { Registry } from 'prom-client';
 import { collectPrometheusMetrics, type MetricsCollector } from '../../lib/metrics';
 import { CHANNELS } from '../../lib/metrics/events';
@@ -29,27 +34,8 @@ import { CHANNELS } from '../../lib/metrics/events';
 export const TOGGLE_STATES = ['off', 'off2', 'noop', 'prometheus'] as const;
 export type ToggleState = (typeof TOGGLE_STATES)[number];
 
-export interface SlicesRequest {
-  type: 'slices';
-  sliceMs: number;
-  gapMs: number;
-  /** Measured cycles (each: every state once). */
-  cycles: number;
-  /** Cycles run first and thrown away (JIT of both paths, the collector's first series). */
-  warmupCycles: number;
-  seed: number;
-}
-
-export interface Slice {
-  cycle: number;
-  /** Position in its cycle (0-based). */
-  position: number;
-  state: ToggleState;
-  cpuMicros: number;
-  wallMs: number;
-  handshakes: number;
-  resumed: number;
-}
+export type { SlicesRequest } from './slices';
+export type Slice = GenericSlice<ToggleState>;
 
 export interface UnsubscribedPath {
   /** The library's 'secureConnection' listeners (the handshake observer) with nobody subscribed: ns per emit, over a bare emit. */
@@ -60,10 +46,7 @@ export interface UnsubscribedPath {
   listeners: number;
 }
 
-export interface SlicesResult {
-  type: 'slices';
-  slices: Slice[];
-}
+export type SlicesResult = GenericSlicesResult<ToggleState>;
 
 /**
  * The subscriber side alone: the events the server published during its first measured 'noop'
@@ -91,26 +74,8 @@ const SERVER_CHANNELS = [
   CHANNELS.ringStore,
 ];
 
-/** A small seeded PRNG (mulberry32): the same seed, the same slice order. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Handshakes' worth of events recorded for the replay (whole noop slices, until at least this many). */
 const RECORD_HANDSHAKES = 400;
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-const cpuNow = (): number => {
-  const usage = process.cpuUsage();
-  return usage.user + usage.system;
-};
 
 /**
  * Installs the handshake counter on `server` (before the run, so every state pays for it alike)
@@ -118,14 +83,8 @@ const cpuNow = (): number => {
  * 'secureConnection' listeners (the rest are the library's).
  */
 export function prepareToggle(server: tls.Server, ownListeners: Array<(...args: never[]) => unknown>) {
-  let handshakes = 0;
-  let resumed = 0;
-  const counter = (socket: tls.TLSSocket): void => {
-    handshakes += 1;
-    if (socket.isSessionReused()) resumed += 1;
-  };
-  server.on('secureConnection', counter);
-  const own = new Set<unknown>([...ownListeners, counter]);
+  const counter = countHandshakes(server);
+  const own = new Set<unknown>([...ownListeners, counter.listener]);
 
   // One collector for the whole run, its subscriptions switched: the state changes without
   // registering and removing its metrics each time (no churn in the registry or the heap). Its
@@ -220,39 +179,15 @@ export function prepareToggle(server: tls.Server, ownListeners: Array<(...args: 
   };
 
   const run = async (request: SlicesRequest): Promise<SlicesResult> => {
-    const random = prng(request.seed);
-    const slices: Slice[] = [];
-    const total = request.warmupCycles + request.cycles;
-    for (let cycle = 0; cycle < total; cycle++) {
-      const order = [...TOGGLE_STATES];
-      for (let i = order.length - 1; i > 0; i--) {
-        const j = Math.floor(random() * (i + 1));
-        [order[i], order[j]] = [order[j]!, order[i]!];
-      }
-      for (const [position, state] of order.entries()) {
-        enter(state);
-        await sleep(request.gapMs);
-        const record = state === 'noop' && cycle >= request.warmupCycles && recordedHandshakes < RECORD_HANDSHAKES;
-        recording = record;
-        const cpu0 = cpuNow();
-        const t0 = performance.now();
-        const h0 = handshakes;
-        const r0 = resumed;
-        await sleep(request.sliceMs);
+    const slices = await runSlices(TOGGLE_STATES, enter, counter, request, {
+      opened: (state, measured) => {
+        recording = state === 'noop' && measured && recordedHandshakes < RECORD_HANDSHAKES;
+      },
+      closed: (_state, _measured, handshakes) => {
+        if (recording) recordedHandshakes += handshakes;
         recording = false;
-        if (record) recordedHandshakes += handshakes - h0;
-        const slice: Slice = {
-          cycle: cycle - request.warmupCycles,
-          position,
-          state,
-          cpuMicros: cpuNow() - cpu0,
-          wallMs: performance.now() - t0,
-          handshakes: handshakes - h0,
-          resumed: resumed - r0,
-        };
-        if (cycle >= request.warmupCycles) slices.push(slice);
-      }
-    }
+      },
+    });
     enter('off');
     return { type: 'slices', slices };
   };

@@ -9,7 +9,7 @@ import * as tls from 'node:tls';
 import { Redis } from 'ioredis';
 import { attachSessionStore, RedisStore } from '../../lib/persist';
 import { makePki, Pki } from '../helpers/pki';
-import { RedisServer, startRedis } from './helpers/redis-server';
+import { commandCalls, RedisServer, startRedis } from './helpers/redis-server';
 import { close, listen, tls13Server } from './helpers/tls-peers';
 
 let pki: Pki;
@@ -28,12 +28,7 @@ afterAll(async () => {
   await redis.stop();
 });
 
-/** How many GET commands Redis has served (its own count). */
-async function redisGets(): Promise<number> {
-  const info = await admin.info('commandstats');
-  const match = /cmdstat_get:calls=(\d+)/.exec(info);
-  return match ? Number(match[1]) : 0;
-}
+const redisGets = (): Promise<number> => commandCalls(admin, 'get');
 
 function connect(
   port: number,

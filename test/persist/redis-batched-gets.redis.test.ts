@@ -5,7 +5,7 @@
  */
 import { Redis } from 'ioredis';
 import { RedisStore } from '../../lib/persist';
-import { RedisServer, startRedis } from './helpers/redis-server';
+import { commandCalls, RedisServer, startRedis } from './helpers/redis-server';
 
 let redis: RedisServer;
 let admin: Redis;
@@ -20,11 +20,7 @@ afterAll(async () => {
   await redis.stop();
 });
 
-async function calls(command: string): Promise<number> {
-  const info = await admin.info('commandstats');
-  const match = new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(info);
-  return match ? Number(match[1]) : 0;
-}
+const calls = (command: string): Promise<number> => commandCalls(admin, command);
 
 test("the gets asked for in one pass go to Redis as one MGET, each answered with its own key's value", async () => {
   const store = new RedisStore({ url: redis.url });

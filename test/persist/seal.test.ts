@@ -1,5 +1,5 @@
 /** AES-256-GCM sealing of stored records: key ids, rotation, AAD = store key, secrets hidden. */
-import { randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import { inspect } from 'node:util';
 import fc from 'fast-check';
 import { MemoryStore } from '../../lib/persist/stores/memory';
@@ -17,6 +17,51 @@ test('seal/open round trip; a record is bound to its store key', () => {
   expect(sealed.includes(plaintext)).toBe(false);
   expect(sealer.open('session:aa', sealed)).toEqual(plaintext);
   expect(() => sealer.open('session:bb', sealed)).toThrow(expect.objectContaining({ code: 'ERR_TLS_SESSION_UNSEAL' }));
+});
+
+describe("the documented layout, read and written with Node's own AES-256-GCM (records of either open with the other)", () => {
+  // envelope.ts: 'T' 'S' | 0x01 | 0x01 | id length | id | iv (12) | ciphertext | tag (16);
+  // AAD: the header through the key id, then u16 BE length + the store key; key: HKDF-SHA256 of
+  // the secret, no salt, info "tls-session/<purpose>/v1".
+  const subkey = Buffer.from(hkdfSync('sha256', newKey, Buffer.alloc(0), 'tls-session/session-record/v1', 32));
+  const aad = (header: Buffer, storeKey: string): Buffer => {
+    const key = Buffer.from(storeKey, 'utf8');
+    const length = Buffer.alloc(2);
+    length.writeUInt16BE(key.length);
+    return Buffer.concat([header, length, key]);
+  };
+  const header = Buffer.concat([Buffer.from([0x54, 0x53, 0x01, 0x01, 7]), Buffer.from('default')]);
+
+  test('a sealed record opens with createDecipheriv', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 600 }), fc.string({ minLength: 1, maxLength: 40 }), (bytes, storeKey) => {
+        const plaintext = Buffer.from(bytes);
+        const sealed = new Sealer(newKey, 'session-record').seal(storeKey, plaintext);
+        expect(sealed.subarray(0, header.length)).toEqual(header);
+        const iv = sealed.subarray(header.length, header.length + 12);
+        const decipher = createDecipheriv('aes-256-gcm', subkey, iv);
+        decipher.setAAD(aad(header, storeKey));
+        decipher.setAuthTag(sealed.subarray(sealed.length - 16));
+        const opened = Buffer.concat([decipher.update(sealed.subarray(header.length + 12, sealed.length - 16)), decipher.final()]);
+        expect(opened).toEqual(plaintext);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  test('a record sealed with createCipheriv opens with the Sealer; a wrong tag is refused and nothing leaks', () => {
+    const sealer = new Sealer(newKey, 'session-record');
+    for (const length of [0, 1, 15, 16, 17, 300]) {
+      const plaintext = randomBytes(length);
+      const iv = randomBytes(12);
+      const cipher = createCipheriv('aes-256-gcm', subkey, iv);
+      cipher.setAAD(aad(header, 'session:ab'));
+      const record = Buffer.concat([header, iv, cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
+      expect(sealer.open('session:ab', record)).toEqual(plaintext);
+      record[record.length - 1]! ^= 1;
+      expect(() => sealer.open('session:ab', record)).toThrow(expect.objectContaining({ code: 'ERR_TLS_SESSION_UNSEAL' }));
+    }
+  });
 });
 
 test('every single-bit flip is detected', () => {

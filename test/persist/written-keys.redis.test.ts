@@ -9,8 +9,8 @@ import { Redis } from 'ioredis';
 import { createClient } from 'redis';
 import { attachSessionStore, RedisStore, type SessionStoreHandle } from '../../lib/persist';
 import { makePki, Pki } from '../helpers/pki';
-import { RedisServer, startRedis } from './helpers/redis-server';
-import { close, listen, tls13Server } from './helpers/tls-peers';
+import { commandCalls, RedisServer, startRedis } from './helpers/redis-server';
+import { close, handshake, listen, tls13Server } from './helpers/tls-peers';
 
 let pki: Pki;
 let redis: RedisServer;
@@ -29,31 +29,10 @@ afterAll(async () => {
   await redis.stop();
 });
 
-async function redisGets(): Promise<number> {
-  const info = await admin.info('commandstats');
-  const match = /cmdstat_get:calls=(\d+)/.exec(info);
-  return match ? Number(match[1]) : 0;
-}
+const redisGets = (): Promise<number> => commandCalls(admin, 'get');
 
-function connect(
-  port: number,
-  options: tls.ConnectionOptions = {},
-): Promise<{ reused: boolean; protocol: string | null; session?: Buffer }> {
-  return new Promise((resolve, reject) => {
-    let session: Buffer | undefined;
-    let reused = false;
-    let protocol: string | null = null;
-    const socket = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca: pki.ca, ...options });
-    socket.once('secureConnect', () => {
-      reused = socket.isSessionReused();
-      protocol = socket.getProtocol();
-    });
-    socket.on('session', (s: Buffer) => (session = s));
-    socket.on('data', () => undefined);
-    socket.once('error', reject);
-    socket.once('close', () => resolve({ reused, protocol, session }));
-  });
-}
+/** A connection as a TLS 1.2-only client (tickets off) or, without options, one that offers TLS 1.3. */
+const connect = (port: number, options: tls.ConnectionOptions = {}, session?: Buffer) => handshake(pki, port, session, options);
 
 /** Waits for something the network does (a message, a reconnect): polled, bounded by Jest's timeout. */
 async function until(condition: () => boolean): Promise<void> {
@@ -103,14 +82,14 @@ test('a fleet looks up only the session IDs a member issued: TLS 1.3 sends no GE
     expect(first.reused).toBe(false);
     await until(() => a.handle.stats().stored === 1);
     await until(() => stats(b).received >= 1);
-    const onB = await connect(b.port, { ...TLS12, session: first.session });
+    const onB = await connect(b.port, TLS12, first.session);
     expect(onB.reused).toBe(true);
     expect(await redisGets()).toBe(1);
 
     // A member started after it loads the live IDs (SCAN) and resumes it too.
     c = await member();
     expect(stats(c).loaded).toBe(1);
-    const onC = await connect(c.port, { ...TLS12, session: first.session });
+    const onC = await connect(c.port, TLS12, first.session);
     expect(onC.reused).toBe(true);
     expect(await redisGets()).toBe(2);
     for (let i = 0; i < 3; i++) await connect(c.port);

@@ -8,7 +8,9 @@
  * Sealed body: idLength (u8) | key id (ASCII) | iv (12) | ciphertext | tag (16)
  * AAD: the envelope header through the key id, then u16 length + the store key (UTF-8).
  */
-import { createCipheriv, createDecipheriv, createSecretKey, hkdfSync, KeyObject, randomFillSync } from 'node:crypto';
+import { hkdfSync } from 'node:crypto';
+import { native, type NativeRecordCipher } from '../../binding';
+import { RandomPool } from '../random-pool';
 import { inspect } from 'node:util';
 import { invalidArgType, invalidArgValue, outOfRange } from '../../errors';
 import { RecordFormatError, UnsealError } from '../errors';
@@ -39,15 +41,21 @@ export type SealPurpose = 'session-record' | 'ticket-key' | 'client-session';
 /** IVs are random, drawn from a pool refilled 256 at a time: one randomFillSync per 256 records instead of one per record. */
 const IV_POOL_RECORDS = 256;
 
+/**
+ * The sealing and opening itself is the addon's AES-256-GCM (binding/record_cipher.h), whose key
+ * schedule is made once per key: Node's createCipheriv fetches the cipher and expands the key for
+ * every record, which measured ~8% of a full TLS 1.2 handshake's server CPU when each new session
+ * is sealed (`bench:handshake --store-cost`). Same algorithm and layout, so records sealed by
+ * either open with the other.
+ */
 export class Sealer {
-  /** Per key id: the purpose subkey, derived once (as a KeyObject: no re-import per record). */
-  readonly #keys: Map<string, KeyObject>;
+  /** Per key id: the purpose subkey's cipher, made once (the subkey bytes are wiped once it holds them). */
+  readonly #keys: Map<string, NativeRecordCipher>;
   readonly #sealingKeyId: string;
-  readonly #sealingKey: KeyObject;
+  readonly #sealingKey: NativeRecordCipher;
   /** 'T' 'S' | version | kind sealed | id length | id: the same for every record this sealer seals. */
   readonly #sealingHeader: Buffer;
-  readonly #ivPool = Buffer.allocUnsafe(IV_BYTES * IV_POOL_RECORDS);
-  #ivOffset = this.#ivPool.length;
+  readonly #ivs = new RandomPool(IV_BYTES, IV_POOL_RECORDS);
 
   constructor(secret: Secret, purpose: SealPurpose) {
     const list = normalizeSecret(secret);
@@ -56,7 +64,7 @@ export class Sealer {
       if (this.#keys.has(id)) throw invalidArgValue('secret', 'a list of distinct key ids', `key id "${id}" twice`);
       // Separate subkeys per purpose: one configured secret can serve sessions and ticket keys.
       const subkey = Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), `tls-session/${purpose}/v1`, 32));
-      this.#keys.set(id, createSecretKey(subkey));
+      this.#keys.set(id, new native.NativeRecordCipher(subkey));
       subkey.fill(0);
     }
     this.#sealingKeyId = list[0]!.id;
@@ -81,27 +89,9 @@ export class Sealer {
     const out = Buffer.allocUnsafe(header.length + IV_BYTES + plaintext.length + TAG_BYTES);
     header.copy(out, 0);
     const iv = out.subarray(header.length, header.length + IV_BYTES);
-    this.#nextIv(iv);
-    const cipher = createCipheriv('aes-256-gcm', this.#sealingKey, iv);
-    cipher.setAAD(additionalData(header, storeKey));
-    let at = header.length + IV_BYTES;
-    const body = cipher.update(plaintext);
-    at += body.copy(out, at);
-    at += cipher.final().copy(out, at);
-    cipher.getAuthTag().copy(out, at);
+    this.#ivs.next(iv);
+    this.#sealingKey.seal(iv, additionalData(header, storeKey), plaintext, out, header.length + IV_BYTES);
     return out;
-  }
-
-  /** Copies the next fresh random IV into `target`. */
-  #nextIv(target: Buffer): void {
-    if (this.#ivOffset + IV_BYTES > this.#ivPool.length) {
-      randomFillSync(this.#ivPool);
-      this.#ivOffset = 0;
-    }
-    this.#ivPool.copy(target, 0, this.#ivOffset, this.#ivOffset + IV_BYTES);
-    // Each IV is used once: wipe it from the pool.
-    this.#ivPool.fill(0, this.#ivOffset, this.#ivOffset + IV_BYTES);
-    this.#ivOffset += IV_BYTES;
   }
 
   /** Opens a sealed envelope; throws UnsealError (tampered, wrong store key, unknown key id) or RecordFormatError. */
@@ -118,20 +108,15 @@ export class Sealer {
     const iv = envelope.subarray(headerLength, headerLength + IV_BYTES);
     const ciphertext = envelope.subarray(headerLength + IV_BYTES, envelope.length - TAG_BYTES);
     const tag = envelope.subarray(envelope.length - TAG_BYTES);
-    const decipher = createDecipheriv('aes-256-gcm', key, iv);
-    decipher.setAAD(additionalData(header, storeKey));
-    decipher.setAuthTag(tag);
-    try {
-      const plaintext = decipher.update(ciphertext);
-      const rest = decipher.final();
-      return rest.length === 0 ? plaintext : Buffer.concat([plaintext, rest]);
-    } catch {
+    const plaintext = Buffer.allocUnsafe(ciphertext.length);
+    if (!key.open(iv, additionalData(header, storeKey), ciphertext, tag, plaintext)) {
       throw new UnsealError('sealed record failed authentication (tampered, or stored under another key)');
     }
+    return plaintext;
   }
 
   /** The key named in a record's header; the sealing key without building the id string when the header is this sealer's. */
-  #keyFor(header: Buffer): KeyObject | undefined {
+  #keyFor(header: Buffer): NativeRecordCipher | undefined {
     if (header.equals(this.#sealingHeader)) return this.#sealingKey;
     return this.#keys.get(header.subarray(5).toString('ascii'));
   }

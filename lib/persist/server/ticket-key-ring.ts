@@ -25,7 +25,8 @@
  * the keys (restarted empty, failed over) gets back the key the members already use. Nothing here throws at a caller or into a
  * handshake: failures are counted (stats()) and reported (onError).
  */
-import { randomBytes, randomFillSync } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { RandomPool } from '../random-pool';
 import type * as tls from 'node:tls';
 import { inspect } from 'node:util';
 import { invalidArgType } from '../../errors';
@@ -172,11 +173,13 @@ function openAnswer(code: 1 | 2, material: Buffer): readonly unknown[] {
 }
 
 /**
- * The IV every sealing answer carries, refilled with random bytes before each one is returned:
- * Node copies the name and IV out of the answer before the callback returns to OpenSSL, so one
- * buffer serves every ticket (this thread's; a worker has its own module).
+ * The IV every sealing answer carries, refilled with fresh random bytes (from a pool: one CSPRNG
+ * call per 256 tickets) before each one is returned: Node copies the name and IV out of the
+ * answer before the callback returns to OpenSSL, so one buffer serves every ticket (this
+ * thread's; a worker has its own module).
  */
 const SEAL_IV = Buffer.alloc(PART_BYTES);
+const SEAL_IVS = new RandomPool(PART_BYTES);
 
 function sealAnswer(material: Buffer): readonly unknown[] {
   return Object.freeze([1, hmacOf(material), aesOf(material), nameOf(material), SEAL_IV]);
@@ -230,7 +233,14 @@ interface Attachment {
   /** Publishes diagnostics_channel events (lib/metrics/events.ts); idle while nobody subscribes. */
   readonly observer: ServerObserver;
   detached: boolean;
+  /** The symbol Node keeps the SNICallback under, looked up once (undefined: none found). */
+  readonly sniSymbol: symbol | undefined;
   sni?: { symbol: symbol; original: SniCallback; wrapper: SniCallback };
+  /**
+   * What the last cover() saw: while the server's contexts and SNICallback are these same
+   * objects, a connection has nothing to cover (it runs on every 'connection').
+   */
+  seen?: { main: unknown; contexts: unknown; count: number; last: unknown; sniCallback: unknown };
 }
 
 /** What Node itself does with one key per context: used once a server is detached from the ring. */
@@ -564,7 +574,14 @@ export class TicketKeyRing {
       covered: new WeakSet(),
       // Before Node's own 'connection' listener makes the TLS socket: a context that replaced
       // ours (setSecureContext, addContext) is covered before its first handshake.
-      onConnection: () => this.#guard(() => this.#cover(attachment)),
+      onConnection: () => {
+        try {
+          this.#cover(attachment);
+        } catch (error) {
+          this.#stats.errors += 1;
+          this.#report(error as Error);
+        }
+      },
       // A cluster worker's listen() sets the primary's cached key (Server#_setServerData).
       onListening: () =>
         this.#guard(() => {
@@ -573,6 +590,7 @@ export class TicketKeyRing {
         }),
       observer: observeServer(server),
       detached: false,
+      sniSymbol: sniCallbackSymbol(server),
     };
     this.#attachments.set(server, attachment);
     this.#cover(attachment);
@@ -590,8 +608,26 @@ export class TicketKeyRing {
       }
       return;
     }
+    const target = serverInternals(attachment.server);
+    const contexts = target._contexts;
+    const count = contexts?.length ?? 0;
+    const last = count > 0 ? contexts![count - 1] : undefined;
+    const sniCallback = attachment.sniSymbol ? (attachment.server as unknown as Record<symbol, unknown>)[attachment.sniSymbol] : undefined;
+    const seen = attachment.seen;
+    if (
+      seen &&
+      seen.main === main &&
+      seen.contexts === contexts &&
+      seen.count === count &&
+      seen.last === last &&
+      seen.sniCallback === sniCallback
+    ) {
+      return;
+    }
     for (const native of serverNativeContexts(attachment.server)) this.#coverContext(attachment, native);
     this.#wrapSniCallback(attachment);
+    const wrapped = attachment.sniSymbol ? (attachment.server as unknown as Record<symbol, unknown>)[attachment.sniSymbol] : undefined;
+    attachment.seen = { main, contexts, count, last, sniCallback: wrapped };
   }
 
   #coverContext(attachment: Attachment, context: NativeContext): void {
@@ -623,7 +659,7 @@ export class TicketKeyRing {
    */
   #wrapSniCallback(attachment: Attachment): void {
     const target = attachment.server as unknown as Record<symbol, unknown>;
-    const symbol = attachment.sni?.symbol ?? sniCallbackSymbol(attachment.server);
+    const symbol = attachment.sniSymbol;
     if (!symbol) return;
     const current = target[symbol];
     if (typeof current !== 'function' || current === attachment.sni?.wrapper) return;
@@ -655,7 +691,7 @@ export class TicketKeyRing {
       if (!active.shared) tickets.issuedWithLocalKey += 1;
       active.lastIssuedAt = now;
       if (channels.ringTicket.hasSubscribers) this.#publishTicket('issued', active, now);
-      randomFillSync(SEAL_IV);
+      SEAL_IVS.next(SEAL_IV);
       return active.seal;
     }
     const key = this.#byName.get(name.toString('hex'));

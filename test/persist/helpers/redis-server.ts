@@ -113,3 +113,10 @@ export async function startRedis({ launch: launchNow = true, password, args = []
     },
   };
 }
+
+/** How many times Redis has run `command` since its stats were last reset (its own count, INFO commandstats). */
+export async function commandCalls(admin: { info(section: string): Promise<string> }, command: string): Promise<number> {
+  const info = await admin.info('commandstats');
+  const match = new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(info);
+  return match ? Number(match[1]) : 0;
+}
