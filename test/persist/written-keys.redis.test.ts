@@ -148,6 +148,27 @@ test('a writer that does not announce (an older release) is found by the check, 
   }
 });
 
+test('each check reads a bounded part of the keyspace and the next goes on from there', async () => {
+  await admin.flushall();
+  const store = new RedisStore({ url: redis.url, writtenKeyFilter: { verifyEveryMs: 100 } });
+  const keys = store.trackWrittenKeys('session:');
+  try {
+    await until(() => keys.complete);
+    // 25,000 keys nobody announced, written after the load: only the checks can find them.
+    const pipeline = admin.pipeline();
+    for (let i = 0; i < 25_000; i++) pipeline.set(`tls-session:session:${i.toString(16).padStart(8, '0')}`, 'x', 'EX', 300);
+    await pipeline.exec();
+    const stats = () => store.writtenKeyStats()['session:']!;
+    await until(() => stats().unannounced > 0);
+    // The first check: at most 10 SCAN steps of ~1,000 keys (SCAN's COUNT is a hint), not all 25,000.
+    expect(stats().unannounced).toBeLessThan(15_000);
+    await until(() => stats().unannounced === 25_000);
+  } finally {
+    keys.release();
+    await store.close();
+  }
+});
+
 test('a malformed message on the channel is dropped and counted; the filter keeps working', async () => {
   await admin.flushall();
   const writer = new RedisStore({ url: redis.url });

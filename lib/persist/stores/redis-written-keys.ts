@@ -24,6 +24,8 @@ const LOAD_STEP_BUDGET_MS = 5000;
 const RELOAD_AFTER_MS = 1000;
 /** Most keys in one message. */
 const KEYS_PER_MESSAGE = 4096;
+/** SCAN steps one check reads at most (SCAN_COUNT keys each): its cost, whatever the store's size. */
+const VERIFY_STEPS = 10;
 /** How long a key a check found unannounced may still be in flight (its message not yet read). */
 const RECHECK_AFTER_MS = 1000;
 /** How long the filter stays aside (every ID looked up) after a check found unannounced keys. */
@@ -73,6 +75,8 @@ export class RedisWrittenKeys {
   #retry: NodeJS.Timeout | undefined;
   #verifier: NodeJS.Timeout | undefined;
   #verifying = false;
+  /** Where the next check's SCAN goes on: which master, which cursor. */
+  readonly #verifyAt = { node: 0, cursor: '0' };
   /** Until when (Date.now()) the filter is put aside after unannounced keys were found. */
   #fallbackUntil = 0;
   readonly stats: WrittenKeysStats = { published: 0, received: 0, loaded: 0, loads: 0, malformed: 0, unannounced: 0 };
@@ -199,46 +203,58 @@ export class RedisWrittenKeys {
 
   /**
    * Looks for live keys under the prefix that the filter would rule out: written by something
-   * that does not publish (a member of an older release), or whose message was lost. Each one
-   * found still unknown RECHECK_AFTER_MS later is added and puts the filter aside for
-   * FALLBACK_MS (every ID is looked up meanwhile). Resolves with how many it found.
+   * that does not publish (a member of an older release), or whose message was lost. Each check
+   * reads at most VERIFY_STEPS SCAN steps (~10,000 keys), going on where the previous check
+   * stopped, so its cost does not grow with the store (a million sessions are covered in 100
+   * checks; a writer that does not announce leaves keys all over the keyspace and is met in the
+   * first). A key found still unknown RECHECK_AFTER_MS later (its message may be in flight) is
+   * added and puts the filter aside for FALLBACK_MS (every ID is looked up meanwhile). Resolves
+   * with the count of such keys found so far.
    */
   async verify(): Promise<number> {
     if (!this.#complete || this.#verifying || !this.#filter) return 0;
     this.#verifying = true;
     const epoch = this.#epoch;
     const { client, keyPrefix } = this.#host;
+    const stale = (): boolean => epoch !== this.#epoch || !this.#filter;
     try {
+      const nodes = await withDeadline('Redis CLUSTER masters', LOAD_STEP_BUDGET_MS, client.masters());
       const unknown: string[] = [];
-      for (const node of await withDeadline('Redis CLUSTER masters', LOAD_STEP_BUDGET_MS, client.masters())) {
-        let cursor = '0';
-        do {
-          const [next, keys] = await withDeadline('Redis SCAN', LOAD_STEP_BUDGET_MS, node.scan(cursor, this.#pattern(), SCAN_COUNT));
-          if (epoch !== this.#epoch) return 0;
-          cursor = next;
-          const nowSec = Date.now() / 1000;
-          for (const key of keys) if (!this.#filter.mayHold(key.slice(keyPrefix.length), nowSec)) unknown.push(key);
-        } while (cursor !== '0');
-        if (unknown.length === 0) continue;
-        await new Promise((resolve) => setTimeout(resolve, RECHECK_AFTER_MS).unref());
-        if (epoch !== this.#epoch || !this.#filter) return 0;
+      const node = nodes[this.#verifyAt.node % nodes.length]!;
+      for (let step = 0; step < VERIFY_STEPS; step++) {
+        const [next, keys] = await withDeadline(
+          'Redis SCAN',
+          LOAD_STEP_BUDGET_MS,
+          node.scan(this.#verifyAt.cursor, this.#pattern(), SCAN_COUNT),
+        );
+        if (stale()) return 0;
         const nowSec = Date.now() / 1000;
-        const still = unknown.filter((key) => !this.#filter!.mayHold(key.slice(keyPrefix.length), nowSec));
-        unknown.length = 0;
-        if (still.length === 0) continue;
-        const ttls = await withDeadline('Redis PTTL', LOAD_STEP_BUDGET_MS, node.ttls(still));
-        if (epoch !== this.#epoch || !this.#filter) return 0;
-        let found = 0;
-        for (const [index, key] of still.entries()) {
-          const ttlMs = ttls[index]!;
-          if (ttlMs === -2 || Number.isNaN(ttlMs)) continue;
-          this.#filter.add(key.slice(keyPrefix.length), ttlMs < 0 ? Infinity : Date.now() / 1000 + ttlMs / 1000);
-          found += 1;
+        for (const key of keys) if (!this.#filter.mayHold(key.slice(keyPrefix.length), nowSec)) unknown.push(key);
+        this.#verifyAt.cursor = next;
+        if (next === '0') {
+          // This node is done: the next check starts on the next one (or this one again).
+          this.#verifyAt.node = (this.#verifyAt.node + 1) % nodes.length;
+          break;
         }
-        if (found > 0) {
-          this.stats.unannounced += found;
-          this.#fallbackUntil = Date.now() + FALLBACK_MS;
-        }
+      }
+      if (unknown.length === 0) return this.stats.unannounced;
+      await new Promise((resolve) => setTimeout(resolve, RECHECK_AFTER_MS).unref());
+      if (stale()) return 0;
+      const nowSec = Date.now() / 1000;
+      const still = unknown.filter((key) => !this.#filter!.mayHold(key.slice(keyPrefix.length), nowSec));
+      if (still.length === 0) return this.stats.unannounced;
+      const ttls = await withDeadline('Redis PTTL', LOAD_STEP_BUDGET_MS, node.ttls(still));
+      if (stale()) return 0;
+      let found = 0;
+      for (const [index, key] of still.entries()) {
+        const ttlMs = ttls[index]!;
+        if (ttlMs === -2 || Number.isNaN(ttlMs)) continue;
+        this.#filter!.add(key.slice(keyPrefix.length), ttlMs < 0 ? Infinity : Date.now() / 1000 + ttlMs / 1000);
+        found += 1;
+      }
+      if (found > 0) {
+        this.stats.unannounced += found;
+        this.#fallbackUntil = Date.now() + FALLBACK_MS;
       }
       return this.stats.unannounced;
     } catch {
