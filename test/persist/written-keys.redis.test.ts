@@ -169,6 +169,35 @@ test('each check reads a bounded part of the keyspace and the next goes on from 
   }
 });
 
+test("a member with lookup 'all' announces its writes but keeps no filter (no subscriber connection)", async () => {
+  await admin.flushall();
+  const writerStore = new RedisStore({ url: redis.url });
+  await writerStore.ready();
+  const writer = tls13Server(pki);
+  const handle = attachSessionStore(writer, { store: writerStore, secret, lookup: 'all' });
+  const port = await listen(writer);
+  const reader = new RedisStore({ url: redis.url });
+  const readerKeys = reader.trackWrittenKeys('session:');
+  try {
+    await until(() => readerKeys.complete);
+    const subscribers = String(await admin.call('CLIENT', 'LIST', 'TYPE', 'pubsub'))
+      .trim()
+      .split('\n');
+    expect(subscribers).toHaveLength(1);
+    const first = await connect(port, TLS12);
+    await until(() => handle.stats().stored === 1);
+    await until(() => reader.writtenKeyStats()['session:']!.received === 1);
+    expect(writerStore.writtenKeyStats()['session:']).toMatchObject({ published: 1, complete: false });
+    expect(first.session).toBeDefined();
+  } finally {
+    handle.detach();
+    await close(writer);
+    readerKeys.release();
+    await writerStore.close();
+    await reader.close();
+  }
+});
+
 test('a malformed message on the channel is dropped and counted; the filter keeps working', async () => {
   await admin.flushall();
   const writer = new RedisStore({ url: redis.url });

@@ -83,6 +83,8 @@ describe("attachSessionStore's lookup 'written'", () => {
   class FilteredStore extends MemoryStore {
     gets = 0;
     released = 0;
+    /** The `filter` option of each trackWrittenKeys call. */
+    asked: Array<boolean | undefined> = [];
     constructor(readonly answer: (key: string) => boolean) {
       super();
     }
@@ -90,7 +92,8 @@ describe("attachSessionStore's lookup 'written'", () => {
       this.gets += 1;
       return super.get(key);
     }
-    trackWrittenKeys(): WrittenKeys {
+    trackWrittenKeys(_prefix: string, options?: { filter?: boolean }): WrittenKeys {
+      this.asked.push(options?.filter);
       return { mayHold: (key) => this.answer(key), complete: true, unsupported: undefined, release: () => (this.released += 1) };
     }
   }
@@ -142,7 +145,10 @@ describe("attachSessionStore's lookup 'written'", () => {
     const all = new FilteredStore(() => false);
     expect((await resumeWith(all, { lookup: 'all' })).reused).toBe(true);
     expect(all.gets).toBeGreaterThanOrEqual(1);
-    // Tracked all the same (a member announces its writes whatever its own lookup), released on detach.
+    // Tracked all the same (a member announces its writes whatever its own lookup) but asked for
+    // no filter; released on detach.
+    expect(all.asked).toEqual([false]);
+    expect(ruledOut.asked).toEqual([true]);
     expect(all.released).toBe(1);
   });
 

@@ -179,8 +179,8 @@ class SessionStoreAttachment implements SessionStoreHandle {
   readonly #issued: Map<string, number> | undefined;
   /**
    * The store's fleet-wide filter of written keys (undefined: the store has none). Tracked
-   * whatever the lookup (so that this member's writes are announced to the others' filters);
-   * consulted under lookup 'written' only.
+   * whatever the lookup, so that this member's writes are announced to the others' filters;
+   * kept here as a filter ({ filter: true }) and consulted under lookup 'written' only.
    */
   readonly #written: WrittenKeys | undefined;
   readonly #consultWritten: boolean;
@@ -215,7 +215,7 @@ class SessionStoreAttachment implements SessionStoreHandle {
       },
     });
     this.#issued = config.issuedIdLimit !== undefined ? new Map() : undefined;
-    this.#written = this.#gateway.trackWrittenKeys(config.keyPrefix);
+    this.#written = this.#gateway.trackWrittenKeys(config.keyPrefix, { filter: config.consultWritten });
     this.#consultWritten = config.consultWritten && this.#written !== undefined;
     // A Map in insertion order, the oldest dropped first (a session resumes repeatedly soon after
     // it is issued): cheaper per entry than lru-cache's size accounting.

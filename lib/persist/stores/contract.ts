@@ -45,9 +45,10 @@ export interface SessionStore {
    * starts; written-keys.ts). Optional: attachSessionStore's default `lookup: 'written'` uses it
    * to skip lookups of session IDs no member issued (every TLS 1.3 ClientHello's random legacy
    * ID); without it every ID is looked up. The handle's mayHold must never answer false for a
-   * key the store may hold under the prefix.
+   * key the store may hold under the prefix. `{ filter: false }`: only announce this process's
+   * writes to the others (attachSessionStore with another `lookup`): no filter kept here.
    */
-  trackWrittenKeys?(prefix: string): WrittenKeys;
+  trackWrittenKeys?(prefix: string, options?: { filter?: boolean }): WrittenKeys;
   /** Releases the backend; further calls reject with StoreClosedError. */
   close(): Promise<void>;
   /**

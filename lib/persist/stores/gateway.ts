@@ -54,11 +54,11 @@ export class StoreGateway {
    * The store's filter of written keys under `prefix` (SessionStore#trackWrittenKeys), or
    * undefined when it has none or it throws (then every key is looked up; the throw is reported).
    */
-  trackWrittenKeys(prefix: string): WrittenKeys | undefined {
+  trackWrittenKeys(prefix: string, options: { filter: boolean }): WrittenKeys | undefined {
     if (typeof this.store.trackWrittenKeys !== 'function') return undefined;
     let keys: WrittenKeys;
     try {
-      keys = this.store.trackWrittenKeys(prefix);
+      keys = this.store.trackWrittenKeys(prefix, options);
       if (keys === null || typeof keys !== 'object' || typeof keys.mayHold !== 'function') return undefined;
     } catch (error) {
       this.report(error as Error);

@@ -66,7 +66,10 @@ export class RedisWrittenKeys {
   readonly #host: TrackerHost;
   #filter: ExpiringKeyFilter | undefined;
   #subscription: RedisSubscription | undefined;
+  /** Handles held: while any is, this process announces its writes. */
   #refs = 0;
+  /** Handles that consult the filter: while any is, it is kept (subscribed, loaded, checked). */
+  #filterRefs = 0;
   #complete = false;
   /** Bumped on every subscription and every loss: a load of an older epoch stops. */
   #epoch = 0;
@@ -87,21 +90,27 @@ export class RedisWrittenKeys {
     this.channel = `${host.keyPrefix}${prefix}written-keys`;
   }
 
-  /** A caller's handle; the first one subscribes and loads. */
-  acquire(): WrittenKeys {
-    if (this.#refs++ === 0) this.#start();
+  /**
+   * A caller's handle. Every handle makes this process announce its writes; one with `filter`
+   * also keeps the filter (the first such subscribes and loads, the last one's release stops it).
+   */
+  acquire(filter: boolean): WrittenKeys {
+    this.#refs += 1;
+    const keepsFilter = filter && this.#host.slots > 0;
+    if (keepsFilter && this.#filterRefs++ === 0) this.#startFilter();
     let released = false;
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const tracker = this;
     return {
-      mayHold: (key: string) => tracker.mayHold(key),
+      mayHold: keepsFilter ? (key: string) => tracker.mayHold(key) : () => true,
       get complete() {
-        return tracker.complete;
+        return keepsFilter && tracker.complete;
       },
-      unsupported: this.#host.slots === 0 ? this.#host.unsupported : undefined,
+      unsupported: !filter ? 'announces writes only (filter: false)' : keepsFilter ? undefined : this.#host.unsupported,
       release: () => {
         if (released) return;
         released = true;
+        if (keepsFilter && --tracker.#filterRefs === 0) tracker.#stopFilter();
         if (--tracker.#refs === 0) tracker.stop();
       },
     };
@@ -117,10 +126,10 @@ export class RedisWrittenKeys {
   }
 
   mayHold(key: string): boolean {
-    if (!this.#complete || !key.startsWith(this.prefix)) return true;
+    if (!this.#complete || !this.#filter || !key.startsWith(this.prefix)) return true;
     const now = Date.now();
     if (now < this.#fallbackUntil) return true;
-    return this.#filter!.mayHold(key, now / 1000);
+    return this.#filter.mayHold(key, now / 1000);
   }
 
   /** A key this process is writing (already validated); published with the others of this turn. */
@@ -137,24 +146,27 @@ export class RedisWrittenKeys {
     }
   }
 
-  /** Unsubscribes and frees the filter (the last release, or the store's close()). */
+  /** Stops announcing and frees the filter (the last release, or the store's close()). */
   stop(): void {
     this.#refs = 0;
+    this.#filterRefs = 0;
+    this.#pending = [];
+    this.#stopFilter();
+  }
+
+  #stopFilter(): void {
     this.#complete = false;
     this.#epoch += 1;
     this.#subscription?.stop();
     this.#subscription = undefined;
     this.#filter = undefined;
-    this.#pending = [];
     if (this.#retry) clearTimeout(this.#retry);
     this.#retry = undefined;
     if (this.#verifier) clearInterval(this.#verifier);
     this.#verifier = undefined;
   }
 
-  #start(): void {
-    // Every tracking member publishes; only one that can subscribe keeps a filter.
-    if (this.#host.slots === 0) return;
+  #startFilter(): void {
     this.#filter = new ExpiringKeyFilter(this.#host.slots);
     this.#verifier = setInterval(() => void this.verify(), this.#host.verifyEveryMs);
     this.#verifier.unref();

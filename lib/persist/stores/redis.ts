@@ -11,7 +11,7 @@ import type { RedisOptions } from 'ioredis';
 import { performance } from 'node:perf_hooks';
 import { inspect } from 'node:util';
 import { invalidArgType, invalidArgValue, outOfRange } from '../../errors';
-import { integerOption, optionsObject, stringOption } from '../options';
+import { booleanOption, integerOption, optionsObject, stringOption } from '../options';
 import { withDeadline } from './gateway';
 import { StoreClosedError, StoreError, StoreTimeoutError } from '../errors';
 import { adaptRedisClient, ownIoredisAdapter, RedisClientAdapter, RedisClientLike } from './redis-clients';
@@ -173,8 +173,9 @@ export class RedisStore implements SessionStore {
    * connection (node-redis, a Cluster) and a store with writtenKeyFilter false still publish,
    * but answer "maybe" to every key (`unsupported` says why), as a closed store does.
    */
-  trackWrittenKeys(prefix: string): WrittenKeys {
+  trackWrittenKeys(prefix: string, options?: { filter?: boolean }): WrittenKeys {
     if (typeof prefix !== 'string') throw invalidArgType('prefix', 'of type string', prefix);
+    const filter = booleanOption(options?.filter, 'options.filter', true);
     if (this.#closed) return untrackedKeys('the store is closed');
     if (!this.#client.publish) return untrackedKeys(`a ${this.#client.family} client without publish()`);
     let tracker = this.#trackers.get(prefix);
@@ -196,7 +197,7 @@ export class RedisStore implements SessionStore {
       tracker = new RedisWrittenKeys(host, prefix);
       this.#trackers.set(prefix, tracker);
     }
-    return tracker.acquire();
+    return tracker.acquire(filter);
   }
 
   /** The written-key filters' counts, by prefix (for tests and diagnostics). */
