@@ -3,8 +3,9 @@
  * FIPS checks, run by scripts/platform-debian13.sh inside the Debian 13 root with Debian's
  * openssl-provider-fips installed and OPENSSL_CONF naming a configuration that activates the
  * FIPS provider (and base) and sets default_properties = fips=yes for the SYSTEM OpenSSL, the one
- * tls-session binds. Node's bundled OpenSSL reads its own section of that file (nodejs_conf), which
- * the configuration does not have: Node's crypto (sealing) runs as usual. From the package root:
+ * tls-session binds, which also seals stored records (the addon's AES-256-GCM, binding/record_cipher.h).
+ * Node's bundled OpenSSL reads its own section of that file (nodejs_conf), which the configuration
+ * does not have: Node's own TLS runs as usual. From the package root:
  *   OPENSSL_CONF=... node scripts/platform-debian13-fips.js <dir with ec-key.pem ec-cert.pem>
  * Prints one line per check and a closing 'N passed, N failed'.
  */
@@ -114,37 +115,42 @@ function engineConnection(serverCtx, clientCtx, session) {
     return `${der.length} bytes`;
   });
 
-  await check("sealing (Node's own crypto): attachSessionStore with a secret resumes a TLS 1.2 session", async () => {
-    const { attachSessionStore, MemoryStore } = require('../dist/lib/persist');
-    const { constants } = require('node:crypto');
-    const store = new MemoryStore();
-    const run = (session) =>
-      new Promise((resolve, reject) => {
-        const server = tls.createServer({ key, cert, maxVersion: 'TLSv1.2', secureOptions: constants.SSL_OP_NO_TICKET }, (s) => s.end('x'));
-        attachSessionStore(server, { store, secret: Buffer.alloc(32, 3) });
-        server.listen(0, '127.0.0.1', () => {
-          const socket = tls.connect({
-            port: server.address().port,
-            host: '127.0.0.1',
-            servername: 'localhost',
-            ca: cert,
-            maxVersion: 'TLSv1.2',
-            session,
+  await check(
+    "sealing (the addon's AES-256-GCM, on the FIPS provider): attachSessionStore with a secret resumes a TLS 1.2 session",
+    async () => {
+      const { attachSessionStore, MemoryStore } = require('../dist/lib/persist');
+      const { constants } = require('node:crypto');
+      const store = new MemoryStore();
+      const run = (session) =>
+        new Promise((resolve, reject) => {
+          const server = tls.createServer({ key, cert, maxVersion: 'TLSv1.2', secureOptions: constants.SSL_OP_NO_TICKET }, (s) =>
+            s.end('x'),
+          );
+          attachSessionStore(server, { store, secret: Buffer.alloc(32, 3) });
+          server.listen(0, '127.0.0.1', () => {
+            const socket = tls.connect({
+              port: server.address().port,
+              host: '127.0.0.1',
+              servername: 'localhost',
+              ca: cert,
+              maxVersion: 'TLSv1.2',
+              session,
+            });
+            let saved;
+            let reused;
+            socket.on('session', (s) => (saved = s));
+            socket.on('secureConnect', () => (reused = socket.isSessionReused()));
+            socket.on('error', reject);
+            socket.on('data', () => {});
+            socket.on('end', () => server.close(() => resolve({ session: saved, reused })));
           });
-          let saved;
-          let reused;
-          socket.on('session', (s) => (saved = s));
-          socket.on('secureConnect', () => (reused = socket.isSessionReused()));
-          socket.on('error', reject);
-          socket.on('data', () => {});
-          socket.on('end', () => server.close(() => resolve({ session: saved, reused })));
         });
-      });
-    const a = await run();
-    const b = await run(a.session); // a new server over the same store: resumption came from the sealed record
-    assert.equal(b.reused, true);
-    return `Node ${process.version} (its own OpenSSL ${process.versions.openssl})`;
-  });
+      const a = await run();
+      const b = await run(a.session); // a new server over the same store: resumption came from the sealed record
+      assert.equal(b.reused, true);
+      return `sealed and opened by ${require('../dist/lib').openssl.version}; TLS by Node ${process.version} (its own OpenSSL ${process.versions.openssl})`;
+    },
+  );
 
   const passed = results.filter(Boolean).length;
   console.log(`fips: ${passed} passed, ${results.length - passed} failed`);
