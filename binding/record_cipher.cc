@@ -7,19 +7,25 @@
 
 #include "openssl_errors.h"
 #include "openssl_library.h"
+#include "session_functions.h"  // IsUint8Array: the one shape bytes cross the boundary in
 
 namespace tls_session {
 namespace {
 
-// The bytes of a Uint8Array argument, or throws the invalid-argument error naming it.
-Napi::Uint8Array BytesArgument(const Napi::CallbackInfo& info, size_t index, const char* name) {
+// The bytes of a Uint8Array argument (exactly `exact` of them, when given), or throws the
+// invalid-argument error naming it.
+Napi::Uint8Array BytesArgument(const Napi::CallbackInfo& info, size_t index, const char* name, size_t exact = 0) {
   Napi::Value value = info[index];
-  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+  if (!IsUint8Array(value)) {
     throw MakeError(info.Env(), ErrorKind::kInvalidArgument, std::string("The \"") + name + "\" argument must be a Uint8Array");
   }
   Napi::Uint8Array bytes = value.As<Napi::Uint8Array>();
   if (bytes.ByteLength() > static_cast<size_t>(INT_MAX)) {
     throw MakeError(info.Env(), ErrorKind::kInvalidArgument, std::string("The \"") + name + "\" argument is too long");
+  }
+  if (exact != 0 && bytes.ByteLength() != exact) {
+    throw MakeError(info.Env(), ErrorKind::kInvalidArgument,
+                    std::string("The \"") + name + "\" argument must be " + std::to_string(exact) + " bytes");
   }
   return bytes;
 }
@@ -38,8 +44,7 @@ void RecordCipher::Init(Napi::Env env, Napi::Object exports) {
 RecordCipher::RecordCipher(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RecordCipher>(info) {
   Napi::Env env = info.Env();
   ClearErrorOnReturn clear;
-  Napi::Uint8Array key = BytesArgument(info, 0, "key");
-  if (key.ByteLength() != kKeyBytes) throw MakeError(env, ErrorKind::kInvalidArgument, "The \"key\" argument must be 32 bytes");
+  Napi::Uint8Array key = BytesArgument(info, 0, "key", kKeyBytes);
   const OpenSSLApi& api = ossl();
   encrypt_.reset(api.EVP_CIPHER_CTX_new());
   decrypt_.reset(api.EVP_CIPHER_CTX_new());
@@ -57,13 +62,12 @@ Napi::Value RecordCipher::Seal(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   ClearErrorOnReturn clear;
   if (encrypt_ == nullptr) throw MakeError(env, ErrorKind::kState, "the record cipher was wiped");
-  Napi::Uint8Array iv = BytesArgument(info, 0, "iv");
+  Napi::Uint8Array iv = BytesArgument(info, 0, "iv", kIvBytes);
   Napi::Uint8Array aad = BytesArgument(info, 1, "aad");
   Napi::Uint8Array plaintext = BytesArgument(info, 2, "plaintext");
   Napi::Uint8Array out = BytesArgument(info, 3, "out");
   if (!info[4].IsNumber()) throw MakeError(env, ErrorKind::kInvalidArgument, "The \"offset\" argument must be a number");
   const double offset = info[4].As<Napi::Number>().DoubleValue();
-  if (iv.ByteLength() != kIvBytes) throw MakeError(env, ErrorKind::kInvalidArgument, "The \"iv\" argument must be 12 bytes");
   // Compared as doubles before any cast: a NaN, a fraction or a huge number never reaches size_t.
   if (!(offset >= 0) || !(offset <= static_cast<double>(out.ByteLength())) || offset != std::floor(offset) ||
       out.ByteLength() - static_cast<size_t>(offset) < plaintext.ByteLength() + kTagBytes) {
@@ -91,13 +95,11 @@ Napi::Value RecordCipher::Open(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   ClearErrorOnReturn clear;
   if (decrypt_ == nullptr) throw MakeError(env, ErrorKind::kState, "the record cipher was wiped");
-  Napi::Uint8Array iv = BytesArgument(info, 0, "iv");
+  Napi::Uint8Array iv = BytesArgument(info, 0, "iv", kIvBytes);
   Napi::Uint8Array aad = BytesArgument(info, 1, "aad");
   Napi::Uint8Array ciphertext = BytesArgument(info, 2, "ciphertext");
-  Napi::Uint8Array tag = BytesArgument(info, 3, "tag");
+  Napi::Uint8Array tag = BytesArgument(info, 3, "tag", kTagBytes);
   Napi::Uint8Array out = BytesArgument(info, 4, "out");
-  if (iv.ByteLength() != kIvBytes) throw MakeError(env, ErrorKind::kInvalidArgument, "The \"iv\" argument must be 12 bytes");
-  if (tag.ByteLength() != kTagBytes) throw MakeError(env, ErrorKind::kInvalidArgument, "The \"tag\" argument must be 16 bytes");
   if (out.ByteLength() != ciphertext.ByteLength()) {
     throw MakeError(env, ErrorKind::kInvalidArgument, "The \"out\" argument must be as long as the ciphertext");
   }

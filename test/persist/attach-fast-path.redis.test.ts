@@ -10,7 +10,7 @@ import { Redis } from 'ioredis';
 import { attachSessionStore, RedisStore } from '../../lib/persist';
 import { makePki, Pki } from '../helpers/pki';
 import { commandCalls, RedisServer, startRedis } from './helpers/redis-server';
-import { close, listen, tls13Server } from './helpers/tls-peers';
+import { close, handshake, listen, tls13Server } from './helpers/tls-peers';
 
 let pki: Pki;
 let redis: RedisServer;
@@ -30,25 +30,8 @@ afterAll(async () => {
 
 const redisGets = (): Promise<number> => commandCalls(admin, 'get');
 
-function connect(
-  port: number,
-  options: tls.ConnectionOptions = {},
-): Promise<{ reused: boolean; protocol: string | null; session?: Buffer }> {
-  return new Promise((resolve, reject) => {
-    let session: Buffer | undefined;
-    let reused = false;
-    let protocol: string | null = null;
-    const socket = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca: pki.ca, ...options });
-    socket.once('secureConnect', () => {
-      reused = socket.isSessionReused();
-      protocol = socket.getProtocol();
-    });
-    socket.on('session', (s: Buffer) => (session = s));
-    socket.on('data', () => undefined);
-    socket.once('error', reject);
-    socket.once('close', () => resolve({ reused, protocol, session }));
-  });
-}
+/** One connection through the shared TLS peer (`session` is DER, as handshake() hands it back). */
+const connect = (port: number, options: tls.ConnectionOptions = {}, session?: Buffer) => handshake(pki, port, session, options);
 
 async function until(condition: () => boolean): Promise<void> {
   while (!condition()) await new Promise((resolve) => setTimeout(resolve, 5));
@@ -75,7 +58,7 @@ test("lookup 'issued': TLS 1.3 handshakes send no GET to Redis; lookup 'all' sen
     const tls12 = { maxVersion: 'TLSv1.2', secureOptions: constants.SSL_OP_NO_TICKET } as const;
     const first = await connect(filteredPort, tls12);
     await until(() => withFilter.stats().stored === 1);
-    const again = await connect(filteredPort, { ...tls12, session: first.session });
+    const again = await connect(filteredPort, tls12, first.session);
     expect(again.reused).toBe(true);
     expect(await redisGets()).toBe(4);
   } finally {

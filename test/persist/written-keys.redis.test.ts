@@ -240,6 +240,10 @@ test('stores that cannot subscribe, or whose filter is off, answer "maybe" and s
     expect(() => new RedisStore({ url: redis.url, writtenKeyFilter: { slots: 1000 } })).toThrow(
       expect.objectContaining({ code: 'ERR_OUT_OF_RANGE', message: expect.stringContaining('options.writtenKeyFilter.slots') }),
     );
+    // Past setInterval's bound a check would run every millisecond.
+    expect(() => new RedisStore({ url: redis.url, writtenKeyFilter: { verifyEveryMs: 2 ** 31 } })).toThrow(
+      expect.objectContaining({ code: 'ERR_OUT_OF_RANGE', message: expect.stringContaining('options.writtenKeyFilter.verifyEveryMs') }),
+    );
     expect(() => new RedisStore({ url: redis.url, writtenKeyFilter: 'yes' as never })).toThrow(
       expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE', message: expect.stringContaining('options.writtenKeyFilter') }),
     );

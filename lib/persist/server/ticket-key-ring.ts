@@ -240,7 +240,19 @@ interface Attachment {
    * What the last cover() saw: while the server's contexts and SNICallback are these same
    * objects, a connection has nothing to cover (it runs on every 'connection').
    */
-  seen?: { main: unknown; contexts: unknown; count: number; last: unknown; sniCallback: unknown };
+  seen?: { main: unknown; contexts: readonly unknown[]; sniCallback: unknown };
+}
+
+/** The server's current SNICallback (as Node keeps it), or undefined. */
+function sniCallbackOf(attachment: Attachment): unknown {
+  return attachment.sniSymbol ? (attachment.server as unknown as Record<symbol, unknown>)[attachment.sniSymbol] : undefined;
+}
+
+/** Whether two lists hold the same objects in the same order (no allocation: it runs per connection). */
+function sameEntries(a: readonly unknown[], b: readonly unknown[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** What Node itself does with one key per context: used once a server is detached from the ring. */
@@ -608,26 +620,14 @@ export class TicketKeyRing {
       }
       return;
     }
-    const target = serverInternals(attachment.server);
-    const contexts = target._contexts;
-    const count = contexts?.length ?? 0;
-    const last = count > 0 ? contexts![count - 1] : undefined;
-    const sniCallback = attachment.sniSymbol ? (attachment.server as unknown as Record<symbol, unknown>)[attachment.sniSymbol] : undefined;
+    const contexts = serverInternals(attachment.server)._contexts ?? [];
     const seen = attachment.seen;
-    if (
-      seen &&
-      seen.main === main &&
-      seen.contexts === contexts &&
-      seen.count === count &&
-      seen.last === last &&
-      seen.sniCallback === sniCallback
-    ) {
-      return;
-    }
+    // Every SNI entry compared by identity (a server has a handful): one added, replaced or
+    // removed anywhere is seen, as is a replaced default context or SNICallback.
+    if (seen && seen.main === main && seen.sniCallback === sniCallbackOf(attachment) && sameEntries(seen.contexts, contexts)) return;
     for (const native of serverNativeContexts(attachment.server)) this.#coverContext(attachment, native);
     this.#wrapSniCallback(attachment);
-    const wrapped = attachment.sniSymbol ? (attachment.server as unknown as Record<symbol, unknown>)[attachment.sniSymbol] : undefined;
-    attachment.seen = { main, contexts, count, last, sniCallback: wrapped };
+    attachment.seen = { main, contexts: [...contexts], sniCallback: sniCallbackOf(attachment) };
   }
 
   #coverContext(attachment: Attachment, context: NativeContext): void {

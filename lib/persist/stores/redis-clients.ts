@@ -58,6 +58,9 @@ export interface RedisScanNode {
   ttls(keys: string[]): Promise<number[]>;
 }
 
+/** Whether a PTTL answer (ms; -1 no expiry, -2 gone) says the key is gone, or was unreadable (NaN). */
+export const ttlSaysGone = (ttlMs: number): boolean => ttlMs === -2 || Number.isNaN(ttlMs);
+
 /** What a subscription tells its owner. */
 export interface SubscriptionEvents {
   /** Subscribed (first, and again after every reconnect): what was published meanwhile is lost. */

@@ -11,7 +11,7 @@
  * forged key only earns the lookup it names, and a malformed message is dropped whole.
  */
 import { withDeadline } from './gateway';
-import type { RedisClientAdapter, RedisSubscription } from './redis-clients';
+import { ttlSaysGone, type RedisClientAdapter, type RedisSubscription } from './redis-clients';
 import { ExpiringKeyFilter, type WrittenKeys } from './written-keys';
 
 const FORMAT = 0x01;
@@ -118,7 +118,12 @@ export class RedisWrittenKeys {
 
   /** Loaded, subscribed since, and no unannounced writer seen lately: a "no" from mayHold can be trusted. */
   get complete(): boolean {
-    return this.#complete && Date.now() >= this.#fallbackUntil;
+    return this.#trusted(Date.now());
+  }
+
+  /** The one rule for complete and mayHold: a filter, loaded and subscribed since, not put aside at `now`. */
+  #trusted(now: number): boolean {
+    return this.#complete && this.#filter !== undefined && now >= this.#fallbackUntil;
   }
 
   get tracking(): boolean {
@@ -126,10 +131,9 @@ export class RedisWrittenKeys {
   }
 
   mayHold(key: string): boolean {
-    if (!this.#complete || !this.#filter || !key.startsWith(this.prefix)) return true;
     const now = Date.now();
-    if (now < this.#fallbackUntil) return true;
-    return this.#filter.mayHold(key, now / 1000);
+    if (!this.#trusted(now) || !key.startsWith(this.prefix)) return true;
+    return this.#filter!.mayHold(key, now / 1000);
   }
 
   /** A key this process is writing (already validated); published with the others of this turn. */
@@ -227,7 +231,7 @@ export class RedisWrittenKeys {
     if (!this.#complete || this.#verifying || !this.#filter) return 0;
     this.#verifying = true;
     const epoch = this.#epoch;
-    const { client, keyPrefix } = this.#host;
+    const { client } = this.#host;
     const stale = (): boolean => epoch !== this.#epoch || !this.#filter;
     try {
       const nodes = await withDeadline('Redis CLUSTER masters', LOAD_STEP_BUDGET_MS, client.masters());
@@ -240,8 +244,7 @@ export class RedisWrittenKeys {
           node.scan(this.#verifyAt.cursor, this.#pattern(), SCAN_COUNT),
         );
         if (stale()) return 0;
-        const nowSec = Date.now() / 1000;
-        for (const key of keys) if (!this.#filter.mayHold(key.slice(keyPrefix.length), nowSec)) unknown.push(key);
+        unknown.push(...this.#unknownOf(keys));
         this.#verifyAt.cursor = next;
         if (next === '0') {
           // This node is done: the next check starts on the next one (or this one again).
@@ -252,18 +255,11 @@ export class RedisWrittenKeys {
       if (unknown.length === 0) return this.stats.unannounced;
       await new Promise((resolve) => setTimeout(resolve, RECHECK_AFTER_MS).unref());
       if (stale()) return 0;
-      const nowSec = Date.now() / 1000;
-      const still = unknown.filter((key) => !this.#filter!.mayHold(key.slice(keyPrefix.length), nowSec));
+      const still = this.#unknownOf(unknown);
       if (still.length === 0) return this.stats.unannounced;
       const ttls = await withDeadline('Redis PTTL', LOAD_STEP_BUDGET_MS, node.ttls(still));
       if (stale()) return 0;
-      let found = 0;
-      for (const [index, key] of still.entries()) {
-        const ttlMs = ttls[index]!;
-        if (ttlMs === -2 || Number.isNaN(ttlMs)) continue;
-        this.#filter!.add(key.slice(keyPrefix.length), ttlMs < 0 ? Infinity : Date.now() / 1000 + ttlMs / 1000);
-        found += 1;
-      }
+      const found = this.#addLive(still, ttls);
       if (found > 0) {
         this.stats.unannounced += found;
         this.#fallbackUntil = Date.now() + FALLBACK_MS;
@@ -276,13 +272,34 @@ export class RedisWrittenKeys {
     }
   }
 
+  /** Those of `redisKeys` (SCAN's, with the store's prefix) the filter would rule out now. */
+  #unknownOf(redisKeys: string[]): string[] {
+    const nowSec = Date.now() / 1000;
+    const offset = this.#host.keyPrefix.length;
+    return redisKeys.filter((key) => !this.#filter!.mayHold(key.slice(offset), nowSec));
+  }
+
+  /** Adds `redisKeys` with their PTTLs (ms; -1 none), skipping those gone since SCAN listed them; returns how many it added. */
+  #addLive(redisKeys: string[], ttls: number[]): number {
+    const nowSec = Date.now() / 1000;
+    const offset = this.#host.keyPrefix.length;
+    let added = 0;
+    for (const [index, key] of redisKeys.entries()) {
+      const ttlMs = ttls[index]!;
+      if (ttlSaysGone(ttlMs)) continue;
+      this.#filter!.add(key.slice(offset), ttlMs < 0 ? Infinity : nowSec + ttlMs / 1000);
+      added += 1;
+    }
+    return added;
+  }
+
   #pattern(): string {
     return `${(this.#host.keyPrefix + this.prefix).replace(/[*?[\]\\]/g, '\\$&')}*`;
   }
 
   /** SCAN + PTTL of every live key under the prefix, on every master; complete when it ends in the same epoch. */
   async #load(epoch: number): Promise<void> {
-    const { client, keyPrefix } = this.#host;
+    const { client } = this.#host;
     const pattern = this.#pattern();
     try {
       const nodes = await withDeadline('Redis CLUSTER masters', LOAD_STEP_BUDGET_MS, client.masters());
@@ -295,13 +312,7 @@ export class RedisWrittenKeys {
           if (keys.length === 0) continue;
           const ttls = await withDeadline('Redis PTTL', LOAD_STEP_BUDGET_MS, node.ttls(keys));
           if (epoch !== this.#epoch) return;
-          const nowSec = Date.now() / 1000;
-          for (const [index, key] of keys.entries()) {
-            const ttlMs = ttls[index]!;
-            if (ttlMs === -2 || Number.isNaN(ttlMs)) continue; // gone since SCAN listed it
-            this.#filter!.add(key.slice(keyPrefix.length), ttlMs < 0 ? Infinity : nowSec + ttlMs / 1000);
-            this.stats.loaded += 1;
-          }
+          this.stats.loaded += this.#addLive(keys, ttls);
         } while (cursor !== '0');
       }
       if (epoch !== this.#epoch) return;

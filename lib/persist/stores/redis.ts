@@ -14,7 +14,7 @@ import { invalidArgType, invalidArgValue, outOfRange } from '../../errors';
 import { booleanOption, integerOption, optionsObject, stringOption } from '../options';
 import { withDeadline } from './gateway';
 import { StoreClosedError, StoreError, StoreTimeoutError } from '../errors';
-import { adaptRedisClient, ownIoredisAdapter, RedisClientAdapter, RedisClientLike } from './redis-clients';
+import { adaptRedisClient, ownIoredisAdapter, RedisClientAdapter, RedisClientLike, ttlSaysGone } from './redis-clients';
 import { SessionStore, StoredEntry, validateKey, validateKeyToDelete, validateTtl, validateValue } from './contract';
 import { RedisWrittenKeys } from './redis-written-keys';
 import { DEFAULT_FILTER_SLOTS, untrackedKeys, type WrittenKeys } from './written-keys';
@@ -313,7 +313,7 @@ export class RedisStore implements SessionStore {
         const now = Date.now();
         for (const [index, key] of keys.entries()) {
           const { value, ttlMs, error } = replies[index]!;
-          if (ttlMs === -2 || Number.isNaN(ttlMs)) continue; // gone since SCAN listed it
+          if (ttlSaysGone(ttlMs)) continue; // gone since SCAN listed it
           const expiresAt = ttlMs >= 0 ? new Date(now + ttlMs) : undefined;
           // A key of another type under the prefix is listed, with why it cannot be read: never skipped.
           if (value === undefined) {
@@ -378,7 +378,14 @@ function filterOption(value: unknown): [slots: number, verifyEveryMs: number] {
   const given = value as { slots?: unknown; verifyEveryMs?: unknown };
   const slots = integerOption(given.slots, 'options.writtenKeyFilter.slots', DEFAULT_FILTER_SLOTS, 1 << 10, 1 << 28);
   if ((slots & (slots - 1)) !== 0) throw outOfRange('options.writtenKeyFilter.slots', 'a power of two from 1024 to 268435456', slots);
-  const verifyEveryMs = integerOption(given.verifyEveryMs, 'options.writtenKeyFilter.verifyEveryMs', DEFAULT_VERIFY_EVERY_MS, 100);
+  // At most setInterval's own bound: a larger delay would run every millisecond (Node's TimeoutOverflowWarning).
+  const verifyEveryMs = integerOption(
+    given.verifyEveryMs,
+    'options.writtenKeyFilter.verifyEveryMs',
+    DEFAULT_VERIFY_EVERY_MS,
+    100,
+    2 ** 31 - 1,
+  );
   return [slots, verifyEveryMs];
 }
 
